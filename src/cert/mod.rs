@@ -1,0 +1,132 @@
+//! The client certificate (RFC 8705 §2): where it comes from, its
+//! `x5t#S256` thumbprint (§3.1), and how it is matched against a client.
+
+pub mod dn;
+pub mod header;
+pub mod matching;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ipnet::IpNet;
+use rustls::pki_types::CertificateDer;
+use sha2::{Digest, Sha256};
+
+use crate::error::OAuthError;
+
+/// A client certificate presented for this request: the leaf (DER), any
+/// intermediates, and the leaf's `x5t#S256` thumbprint.
+#[derive(Debug, Clone)]
+pub struct ClientCertificate {
+    /// Leaf first, then intermediates as sent by the client.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// base64url(SHA-256(leaf DER)), RFC 8705 §3.1.
+    pub thumbprint: String,
+}
+
+impl ClientCertificate {
+    /// Wraps a chain (leaf first). Returns `None` for an empty chain.
+    pub fn from_chain(chain: Vec<CertificateDer<'static>>) -> Option<Self> {
+        let thumbprint = thumbprint(chain.first()?);
+        Some(Self { chain, thumbprint })
+    }
+
+    /// The leaf certificate, DER.
+    pub fn leaf(&self) -> &CertificateDer<'static> {
+        &self.chain[0]
+    }
+}
+
+/// The peer certificate of a TLS connection, attached to each request served
+/// on it by the listener (computed once per connection).
+#[derive(Debug, Clone)]
+pub struct PeerCertificate(pub Arc<ClientCertificate>);
+
+/// RFC 8705 §3.1 `x5t#S256`: base64url, no padding, of SHA-256 over the DER.
+pub fn thumbprint(der: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(der))
+}
+
+/// Where a proxy-forwarded certificate may come from.
+#[derive(Debug, Clone)]
+pub struct HeaderSource {
+    /// Header name, lowercase.
+    pub name: poem::http::HeaderName,
+    /// Peers whose header is believed.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl HeaderSource {
+    fn trusts(&self, peer: Option<IpAddr>) -> bool {
+        let Some(ip) = peer else { return false };
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        self.trusted_proxies.iter().any(|net| net.contains(&ip))
+    }
+}
+
+/// The certificate for this request: the TLS peer certificate when there is
+/// one; otherwise the proxy header, but only from a trusted proxy address.
+/// A header from a trusted proxy that cannot be parsed is `invalid_client`.
+pub fn from_request(
+    req: &poem::Request,
+    source: Option<&HeaderSource>,
+) -> Result<Option<Arc<ClientCertificate>>, OAuthError> {
+    if let Some(PeerCertificate(cert)) = req.extensions().get::<PeerCertificate>() {
+        return Ok(Some(cert.clone()));
+    }
+    let Some(source) = source else {
+        return Ok(None);
+    };
+    let mut values = req.headers().get_all(&source.name).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let peer = req.remote_addr().as_socket_addr().map(|a| a.ip());
+    if !source.trusts(peer) {
+        tracing::debug!(peer = ?peer, header = %source.name, "ignoring certificate header from an untrusted address");
+        return Ok(None);
+    }
+    if values.next().is_some() {
+        return Err(OAuthError::InvalidClient(
+            "client certificate header repeated".into(),
+        ));
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| OAuthError::InvalidClient("client certificate header is not ASCII".into()))?;
+    let der = header::decode(value).map_err(|e| {
+        tracing::debug!(error = %e, "unparsable client certificate header");
+        OAuthError::InvalidClient("client certificate header cannot be parsed".into())
+    })?;
+    Ok(ClientCertificate::from_chain(vec![CertificateDer::from(der)]).map(Arc::new))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thumbprint_is_base64url_sha256() {
+        // SHA-256("abc") = ba7816bf...
+        assert_eq!(
+            thumbprint(b"abc"),
+            "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0"
+        );
+    }
+
+    #[test]
+    fn ipv4_mapped_peer_is_matched() {
+        let source = HeaderSource {
+            name: poem::http::HeaderName::from_static("x-cert"),
+            trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
+        };
+        assert!(source.trusts(Some("::ffff:127.0.0.1".parse().unwrap())));
+        assert!(!source.trusts(Some("127.0.0.2".parse().unwrap())));
+        assert!(!source.trusts(None));
+    }
+}

@@ -1,0 +1,492 @@
+//! Registered clients and client authentication: RFC 8705 §2.1
+//! (`tls_client_auth`), §2.2 (`self_signed_tls_client_auth`) and RFC 6749
+//! §2.3.1 (`client_secret_basic`, `client_secret_post`).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::cert::dn::Dn;
+use crate::cert::matching::{Subject, TrustAnchors};
+use crate::cert::{ClientCertificate, thumbprint};
+use crate::config::ClientConfig;
+use crate::error::OAuthError;
+
+/// Grant types (RFC 6749 §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantType {
+    /// §4.4
+    ClientCredentials,
+    /// §4.1
+    AuthorizationCode,
+    /// §6
+    RefreshToken,
+}
+
+impl GrantType {
+    /// Parses the `grant_type` wire value.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "client_credentials" => Some(Self::ClientCredentials),
+            "authorization_code" => Some(Self::AuthorizationCode),
+            "refresh_token" => Some(Self::RefreshToken),
+            _ => None,
+        }
+    }
+}
+
+/// How a client authenticates at the token endpoint.
+#[derive(Debug, Clone)]
+pub enum AuthMethod {
+    /// RFC 8705 §2.2: the leaf must be one of these (by `x5t#S256`).
+    SelfSigned {
+        /// Thumbprints of the pinned certificates.
+        thumbprints: Vec<String>,
+    },
+    /// RFC 8705 §2.1: chain to a trust anchor, and this subject.
+    Tls {
+        /// The registered subject.
+        subject: Subject,
+    },
+    /// RFC 6749 §2.3.1, HTTP Basic.
+    SecretBasic {
+        /// SHA-256 of the secret.
+        hash: [u8; 32],
+    },
+    /// RFC 6749 §2.3.1, form parameters.
+    SecretPost {
+        /// SHA-256 of the secret.
+        hash: [u8; 32],
+    },
+}
+
+impl AuthMethod {
+    /// The RFC 7591 `token_endpoint_auth_method` name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::SelfSigned { .. } => "self_signed_tls_client_auth",
+            Self::Tls { .. } => "tls_client_auth",
+            Self::SecretBasic { .. } => "client_secret_basic",
+            Self::SecretPost { .. } => "client_secret_post",
+        }
+    }
+}
+
+/// Every method name, as published in discovery.
+pub const AUTH_METHODS: [&str; 4] = [
+    "tls_client_auth",
+    "self_signed_tls_client_auth",
+    "client_secret_basic",
+    "client_secret_post",
+];
+
+/// A registered client.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// `client_id`
+    pub id: String,
+    /// `token_endpoint_auth_method` and its parameters.
+    pub method: AuthMethod,
+    /// Allowed grant types.
+    pub grant_types: Vec<GrantType>,
+    /// Allowed scopes.
+    pub scopes: Vec<String>,
+    /// `tls_client_certificate_bound_access_tokens`
+    pub bind_tokens: bool,
+    /// May call the introspection endpoint with its own credentials.
+    pub introspection: bool,
+}
+
+/// Credentials found in a request.
+#[derive(Debug, Default)]
+pub struct Credentials<'a> {
+    /// From `Authorization: Basic`, already decoded.
+    pub basic: Option<(String, String)>,
+    /// The `client_id` form parameter.
+    pub client_id: Option<&'a str>,
+    /// The `client_secret` form parameter.
+    pub client_secret: Option<&'a str>,
+    /// The client certificate, from TLS or a trusted proxy.
+    pub certificate: Option<Arc<ClientCertificate>>,
+}
+
+/// A client that proved who it is.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    /// The client.
+    pub client: Arc<Client>,
+    /// The certificate it authenticated with, if a certificate method.
+    pub certificate: Option<Arc<ClientCertificate>>,
+}
+
+impl Authenticated {
+    /// `cnf.x5t#S256` for tokens issued to this client (RFC 8705 §3).
+    pub fn binding(&self) -> Option<&str> {
+        self.certificate
+            .as_deref()
+            .filter(|_| self.client.bind_tokens)
+            .map(|c| c.thumbprint.as_str())
+    }
+}
+
+/// The client registry.
+#[derive(Debug, Default)]
+pub struct Clients {
+    by_id: HashMap<String, Arc<Client>>,
+    trust: Option<TrustAnchors>,
+}
+
+impl Clients {
+    /// Builds the registry; an inconsistent client is an error naming it.
+    pub fn new(
+        configs: &[ClientConfig],
+        trust: Option<TrustAnchors>,
+        base_dir: &Path,
+    ) -> Result<Self, String> {
+        let mut by_id = HashMap::new();
+        for c in configs {
+            let client = build(c, base_dir, trust.is_some())
+                .map_err(|e| format!("client {:?}: {e}", c.client_id))?;
+            if by_id
+                .insert(c.client_id.clone(), Arc::new(client))
+                .is_some()
+            {
+                return Err(format!("client {:?} is registered twice", c.client_id));
+            }
+        }
+        Ok(Self { by_id, trust })
+    }
+
+    /// A client by id.
+    pub fn get(&self, id: &str) -> Option<&Arc<Client>> {
+        self.by_id.get(id)
+    }
+
+    /// Every client.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Client>> {
+        self.by_id.values()
+    }
+
+    /// Authenticates the client of a request at `now` (Unix seconds).
+    /// Every failure is `invalid_client`, without saying which part failed;
+    /// using two methods at once is `invalid_request` (RFC 6749 §2.3).
+    pub fn authenticate(
+        &self,
+        creds: Credentials<'_>,
+        now: u64,
+    ) -> Result<Authenticated, OAuthError> {
+        if creds.basic.is_some() && creds.client_secret.is_some() {
+            return Err(OAuthError::InvalidRequest(
+                "more than one client authentication method".into(),
+            ));
+        }
+        let id = match (&creds.basic, creds.client_id) {
+            (Some((basic_id, _)), Some(form_id)) if basic_id != form_id => {
+                return Err(OAuthError::InvalidRequest(
+                    "client_id differs from the Authorization header".into(),
+                ));
+            }
+            (Some((basic_id, _)), _) => basic_id.as_str(),
+            (None, Some(form_id)) => form_id,
+            (None, None) => {
+                return Err(OAuthError::InvalidClient(
+                    "client authentication required".into(),
+                ));
+            }
+        };
+        let failed = || OAuthError::InvalidClient("client authentication failed".into());
+        let Some(client) = self.by_id.get(id) else {
+            tracing::debug!(client_id = %id, "unknown client");
+            return Err(failed());
+        };
+        let cert = creds.certificate.as_deref();
+        let ok = match &client.method {
+            AuthMethod::SecretBasic { hash } => creds
+                .basic
+                .as_ref()
+                .is_some_and(|(_, secret)| secret_matches(secret, hash)),
+            AuthMethod::SecretPost { hash } => {
+                creds.basic.is_none()
+                    && creds.client_secret.is_some_and(|s| secret_matches(s, hash))
+            }
+            AuthMethod::SelfSigned { thumbprints } => {
+                creds.basic.is_none()
+                    && cert.is_some_and(|c| thumbprints.iter().any(|t| *t == c.thumbprint))
+            }
+            AuthMethod::Tls { subject } => {
+                creds.basic.is_none()
+                    && cert.is_some_and(|c| {
+                        let chain = self.trust.as_ref().map(|t| t.verify(c, now));
+                        if let Some(Err(e)) = &chain {
+                            tracing::debug!(client_id = %id, error = %e, "client certificate chain rejected");
+                        }
+                        matches!(chain, Some(Ok(()))) && subject.matches(c.leaf())
+                    })
+            }
+        };
+        if !ok {
+            tracing::debug!(client_id = %id, method = client.method.name(), "client authentication failed");
+            return Err(failed());
+        }
+        let certificate = match client.method {
+            AuthMethod::SelfSigned { .. } | AuthMethod::Tls { .. } => creds.certificate,
+            _ => None,
+        };
+        Ok(Authenticated {
+            client: client.clone(),
+            certificate,
+        })
+    }
+}
+
+/// Constant-time comparison of SHA-256(secret) with the stored hash.
+fn secret_matches(secret: &str, hash: &[u8; 32]) -> bool {
+    Sha256::digest(secret.as_bytes()).ct_eq(hash).into()
+}
+
+fn build(c: &ClientConfig, base_dir: &Path, have_trust: bool) -> Result<Client, String> {
+    if c.client_id.is_empty() {
+        return Err("client_id is empty".into());
+    }
+    let subjects = subjects(c)?;
+    let has_pins = !c.certificates.is_empty() || c.jwks.is_some();
+    let method = match c.token_endpoint_auth_method.as_str() {
+        "tls_client_auth" => {
+            if has_pins || c.client_secret_sha256.is_some() {
+                return Err("tls_client_auth takes a subject, not certificates or a secret".into());
+            }
+            if !have_trust {
+                return Err("tls_client_auth needs mtls.trust_anchors".into());
+            }
+            let mut subjects = subjects;
+            match (subjects.pop(), subjects.is_empty()) {
+                (Some(subject), true) => AuthMethod::Tls { subject },
+                (None, _) => {
+                    return Err(
+                        "tls_client_auth needs one tls_client_auth_subject_dn or _san_* value"
+                            .into(),
+                    );
+                }
+                (Some(_), false) => {
+                    return Err("tls_client_auth takes exactly one subject, several are set".into());
+                }
+            }
+        }
+        "self_signed_tls_client_auth" => {
+            if !subjects.is_empty() || c.client_secret_sha256.is_some() {
+                return Err("self_signed_tls_client_auth takes certificates or jwks only".into());
+            }
+            let thumbprints = pinned_thumbprints(c, base_dir)?;
+            if thumbprints.is_empty() {
+                return Err("self_signed_tls_client_auth needs certificates or jwks".into());
+            }
+            AuthMethod::SelfSigned { thumbprints }
+        }
+        m @ ("client_secret_basic" | "client_secret_post") => {
+            if !subjects.is_empty() || has_pins {
+                return Err(format!("{m} takes client_secret_sha256 only"));
+            }
+            let hex_hash = c
+                .client_secret_sha256
+                .as_deref()
+                .ok_or_else(|| format!("{m} needs client_secret_sha256"))?;
+            let mut hash = [0u8; 32];
+            hex::decode_to_slice(hex_hash.trim(), &mut hash)
+                .map_err(|_| "client_secret_sha256 must be 64 hex characters".to_string())?;
+            if m == "client_secret_basic" {
+                AuthMethod::SecretBasic { hash }
+            } else {
+                AuthMethod::SecretPost { hash }
+            }
+        }
+        other => return Err(format!("unknown token_endpoint_auth_method {other:?}")),
+    };
+    let grant_types = match &c.grant_types {
+        None => vec![GrantType::ClientCredentials],
+        Some(list) => list
+            .iter()
+            .map(|g| GrantType::parse(g).ok_or_else(|| format!("unknown grant type {g:?}")))
+            .collect::<Result<_, _>>()?,
+    };
+    let scopes = crate::scope::parse(&c.scope)
+        .map_err(|_| "scope has a character outside RFC 6749 §3.3".to_string())?
+        .into_iter()
+        .map(String::from)
+        .collect();
+    Ok(Client {
+        id: c.client_id.clone(),
+        method,
+        grant_types,
+        scopes,
+        bind_tokens: c.tls_client_certificate_bound_access_tokens.unwrap_or(true),
+        introspection: c.introspection,
+    })
+}
+
+fn subjects(c: &ClientConfig) -> Result<Vec<Subject>, String> {
+    let mut out = Vec::new();
+    if let Some(dn) = &c.tls_client_auth_subject_dn {
+        out.push(Subject::Dn(
+            Dn::parse(dn).map_err(|e| format!("tls_client_auth_subject_dn: {e}"))?,
+        ));
+    }
+    if let Some(v) = &c.tls_client_auth_san_dns {
+        out.push(Subject::SanDns(v.clone()));
+    }
+    if let Some(v) = &c.tls_client_auth_san_uri {
+        out.push(Subject::SanUri(v.clone()));
+    }
+    if let Some(v) = &c.tls_client_auth_san_ip {
+        let ip: IpAddr = v
+            .parse()
+            .map_err(|_| format!("tls_client_auth_san_ip {v:?} is not an IP address"))?;
+        out.push(Subject::SanIp(ip));
+    }
+    if let Some(v) = &c.tls_client_auth_san_email {
+        out.push(Subject::SanEmail(v.clone()));
+    }
+    Ok(out)
+}
+
+/// Thumbprints of `certificates` (PEM files or inline PEM) and of the first
+/// `x5c` entry of each key in `jwks`.
+fn pinned_thumbprints(c: &ClientConfig, base_dir: &Path) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for entry in &c.certificates {
+        let pem = if entry.trim_start().starts_with("-----BEGIN") {
+            entry.clone()
+        } else {
+            let path = base_dir.join(entry);
+            std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read certificate {}: {e}", path.display()))?
+        };
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("certificate {entry:?}: {e}"))?;
+        if certs.is_empty() {
+            return Err(format!("certificate {entry:?} holds no PEM certificate"));
+        }
+        out.extend(certs.iter().map(|der| thumbprint(der)));
+    }
+    if let Some(jwks) = &c.jwks {
+        let keys = jwks
+            .get("keys")
+            .and_then(|k| k.as_array())
+            .ok_or("jwks must be an object with a \"keys\" array")?;
+        for key in keys {
+            let x5c = key
+                .get("x5c")
+                .and_then(|x| x.as_array())
+                .and_then(|a| a.first())
+                .and_then(|v| v.as_str())
+                .ok_or("every jwks key needs an x5c certificate")?;
+            let der = STANDARD
+                .decode(x5c)
+                .map_err(|_| "jwks x5c is not base64".to_string())?;
+            x509_parser::parse_x509_certificate(&der)
+                .map_err(|_| "jwks x5c is not an X.509 certificate".to_string())?;
+            out.push(thumbprint(&der));
+        }
+    }
+    Ok(out)
+}
+
+/// Reads a PEM bundle of certificates.
+pub fn read_pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no PEM certificate", path.display()));
+    }
+    Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(method: &str) -> ClientConfig {
+        ClientConfig {
+            client_id: "c".into(),
+            token_endpoint_auth_method: method.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn inconsistent_clients_are_named() {
+        let no_subject = Clients::new(&[cfg("tls_client_auth")], None, Path::new("."));
+        assert!(no_subject.unwrap_err().contains("client \"c\""));
+
+        let mut two = cfg("tls_client_auth");
+        two.tls_client_auth_subject_dn = Some("CN=a".into());
+        two.tls_client_auth_san_dns = Some("a".into());
+        let anchors = {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut p = rcgen::CertificateParams::new(vec![]).unwrap();
+            p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            TrustAnchors::new(vec![p.self_signed(&key).unwrap().der().clone()]).unwrap()
+        };
+        let err = Clients::new(&[two], Some(anchors), Path::new(".")).unwrap_err();
+        assert!(err.contains("exactly one subject"), "{err}");
+
+        let mut secret = cfg("client_secret_basic");
+        secret.client_secret_sha256 = Some("zz".into());
+        assert!(Clients::new(&[secret], None, Path::new(".")).is_err());
+        assert!(Clients::new(&[cfg("private_key_jwt")], None, Path::new(".")).is_err());
+        assert!(Clients::new(&[cfg("self_signed_tls_client_auth")], None, Path::new(".")).is_err());
+    }
+
+    #[test]
+    fn secret_methods_compare_hashes() {
+        let hash = hex::encode(Sha256::digest(b"s3cret"));
+        let mut basic = cfg("client_secret_basic");
+        basic.client_secret_sha256 = Some(hash.clone());
+        let mut post = cfg("client_secret_post");
+        post.client_id = "p".into();
+        post.client_secret_sha256 = Some(hash);
+        let clients = Clients::new(&[basic, post], None, Path::new(".")).unwrap();
+        let basic_creds = |secret: &str| Credentials {
+            basic: Some(("c".into(), secret.into())),
+            ..Default::default()
+        };
+        assert!(clients.authenticate(basic_creds("s3cret"), 0).is_ok());
+        assert!(matches!(
+            clients.authenticate(basic_creds("wrong"), 0),
+            Err(OAuthError::InvalidClient(_))
+        ));
+        let post_creds = |secret| Credentials {
+            client_id: Some("p"),
+            client_secret: Some(secret),
+            ..Default::default()
+        };
+        assert!(clients.authenticate(post_creds("s3cret"), 0).is_ok());
+        assert!(clients.authenticate(post_creds("nope"), 0).is_err());
+        // A basic client cannot use the post method, and vice versa.
+        let wrong_method = Credentials {
+            client_id: Some("c"),
+            client_secret: Some("s3cret"),
+            ..Default::default()
+        };
+        assert!(clients.authenticate(wrong_method, 0).is_err());
+        let two_methods = Credentials {
+            basic: Some(("p".into(), "s3cret".into())),
+            client_secret: Some("s3cret"),
+            ..Default::default()
+        };
+        assert!(matches!(
+            clients.authenticate(two_methods, 0),
+            Err(OAuthError::InvalidRequest(_))
+        ));
+    }
+}

@@ -1,0 +1,345 @@
+//! Configuration: built-in defaults → TOML file → `CERTBOUND_*` environment.
+//!
+//! Every key is documented in the README with its default and environment
+//! variable. Unknown keys are an error naming the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// The embedded development configuration, used when no config file exists.
+pub const DEV_CONFIG: &str = include_str!("dev.toml");
+
+/// Where the configuration came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A TOML file chosen by `--config`, `CERTBOUND_CONFIG` or `./certbound.toml`.
+    File(PathBuf),
+    /// No file found: the embedded development configuration.
+    EmbeddedDev,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Issuer identifier (`iss`), an https URL. Default: derived from
+    /// `server.https` (or `server.http`).
+    pub issuer: Option<String>,
+    /// Listeners and server TLS.
+    pub server: ServerConfig,
+    /// Client-certificate sources and trust.
+    pub mtls: MtlsConfig,
+    /// Access-token minting.
+    pub tokens: TokensConfig,
+    /// Signing keys.
+    pub keys: KeysConfig,
+    /// Registered clients (RFC 7591 metadata names).
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// HTTPS listener address; `""` disables it.
+    #[serde(with = "opt_addr")]
+    pub https: Option<SocketAddr>,
+    /// Plain HTTP listener address, for use behind a TLS-terminating proxy;
+    /// `""` (the default) disables it.
+    #[serde(with = "opt_addr")]
+    pub http: Option<SocketAddr>,
+    /// PEM certificate chain of the HTTPS listener.
+    pub tls_certificate: PathBuf,
+    /// PEM (PKCS#8, SEC1 or PKCS#1) private key of the HTTPS listener.
+    pub tls_private_key: PathBuf,
+    /// Seconds a client has to finish the TLS handshake.
+    pub handshake_timeout: u64,
+    /// Seconds in-flight requests get to finish on shutdown.
+    pub shutdown_timeout: u64,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// `[mtls]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MtlsConfig {
+    /// Header carrying the client certificate from a trusted TLS-terminating
+    /// proxy (WSO2's `client_certificate_header`); unset: headers are ignored.
+    pub client_certificate_header: Option<String>,
+    /// CIDRs of proxies whose certificate header is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// PEM bundle of CAs trusted for `tls_client_auth` (RFC 8705 §2.1).
+    pub trust_anchors: Option<PathBuf>,
+    /// Base URL of an mTLS-only host; when set, discovery publishes
+    /// `mtls_endpoint_aliases` (RFC 8705 §5) under it.
+    pub endpoint_aliases_base: Option<String>,
+}
+
+/// `[tokens]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokensConfig {
+    /// Algorithm of newly generated signing keys: ES256, RS256, PS256, EdDSA.
+    pub signing_algorithm: crate::keys::Alg,
+    /// Access-token lifetime in seconds.
+    pub access_token_lifetime: u64,
+    /// `aud` of access tokens. Default: the issuer.
+    pub audience: Option<String>,
+    /// Scope a Bearer token needs to call the introspection endpoint.
+    pub introspection_scope: String,
+}
+
+/// `[keys]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    /// Directory of signing keys (and, in dev mode, generated certificates).
+    pub dir: PathBuf,
+}
+
+/// One `[[clients]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// The client identifier.
+    pub client_id: String,
+    /// `self_signed_tls_client_auth`, `tls_client_auth`,
+    /// `client_secret_basic` or `client_secret_post`.
+    pub token_endpoint_auth_method: String,
+    /// Grant types the client may use. Default: `["client_credentials"]`.
+    #[serde(default)]
+    pub grant_types: Option<Vec<String>>,
+    /// Scopes the client may request, space-separated.
+    #[serde(default)]
+    pub scope: String,
+    /// Bind access tokens to the client certificate. Default: true.
+    #[serde(default)]
+    pub tls_client_certificate_bound_access_tokens: Option<bool>,
+    /// May call `/oauth2/introspect` with its own credentials.
+    #[serde(default)]
+    pub introspection: bool,
+    /// `tls_client_auth`: expected subject DN (RFC 4514 string).
+    pub tls_client_auth_subject_dn: Option<String>,
+    /// `tls_client_auth`: expected dNSName SAN.
+    pub tls_client_auth_san_dns: Option<String>,
+    /// `tls_client_auth`: expected uniformResourceIdentifier SAN.
+    pub tls_client_auth_san_uri: Option<String>,
+    /// `tls_client_auth`: expected iPAddress SAN.
+    pub tls_client_auth_san_ip: Option<String>,
+    /// `tls_client_auth`: expected rfc822Name SAN.
+    pub tls_client_auth_san_email: Option<String>,
+    /// `self_signed_tls_client_auth`: pinned certificates, each a PEM file
+    /// path or inline PEM.
+    #[serde(default)]
+    pub certificates: Vec<String>,
+    /// `self_signed_tls_client_auth`: an RFC 7591 JWKS whose keys carry `x5c`.
+    pub jwks: Option<serde_json::Value>,
+    /// Secret methods: lowercase hex SHA-256 of the client secret.
+    pub client_secret_sha256: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            server: ServerConfig {
+                https: Some(SocketAddr::from(([127, 0, 0, 1], 9443))),
+                http: None,
+                tls_certificate: PathBuf::from("keys/server.crt"),
+                tls_private_key: PathBuf::from("keys/server.key"),
+                handshake_timeout: 10,
+                shutdown_timeout: 10,
+                max_body_bytes: 16 * 1024,
+            },
+            mtls: MtlsConfig {
+                client_certificate_header: None,
+                trusted_proxies: Vec::new(),
+                trust_anchors: None,
+                endpoint_aliases_base: None,
+            },
+            tokens: TokensConfig {
+                signing_algorithm: crate::keys::Alg::ES256,
+                access_token_lifetime: 3600,
+                audience: None,
+                introspection_scope: "introspect".into(),
+            },
+            keys: KeysConfig {
+                dir: PathBuf::from("keys"),
+            },
+            clients: Vec::new(),
+        }
+    }
+}
+
+/// A configuration problem, reported as one line at startup.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The named config file does not exist.
+    #[error("config file {0} not found")]
+    Missing(PathBuf),
+    /// Parsing or type error, including unknown keys and bad CIDRs.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Finds the config file: `explicit` (from `--config`), else
+    /// `CERTBOUND_CONFIG`, else `./certbound.toml`, else the embedded
+    /// development configuration.
+    pub fn locate(explicit: Option<&Path>) -> Result<Source, ConfigError> {
+        let chosen = explicit
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("CERTBOUND_CONFIG").map(PathBuf::from));
+        match chosen {
+            Some(path) if path.is_file() => Ok(Source::File(path)),
+            Some(path) => Err(ConfigError::Missing(path)),
+            None if Path::new("certbound.toml").is_file() => {
+                Ok(Source::File(PathBuf::from("certbound.toml")))
+            }
+            None => Ok(Source::EmbeddedDev),
+        }
+    }
+
+    /// Loads defaults, then the source, then `CERTBOUND_*` variables.
+    pub fn load(source: &Source) -> Result<Self, ConfigError> {
+        let base = Figment::from(Serialized::defaults(Config::default()));
+        let figment = match source {
+            Source::File(path) => base.merge(Toml::file_exact(path)),
+            Source::EmbeddedDev => base.merge(Toml::string(DEV_CONFIG)),
+        };
+        let env = Env::prefixed("CERTBOUND_")
+            .ignore(&["config", "log"])
+            .split("__");
+        let config: Config = figment
+            .merge(env)
+            .extract()
+            .map_err(|e| ConfigError::Invalid(one_line(&e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.server.https.is_none() && self.server.http.is_none() {
+            return Err(ConfigError::Invalid(
+                "no listener: set server.https or server.http".into(),
+            ));
+        }
+        if let Some(issuer) = &self.issuer
+            && !(issuer.starts_with("https://") || issuer.starts_with("http://"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "issuer {issuer:?} must be an https URL"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The issuer identifier, explicit or derived from the listeners.
+    pub fn issuer(&self) -> String {
+        if let Some(issuer) = &self.issuer {
+            return issuer.trim_end_matches('/').to_string();
+        }
+        match (self.server.https, self.server.http) {
+            (Some(addr), _) => format!("https://{addr}"),
+            (None, Some(addr)) => format!("http://{addr}"),
+            (None, None) => "https://localhost".into(),
+        }
+    }
+}
+
+fn one_line(err: &figment::Error) -> String {
+    err.clone()
+        .into_iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `Option<SocketAddr>` written as a string, `""` meaning none.
+mod opt_addr {
+    use std::net::SocketAddr;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        v: &Option<SocketAddr>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(addr) => s.serialize_str(&addr.to_string()),
+            None => s.serialize_str(""),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<SocketAddr>, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.trim().is_empty() {
+            return Ok(None);
+        }
+        s.trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("invalid socket address {s:?}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_then_file_then_env() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "issuer = \"https://as.example\"\n[tokens]\naccess_token_lifetime = 60\n",
+            )?;
+            jail.set_env("CERTBOUND_TOKENS__ACCESS_TOKEN_LIFETIME", "120");
+            jail.set_env("CERTBOUND_MTLS__TRUSTED_PROXIES", "[\"10.0.0.0/8\"]");
+            let c = Config::load(&Source::File("c.toml".into())).map_err(|e| e.to_string())?;
+            assert_eq!(c.issuer(), "https://as.example");
+            assert_eq!(c.tokens.access_token_lifetime, 120);
+            assert_eq!(c.mtls.trusted_proxies.len(), 1);
+            assert_eq!(c.server.max_body_bytes, 16 * 1024);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "[server]\nhttps_port = 1\n")?;
+            let err = Config::load(&Source::File("c.toml".into())).unwrap_err();
+            assert!(err.to_string().contains("https_port"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_cidr_is_rejected() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "[mtls]\ntrusted_proxies = [\"10.0.0.300/8\"]\n")?;
+            assert!(Config::load(&Source::File("c.toml".into())).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn embedded_dev_config_loads() {
+        figment::Jail::expect_with(|_| {
+            let c = Config::load(&Source::EmbeddedDev).map_err(|e| e.to_string())?;
+            assert_eq!(c.issuer(), "https://127.0.0.1:9443");
+            assert!(!c.clients.is_empty());
+            Ok(())
+        });
+    }
+}

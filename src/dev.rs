@@ -1,0 +1,106 @@
+//! Development PKI: a CA, a server certificate and a demo client
+//! certificate, generated into `keys/` on the first run with no config (or
+//! by `certbound dev-certs`). Never used when a config file names its own.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
+};
+
+/// File names written by [`generate`], relative to the keys directory.
+pub const FILES: [&str; 6] = [
+    "ca.crt",
+    "ca.key",
+    "server.crt",
+    "server.key",
+    "client.crt",
+    "client.key",
+];
+
+/// PEM armour around DER.
+pub fn pem(label: &str, der: &[u8]) -> String {
+    let b64 = STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// Writes a secret file readable by its owner only.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)?.write_all(bytes)
+}
+
+/// Generates the development PKI into `dir` unless `dir/ca.crt` exists (or
+/// `force`). Returns whether files were written.
+pub fn generate(dir: &Path, force: bool) -> Result<bool, String> {
+    if dir.join("ca.crt").exists() && !force {
+        return Ok(false);
+    }
+    fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let err = |e: rcgen::Error| e.to_string();
+
+    let ca_key = KeyPair::generate().map_err(err)?;
+    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+    ca.distinguished_name = name("certbound dev CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca.self_signed(&ca_key).map_err(err)?;
+    let issuer = Issuer::new(ca, &ca_key);
+
+    let server_key = KeyPair::generate().map_err(err)?;
+    let mut server = CertificateParams::new(vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ])
+    .map_err(err)?;
+    server.distinguished_name = name("localhost");
+    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server_cert = server.signed_by(&server_key, &issuer).map_err(err)?;
+
+    let client_key = KeyPair::generate().map_err(err)?;
+    let mut client = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+    client.distinguished_name = name("demo-client");
+    client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client_cert = client.signed_by(&client_key, &issuer).map_err(err)?;
+
+    let files: [(&str, String, bool); 6] = [
+        ("ca.crt", ca_cert.pem(), false),
+        ("ca.key", ca_key.serialize_pem(), true),
+        ("server.crt", server_cert.pem(), false),
+        ("server.key", server_key.serialize_pem(), true),
+        ("client.crt", client_cert.pem(), false),
+        ("client.key", client_key.serialize_pem(), true),
+    ];
+    for (file, contents, secret) in files {
+        let path = dir.join(file);
+        let written = if secret {
+            write_private(&path, contents.as_bytes())
+        } else {
+            fs::write(&path, contents)
+        };
+        written.map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(true)
+}
+
+fn name(cn: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, cn);
+    dn.push(DnType::OrganizationName, "certbound dev");
+    dn
+}

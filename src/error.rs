@@ -1,0 +1,252 @@
+//! OAuth 2.0 error responses (RFC 6749 §5.2), mapped to HTTP in one place.
+//!
+//! Every endpoint returns [`OAuthError`] for anything that goes wrong; this
+//! module alone decides the status code, the `WWW-Authenticate` header and the
+//! JSON body. Internal failures are logged here and never echoed to the client.
+
+use std::borrow::Cow;
+
+use poem::http::{HeaderValue, StatusCode, header};
+use poem::{IntoResponse, Response};
+use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
+use poem_openapi::types::Type;
+use poem_openapi::{ApiResponse, Object};
+
+/// Description text carried by an error: usually a static sentence.
+pub type Description = Cow<'static, str>;
+
+/// An OAuth error response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OAuthError {
+    /// The request is missing a required parameter, includes an unsupported
+    /// parameter value, repeats a parameter, or is otherwise malformed.
+    #[error("invalid_request: {0}")]
+    InvalidRequest(Description),
+    /// Client authentication failed (unknown client, no client
+    /// authentication included, or unsupported authentication method).
+    #[error("invalid_client: {0}")]
+    InvalidClient(Description),
+    /// The provided authorization grant or refresh token is invalid, expired,
+    /// revoked, or was issued to another client.
+    #[error("invalid_grant: {0}")]
+    InvalidGrant(Description),
+    /// The authenticated client is not authorized to use this grant type.
+    #[error("unauthorized_client: {0}")]
+    UnauthorizedClient(Description),
+    /// The authorization grant type is not supported by the server.
+    #[error("unsupported_grant_type: {0}")]
+    UnsupportedGrantType(Description),
+    /// The requested scope is invalid, unknown, malformed, or exceeds the
+    /// scope granted to the client.
+    #[error("invalid_scope: {0}")]
+    InvalidScope(Description),
+    /// The request body is larger than the configured limit.
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// The request body is not `application/x-www-form-urlencoded`.
+    #[error("unsupported content type")]
+    UnsupportedMediaType,
+    /// The server cannot serve the request now (for example its state cannot
+    /// be written); the client may retry.
+    #[error("temporarily_unavailable: {0}")]
+    TemporarilyUnavailable(Description),
+    /// An internal failure. The detail is logged, never sent.
+    #[error("server_error: {0}")]
+    ServerError(Description),
+}
+
+impl OAuthError {
+    /// The RFC 6749 §5.2 `error` code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) | Self::PayloadTooLarge | Self::UnsupportedMediaType => {
+                "invalid_request"
+            }
+            Self::InvalidClient(_) => "invalid_client",
+            Self::InvalidGrant(_) => "invalid_grant",
+            Self::UnauthorizedClient(_) => "unauthorized_client",
+            Self::UnsupportedGrantType(_) => "unsupported_grant_type",
+            Self::InvalidScope(_) => "invalid_scope",
+            Self::TemporarilyUnavailable(_) => "temporarily_unavailable",
+            Self::ServerError(_) => "server_error",
+        }
+    }
+
+    /// The HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidClient(_) => StatusCode::UNAUTHORIZED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ServerError(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The human-readable `error_description` sent to the client.
+    pub fn description(&self) -> &str {
+        match self {
+            Self::InvalidRequest(d)
+            | Self::InvalidClient(d)
+            | Self::InvalidGrant(d)
+            | Self::UnauthorizedClient(d)
+            | Self::UnsupportedGrantType(d)
+            | Self::InvalidScope(d)
+            | Self::TemporarilyUnavailable(d) => d,
+            Self::PayloadTooLarge => "request body too large",
+            Self::UnsupportedMediaType => "content type must be application/x-www-form-urlencoded",
+            Self::ServerError(_) => "internal server error",
+        }
+    }
+
+    /// An internal failure: logs `detail` and answers a generic 500.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(%detail, "internal error");
+        Self::ServerError(Cow::Owned(detail.to_string()))
+    }
+}
+
+/// The RFC 6749 §5.2 error body.
+#[derive(Debug, Object, serde::Serialize, serde::Deserialize)]
+pub struct ErrorBody {
+    /// Error code, for example `invalid_client`.
+    pub error: String,
+    /// Human-readable explanation.
+    pub error_description: String,
+}
+
+#[derive(serde::Serialize)]
+struct ErrorBodyRef<'a> {
+    error: &'a str,
+    error_description: &'a str,
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&ErrorBodyRef {
+            error: self.code(),
+            error_description: self.description(),
+        })
+        .unwrap_or_default();
+        let mut resp = Response::builder()
+            .status(self.status())
+            .content_type("application/json")
+            .header(header::CACHE_CONTROL, "no-store")
+            .header(header::PRAGMA, "no-cache")
+            .body(body);
+        if matches!(self, Self::InvalidClient(_)) {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"certbound\""),
+            );
+        }
+        resp
+    }
+}
+
+impl poem::error::ResponseError for OAuthError {
+    fn status(&self) -> StatusCode {
+        OAuthError::status(self)
+    }
+
+    fn as_response(&self) -> Response {
+        self.clone().into_response()
+    }
+}
+
+impl ApiResponse for OAuthError {
+    fn meta() -> MetaResponses {
+        let content = || {
+            vec![MetaMediaType {
+                content_type: "application/json",
+                schema: ErrorBody::schema_ref(),
+            }]
+        };
+        let entry = |status: u16, description: &'static str| MetaResponse {
+            description,
+            status: Some(status),
+            status_range: None,
+            content: content(),
+            headers: vec![],
+        };
+        MetaResponses {
+            responses: vec![
+                entry(
+                    400,
+                    "Malformed request, invalid grant or scope (RFC 6749 §5.2)",
+                ),
+                entry(401, "Client authentication failed: `invalid_client`"),
+                entry(413, "Request body too large: `invalid_request`"),
+                entry(415, "Unsupported content type: `invalid_request`"),
+                entry(500, "Internal error: `server_error`"),
+                entry(
+                    503,
+                    "State cannot be written now: `temporarily_unavailable`",
+                ),
+            ],
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        ErrorBody::register(registry);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapping_follows_rfc6749() {
+        let cases = [
+            (
+                OAuthError::InvalidRequest("x".into()),
+                400,
+                "invalid_request",
+            ),
+            (OAuthError::InvalidClient("x".into()), 401, "invalid_client"),
+            (OAuthError::InvalidGrant("x".into()), 400, "invalid_grant"),
+            (
+                OAuthError::UnauthorizedClient("x".into()),
+                400,
+                "unauthorized_client",
+            ),
+            (
+                OAuthError::UnsupportedGrantType("x".into()),
+                400,
+                "unsupported_grant_type",
+            ),
+            (OAuthError::InvalidScope("x".into()), 400, "invalid_scope"),
+            (OAuthError::PayloadTooLarge, 413, "invalid_request"),
+            (OAuthError::UnsupportedMediaType, 415, "invalid_request"),
+            (
+                OAuthError::TemporarilyUnavailable("x".into()),
+                503,
+                "temporarily_unavailable",
+            ),
+            (
+                OAuthError::ServerError("secret detail".into()),
+                500,
+                "server_error",
+            ),
+        ];
+        for (err, status, code) in cases {
+            assert_eq!(err.status().as_u16(), status, "{err:?}");
+            assert_eq!(err.code(), code);
+            let resp = err.clone().into_response();
+            assert_eq!(resp.status().as_u16(), status);
+            assert_eq!(resp.headers()[header::CACHE_CONTROL], "no-store");
+            assert_eq!(
+                resp.headers().contains_key(header::WWW_AUTHENTICATE),
+                status == 401
+            );
+        }
+    }
+
+    #[test]
+    fn internal_detail_is_not_sent() {
+        let err = OAuthError::ServerError("disk /secret/path failed".into());
+        assert_eq!(err.description(), "internal server error");
+    }
+}

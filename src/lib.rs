@@ -1,0 +1,126 @@
+//! certbound: a stateless OAuth 2.0 authorization server that authenticates
+//! clients by mutual TLS (RFC 8705 §2) and issues certificate-bound JWT
+//! access tokens (RFC 8705 §3, RFC 9068), verified offline with the JWKS or
+//! by stateless introspection (RFC 7662).
+//!
+//! [`app`] builds the whole HTTP service from an [`AppState`]; `main` and the
+//! integration tests both call it.
+
+pub mod cert;
+pub mod clients;
+pub mod config;
+pub mod dev;
+pub mod error;
+pub mod keys;
+pub mod oauth;
+pub mod scope;
+pub mod server;
+pub mod tls;
+pub mod token;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use poem::{Endpoint, EndpointExt, Route};
+use poem_openapi::OpenApiService;
+
+use crate::cert::HeaderSource;
+use crate::cert::matching::TrustAnchors;
+use crate::clients::Clients;
+use crate::config::{Config, Source};
+use crate::keys::KeySet;
+use crate::token::TokenService;
+
+/// Everything a request needs, built once at startup and shared read-only.
+#[derive(Debug)]
+pub struct AppState {
+    /// The configuration it was built from.
+    pub config: Config,
+    /// Registered clients.
+    pub clients: Clients,
+    /// Signing and verification keys.
+    pub keys: KeySet,
+    /// Access-token minting and verification.
+    pub tokens: TokenService,
+    /// Where a proxy-forwarded certificate may come from.
+    pub cert_header: Option<HeaderSource>,
+    /// Discovery documents and JWKS, serialised once.
+    pub documents: oauth::discovery::Documents,
+}
+
+impl AppState {
+    /// Builds the state from configuration and keys.
+    pub fn new(config: Config, keys: KeySet) -> Result<Self, String> {
+        let trust = match &config.mtls.trust_anchors {
+            Some(path) => Some(
+                TrustAnchors::new(clients::read_pem_certificates(path)?)
+                    .map_err(|e| format!("mtls.trust_anchors {}: {e}", path.display()))?,
+            ),
+            None => None,
+        };
+        let clients = Clients::new(&config.clients, trust, Path::new(""))?;
+        let cert_header = match &config.mtls.client_certificate_header {
+            Some(name) => Some(HeaderSource {
+                name: poem::http::HeaderName::try_from(name.trim().to_ascii_lowercase()).map_err(
+                    |_| format!("mtls.client_certificate_header {name:?} is not a header name"),
+                )?,
+                trusted_proxies: config.mtls.trusted_proxies.clone(),
+            }),
+            None => None,
+        };
+        let issuer = config.issuer();
+        let tokens = TokenService {
+            audience: config
+                .tokens
+                .audience
+                .clone()
+                .unwrap_or_else(|| issuer.clone()),
+            issuer,
+            lifetime: config.tokens.access_token_lifetime,
+        };
+        let documents = oauth::discovery::Documents::build(&config, &clients, &keys)?;
+        Ok(Self {
+            config,
+            clients,
+            keys,
+            tokens,
+            cert_header,
+            documents,
+        })
+    }
+
+    /// Loads everything for `certbound serve`: in development mode (no
+    /// config file) the dev PKI and a signing key are generated on first run.
+    pub fn load(config: Config, source: &Source) -> Result<Self, String> {
+        let dev = *source == Source::EmbeddedDev;
+        if dev && dev::generate(&config.keys.dir, false)? {
+            tracing::info!(dir = %config.keys.dir.display(), "generated development CA, server and client certificates");
+        }
+        let keys = KeySet::load(
+            &config.keys.dir,
+            dev.then_some(config.tokens.signing_algorithm),
+        )
+        .map_err(|e| e.to_string())?;
+        Self::new(config, keys)
+    }
+}
+
+/// The OpenAPI service describing every endpoint.
+pub fn openapi() -> OpenApiService<oauth::Api, ()> {
+    OpenApiService::new(oauth::Api, "certbound", env!("CARGO_PKG_VERSION")).description(
+        "Stateless OAuth 2.0 authorization server: mutual-TLS client authentication \
+             (RFC 8705) and certificate-bound JWT access tokens (RFC 9068).",
+    )
+}
+
+/// The whole HTTP service.
+pub fn app(state: Arc<AppState>) -> impl Endpoint {
+    let api = openapi();
+    let docs = api.swagger_ui();
+    let spec = api.spec_endpoint();
+    Route::new()
+        .at("/openapi.json", spec)
+        .nest("/docs", docs)
+        .nest("/", api)
+        .data(state)
+}

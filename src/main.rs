@@ -1,0 +1,278 @@
+//! The `certbound` command: serve, and the operator tools around it.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use sha2::Digest;
+
+use certbound::config::{Config, Source};
+use certbound::keys::{self, Alg, KeySet};
+use certbound::{AppState, dev, server::Server};
+
+/// Stateless OAuth 2.0 authorization server: mutual-TLS client
+/// authentication and certificate-bound JWT access tokens.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Config file (default: $CERTBOUND_CONFIG, else ./certbound.toml, else
+    /// the embedded development configuration).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default command).
+    Serve,
+    /// Manage signing keys in keys.dir.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Generate a development CA, server and client certificates.
+    DevCerts {
+        /// Output directory (default: keys.dir).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Generate a client secret (256 bits) and its client_secret_sha256.
+    Secret,
+    /// Print the x5t#S256 thumbprint of a PEM or DER certificate.
+    Thumbprint {
+        /// Certificate file.
+        file: PathBuf,
+    },
+    /// Print the OpenAPI document.
+    Openapi {
+        /// YAML instead of JSON.
+        #[arg(long)]
+        yaml: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Add a signing key; the newest key signs after the next start.
+    Generate {
+        /// ES256, RS256, PS256 or EdDSA (default: tokens.signing_algorithm).
+        #[arg(long)]
+        alg: Option<String>,
+    },
+    /// List keys, newest (signing) first.
+    List,
+    /// Add a key and retire all but the newest `--keep` keys to keys/retired/.
+    Rotate {
+        /// Algorithm of the new key (default: tokens.signing_algorithm).
+        #[arg(long)]
+        alg: Option<String>,
+        /// Keys to keep published, the new one included.
+        #[arg(long, default_value_t = 2)]
+        keep: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("certbound: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let load = || -> Result<(Config, Source), String> {
+        let source = Config::locate(cli.config.as_deref()).map_err(|e| e.to_string())?;
+        let config = Config::load(&source).map_err(|e| format!("config: {e}"))?;
+        Ok((config, source))
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let (config, source) = load()?;
+            serve(config, source)
+        }
+        Command::Keys { action } => {
+            let (config, _) = load()?;
+            keys_command(&config, action)
+        }
+        Command::DevCerts { dir, force } => {
+            let dir = match dir {
+                Some(dir) => dir,
+                None => load()?.0.keys.dir,
+            };
+            if dev::generate(&dir, force)? {
+                println!("wrote {} in {}", dev::FILES.join(", "), dir.display());
+            } else {
+                println!(
+                    "{} exists; pass --force to replace",
+                    dir.join("ca.crt").display()
+                );
+            }
+            Ok(())
+        }
+        Command::Secret => {
+            let mut bytes = [0u8; 32];
+            aws_lc_rs::rand::fill(&mut bytes).map_err(|_| "random generator failed")?;
+            let secret =
+                base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes);
+            println!("client_secret = {secret}");
+            println!(
+                "client_secret_sha256 = \"{}\"",
+                hex::encode(sha2::Sha256::digest(secret.as_bytes()))
+            );
+            Ok(())
+        }
+        Command::Thumbprint { file } => {
+            println!("{}", thumbprint_file(&file)?);
+            Ok(())
+        }
+        Command::Openapi { yaml } => {
+            let api = certbound::openapi();
+            println!("{}", if yaml { api.spec_yaml() } else { api.spec() });
+            Ok(())
+        }
+    }
+}
+
+fn parse_alg(alg: Option<String>, config: &Config) -> Result<Alg, String> {
+    match alg {
+        None => Ok(config.tokens.signing_algorithm),
+        Some(name) => Alg::parse(&name)
+            .ok_or_else(|| format!("unknown algorithm {name:?} (ES256, RS256, PS256, EdDSA)")),
+    }
+}
+
+fn keys_command(config: &Config, action: KeysAction) -> Result<(), String> {
+    let dir = &config.keys.dir;
+    match action {
+        KeysAction::Generate { alg } => {
+            let path = keys::generate_key(dir, parse_alg(alg, config)?, keys::unix_now())
+                .map_err(|e| e.to_string())?;
+            println!("generated {}", path.display());
+        }
+        KeysAction::List => {
+            let set = KeySet::load(dir, None).map_err(|e| e.to_string())?;
+            for (i, key) in set.all().iter().enumerate() {
+                let role = if i == 0 { "signing" } else { "verify-only" };
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    key.kid,
+                    key.alg.name(),
+                    key.created,
+                    role,
+                    key.path.display()
+                );
+            }
+        }
+        KeysAction::Rotate { alg, keep } => {
+            let path = keys::generate_key(dir, parse_alg(alg, config)?, keys::unix_now())
+                .map_err(|e| e.to_string())?;
+            println!("generated {}", path.display());
+            for moved in keys::retire(dir, keep).map_err(|e| e.to_string())? {
+                println!("retired {}", moved.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn thumbprint_file(file: &Path) -> Result<String, String> {
+    let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let der = match std::str::from_utf8(&bytes) {
+        Ok(text) if text.contains("-----BEGIN") => {
+            certbound::cert::header::decode(text).map_err(|e| format!("{}: {e}", file.display()))?
+        }
+        _ => bytes,
+    };
+    x509_parser::parse_x509_certificate(&der)
+        .map_err(|_| format!("{} is not an X.509 certificate", file.display()))?;
+    Ok(certbound::cert::thumbprint(&der))
+}
+
+fn serve(config: Config, source: Source) -> Result<(), String> {
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start runtime: {e}"))?;
+    runtime.block_on(async move {
+        let state = Arc::new(AppState::load(config, &source)?);
+        let server = Server::bind(state.clone()).await?;
+        let issuer = state.tokens.issuer.clone();
+        if let Some(addr) = server.https_addr() {
+            tracing::info!(%addr, %issuer, "listening (https, client certificates requested)");
+        }
+        if let Some(addr) = server.http_addr() {
+            tracing::info!(%addr, "listening (plain http, for a TLS-terminating proxy)");
+        }
+        if source == Source::EmbeddedDev {
+            print_dev_banner(&state, server.https_addr());
+        }
+        server.run(shutdown_signal()).await;
+        Ok(())
+    })
+}
+
+fn init_logging() {
+    let filter = std::env::var("CERTBOUND_LOG")
+        .ok()
+        .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+fn print_dev_banner(state: &AppState, https: Option<std::net::SocketAddr>) {
+    let Some(addr) = https else { return };
+    let dir = state.config.keys.dir.display();
+    let base = format!("https://{addr}");
+    let tls = format!("--cacert {dir}/ca.crt --cert {dir}/client.crt --key {dir}/client.key");
+    println!(
+        r#"
+certbound is running in development mode (no config file): keys and certificates in {dir}/.
+
+# 1. A certificate-bound access token, the client authenticated by mutual TLS:
+TOKEN=$(curl -s {tls} -d grant_type=client_credentials -d client_id=demo -d scope=read {base}/oauth2/token | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+
+# 2. Introspect it (the demo client may introspect, authenticated the same way):
+curl -s {tls} -d client_id=demo --data-urlencode "token=$TOKEN" {base}/oauth2/introspect
+
+# The same token request with the certificate in the WSO2-style header, as a TLS-terminating proxy sends it:
+curl -s --cacert {dir}/ca.crt -H "x-wso2-mtls-cert: $(tr -d '\n' < {dir}/client.crt)" -d grant_type=client_credentials -d client_id=demo {base}/oauth2/token
+
+# Keys and metadata:  curl --cacert {dir}/ca.crt {base}/oauth2/jwks   ·   API docs: {base}/docs
+"#
+    );
+}

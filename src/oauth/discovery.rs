@@ -1,0 +1,109 @@
+//! Discovery documents: RFC 8414 authorization server metadata (with the
+//! RFC 8705 §5 members), OpenID Connect Discovery, and the JWKS (RFC 7517).
+//! All are serialised once at startup.
+
+use bytes::Bytes;
+use poem_openapi::Object;
+use serde::Serialize;
+
+use crate::clients::{AUTH_METHODS, Clients};
+use crate::config::Config;
+use crate::keys::KeySet;
+
+/// Server metadata (RFC 8414 §2; RFC 8705 §3.3, §5).
+#[derive(Debug, Clone, Object, Serialize)]
+#[oai(skip_serializing_if_is_none)]
+pub struct ServerMetadata {
+    /// Issuer identifier.
+    pub issuer: String,
+    /// Token endpoint.
+    pub token_endpoint: String,
+    /// Introspection endpoint (RFC 7662).
+    pub introspection_endpoint: String,
+    /// JWKS.
+    pub jwks_uri: String,
+    /// Grant types.
+    pub grant_types_supported: Vec<String>,
+    /// Client authentication methods at the token endpoint.
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// Caller authentication methods at the introspection endpoint.
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    /// RFC 8705 §3.3: access tokens are certificate-bound.
+    pub tls_client_certificate_bound_access_tokens: bool,
+    /// Union of the registered clients' scopes.
+    pub scopes_supported: Vec<String>,
+    /// OIDC: subject identifier types.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_types_supported: Option<Vec<String>>,
+    /// RFC 8705 §5: endpoints on the mTLS host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtls_endpoint_aliases: Option<MtlsEndpointAliases>,
+}
+
+/// RFC 8705 §5 `mtls_endpoint_aliases`.
+#[derive(Debug, Clone, Object, Serialize)]
+pub struct MtlsEndpointAliases {
+    /// Token endpoint on the mTLS host.
+    pub token_endpoint: String,
+    /// Introspection endpoint on the mTLS host.
+    pub introspection_endpoint: String,
+}
+
+/// A JSON Web Key Set (RFC 7517 §5).
+#[derive(Debug, Clone, Object)]
+pub struct JwkSet {
+    /// Public keys, each with `kid`, `alg` and `use`.
+    pub keys: Vec<serde_json::Value>,
+}
+
+/// The serialised documents.
+#[derive(Debug, Clone)]
+pub struct Documents {
+    /// `/.well-known/oauth-authorization-server`
+    pub oauth: Bytes,
+    /// `/.well-known/openid-configuration`
+    pub openid: Bytes,
+    /// `/oauth2/jwks`
+    pub jwks: Bytes,
+}
+
+impl Documents {
+    /// Serialises the documents for this configuration.
+    pub fn build(config: &Config, clients: &Clients, keys: &KeySet) -> Result<Self, String> {
+        let issuer = config.issuer();
+        let at = |base: &str, path: &str| format!("{}{path}", base.trim_end_matches('/'));
+        let mut scopes: Vec<String> = clients
+            .iter()
+            .flat_map(|c| c.scopes.iter().cloned())
+            .collect();
+        scopes.sort();
+        scopes.dedup();
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut metadata = ServerMetadata {
+            token_endpoint: at(&issuer, "/oauth2/token"),
+            introspection_endpoint: at(&issuer, "/oauth2/introspect"),
+            jwks_uri: at(&issuer, "/oauth2/jwks"),
+            issuer: issuer.clone(),
+            grant_types_supported: strings(&["client_credentials"]),
+            token_endpoint_auth_methods_supported: strings(&AUTH_METHODS),
+            introspection_endpoint_auth_methods_supported: strings(&AUTH_METHODS),
+            tls_client_certificate_bound_access_tokens: true,
+            scopes_supported: scopes,
+            subject_types_supported: None,
+            mtls_endpoint_aliases: config.mtls.endpoint_aliases_base.as_deref().map(|base| {
+                MtlsEndpointAliases {
+                    token_endpoint: at(base, "/oauth2/token"),
+                    introspection_endpoint: at(base, "/oauth2/introspect"),
+                }
+            }),
+        };
+        let oauth = serde_json::to_vec(&metadata).map_err(|e| e.to_string())?;
+        metadata.subject_types_supported = Some(strings(&["public"]));
+        let openid = serde_json::to_vec(&metadata).map_err(|e| e.to_string())?;
+        Ok(Self {
+            oauth: Bytes::from(oauth),
+            openid: Bytes::from(openid),
+            jwks: Bytes::copy_from_slice(keys.jwks_json()),
+        })
+    }
+}

@@ -1,0 +1,328 @@
+//! Request extraction for the OAuth endpoints: form bodies (RFC 6749 §3.1,
+//! §3.2: `application/x-www-form-urlencoded`, no repeated parameter, empty
+//! values treated as omitted, bounded size) and the `Authorization` header
+//! (RFC 6749 §2.3.1 Basic; RFC 6750 Bearer). Every failure is an
+//! [`OAuthError`], so clients always get RFC 6749 §5.2 JSON.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use poem::http::header;
+use poem::{IntoResponse, Request, RequestBody, Response};
+use poem_openapi::registry::{
+    MetaMediaType, MetaRequest, MetaSchemaRef, MetaSecurityScheme, Registry,
+};
+use poem_openapi::types::{ParseFromJSON, Type};
+use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
+
+use crate::AppState;
+use crate::error::OAuthError;
+
+/// A form body parsed into `T` (a poem-openapi `Object`).
+#[derive(Debug)]
+pub struct OAuthForm<T>(pub T);
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+fn is_form(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case(FORM))
+}
+
+impl<'a, T: ParseFromJSON + Type> ApiExtractor<'a> for OAuthForm<T> {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        Some(MetaRequest {
+            description: None,
+            content: vec![MetaMediaType {
+                content_type: FORM,
+                schema: T::schema_ref(),
+            }],
+            required: true,
+        })
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let limit = request
+            .data::<Arc<AppState>>()
+            .map(|s| s.config.server.max_body_bytes)
+            .unwrap_or(16 * 1024);
+        let parsed = async {
+            if !request.content_type().is_some_and(is_form) {
+                return Err(OAuthError::UnsupportedMediaType);
+            }
+            let bytes = read_limited(request, body, limit).await?;
+            let object = parse_form(&bytes)?;
+            T::parse_from_json(Some(serde_json::Value::Object(object))).map_err(|e| {
+                OAuthError::InvalidRequest(
+                    format!("invalid parameter: {}", e.into_message()).into(),
+                )
+            })
+        };
+        Ok(Self(parsed.await?))
+    }
+}
+
+/// Reads the body, refusing more than `limit` bytes (by `Content-Length`
+/// before reading, and while reading chunked bodies).
+async fn read_limited(
+    req: &Request,
+    body: &mut RequestBody,
+    limit: usize,
+) -> Result<Bytes, OAuthError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(OAuthError::PayloadTooLarge);
+    }
+    let body = body
+        .take()
+        .map_err(|_| OAuthError::InvalidRequest("request body already read".into()))?;
+    let mut stream = std::pin::pin!(body.into_bytes_stream());
+    let mut buf = Vec::with_capacity(declared.map_or(1024, |n| n as usize));
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|_| OAuthError::InvalidRequest("request body cannot be read".into()))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(OAuthError::PayloadTooLarge);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// RFC 6749 §3.1: a parameter sent twice is `invalid_request`; one sent
+/// without a value is treated as omitted.
+fn parse_form(bytes: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, OAuthError> {
+    let mut map = serde_json::Map::new();
+    for (key, value) in form_urlencoded::parse(bytes) {
+        if map.contains_key(key.as_ref()) {
+            return Err(OAuthError::InvalidRequest(
+                format!("parameter {key:?} is repeated").into(),
+            ));
+        }
+        map.insert(
+            key.into_owned(),
+            serde_json::Value::String(value.into_owned()),
+        );
+    }
+    map.retain(|_, v| v.as_str().is_some_and(|s| !s.is_empty()));
+    Ok(map)
+}
+
+/// Credentials in the `Authorization` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authorization {
+    /// RFC 6749 §2.3.1: client id and secret, form-decoded.
+    Basic(String, String),
+    /// RFC 6750 §2.1: an access token.
+    Bearer(String),
+}
+
+/// The optional `Authorization` header, documented as the Basic and Bearer
+/// security schemes. Parsing never fails silently: a malformed header is
+/// `invalid_client`, a repeated one `invalid_request`.
+#[derive(Debug, Clone)]
+pub struct AuthHeader(pub Option<Authorization>);
+
+impl<'a> ApiExtractor<'a> for AuthHeader {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        let http = |scheme, description| MetaSecurityScheme {
+            ty: "http",
+            description: Some(description),
+            name: None,
+            key_in: None,
+            scheme: Some(scheme),
+            bearer_format: None,
+            flows: None,
+            openid_connect_url: None,
+        };
+        registry.create_security_scheme(
+            "clientBasic",
+            http(
+                "basic",
+                "Client id and secret (RFC 6749 §2.3.1), form-encoded before base64",
+            ),
+        );
+        registry.create_security_scheme(
+            "bearer",
+            http(
+                "bearer",
+                "An access token holding the introspection scope (RFC 6750)",
+            ),
+        );
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec!["clientBasic", "bearer"]
+    }
+
+    fn has_security_fallback() -> bool {
+        true
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        _body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        Ok(Self(parse_authorization(request)?))
+    }
+}
+
+fn parse_authorization(req: &Request) -> Result<Option<Authorization>, OAuthError> {
+    let mut values = req.headers().get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(OAuthError::InvalidRequest(
+            "Authorization header repeated".into(),
+        ));
+    }
+    let bad = || OAuthError::InvalidClient("malformed Authorization header".into());
+    let value = value.to_str().map_err(|_| bad())?.trim();
+    let (scheme, rest) = value.split_once(' ').ok_or_else(bad)?;
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = STANDARD.decode(rest).map_err(|_| bad())?;
+        let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+        let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
+        let form_decode = |s: &str| -> String {
+            form_urlencoded::parse(format!("v={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        let id = form_decode(id);
+        if id.is_empty() {
+            return Err(bad());
+        }
+        Ok(Some(Authorization::Basic(id, form_decode(secret))))
+    } else if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
+        Ok(Some(Authorization::Bearer(rest.to_string())))
+    } else {
+        Err(bad())
+    }
+}
+
+/// JSON serialised once at startup, documented with the schema of `T`.
+pub struct RawJson<T>(pub Bytes, PhantomData<T>);
+
+impl<T> RawJson<T> {
+    /// Wraps serialised JSON.
+    pub fn new(bytes: Bytes) -> Self {
+        Self(bytes, PhantomData)
+    }
+}
+
+impl<T: Type> poem_openapi::payload::Payload for RawJson<T> {
+    const CONTENT_TYPE: &'static str = "application/json";
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: Send> IntoResponse for RawJson<T> {
+    fn into_response(self) -> Response {
+        Response::builder()
+            .content_type("application/json")
+            .body(self.0)
+    }
+}
+
+impl<T: Type> poem_openapi::ApiResponse for RawJson<T> {
+    fn meta() -> poem_openapi::registry::MetaResponses {
+        poem_openapi::registry::MetaResponses {
+            responses: vec![poem_openapi::registry::MetaResponse {
+                description: "The document",
+                status: Some(200),
+                status_range: None,
+                content: vec![MetaMediaType {
+                    content_type: "application/json",
+                    schema: T::schema_ref(),
+                }],
+                headers: vec![],
+            }],
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_parameters_are_refused() {
+        assert!(matches!(
+            parse_form(b"grant_type=a&grant_type=b"),
+            Err(OAuthError::InvalidRequest(_))
+        ));
+        let map = parse_form(b"a=1&b=&c=%20x").unwrap();
+        assert_eq!(map.len(), 2, "empty values are omitted");
+        assert_eq!(map["c"], " x");
+    }
+
+    #[test]
+    fn content_types() {
+        assert!(is_form("application/x-www-form-urlencoded"));
+        assert!(is_form("Application/X-WWW-Form-Urlencoded; charset=UTF-8"));
+        assert!(!is_form("application/json"));
+    }
+
+    #[test]
+    fn authorization_header() {
+        let req = |v: &str| Request::builder().header(header::AUTHORIZATION, v).finish();
+        let b64 = |s: &str| STANDARD.encode(s);
+        assert_eq!(
+            parse_authorization(&req(&format!("Basic {}", b64("my%20id:s%3Acret+x")))).unwrap(),
+            Some(Authorization::Basic("my id".into(), "s:cret x".into()))
+        );
+        assert_eq!(
+            parse_authorization(&req("bearer abc")).unwrap(),
+            Some(Authorization::Bearer("abc".into()))
+        );
+        for bad in [
+            "Basic",
+            "Basic !!!",
+            &format!("Basic {}", b64("nocolon")),
+            "Digest x",
+            "Bearer ",
+        ] {
+            assert!(parse_authorization(&req(bad)).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Stateless token introspection (RFC 7662): authenticate the caller, verify
+//! and decode the token; no token store.
+
+use poem::Request;
+use poem_openapi::Object;
+
+use super::extract::Authorization;
+use crate::AppState;
+use crate::error::OAuthError;
+use crate::token::{AccessClaims, Confirmation};
+
+/// Introspection request (RFC 7662 §2.1).
+#[derive(Debug, Object)]
+pub struct IntrospectRequest {
+    /// The token to inspect.
+    pub token: String,
+    /// `access_token` or `refresh_token`; a hint only.
+    pub token_type_hint: Option<String>,
+    /// The caller's client id, when it authenticates with a certificate or
+    /// `client_secret_post`.
+    pub client_id: Option<String>,
+    /// `client_secret_post` only.
+    pub client_secret: Option<String>,
+}
+
+/// Introspection response (RFC 7662 §2.2, RFC 8705 §3.2 `cnf`).
+#[derive(Debug, Default, Object, serde::Deserialize, PartialEq)]
+#[oai(skip_serializing_if_is_none)]
+pub struct Introspection {
+    /// Whether the token is valid now.
+    pub active: bool,
+    /// Granted scope.
+    pub scope: Option<String>,
+    /// Client the token was issued to.
+    pub client_id: Option<String>,
+    /// Subject.
+    pub sub: Option<String>,
+    /// `Bearer`.
+    pub token_type: Option<String>,
+    /// Expiry, Unix seconds.
+    pub exp: Option<u64>,
+    /// Issued at, Unix seconds.
+    pub iat: Option<u64>,
+    /// Not before, Unix seconds.
+    pub nbf: Option<u64>,
+    /// Issuer.
+    pub iss: Option<String>,
+    /// Audience.
+    pub aud: Option<serde_json::Value>,
+    /// Token id.
+    pub jti: Option<String>,
+    /// Certificate binding.
+    pub cnf: Option<Confirmation>,
+}
+
+impl From<AccessClaims> for Introspection {
+    fn from(c: AccessClaims) -> Self {
+        Self {
+            active: true,
+            scope: (!c.scope.is_empty()).then_some(c.scope),
+            client_id: Some(c.client_id),
+            sub: Some(c.sub),
+            token_type: Some("Bearer".into()),
+            exp: Some(c.exp),
+            iat: Some(c.iat),
+            nbf: Some(c.nbf),
+            iss: Some(c.iss),
+            aud: Some(c.aud),
+            jti: Some(c.jti),
+            cnf: c.cnf,
+        }
+    }
+}
+
+/// Authenticates the caller, then verifies the token.
+pub fn introspect(
+    state: &AppState,
+    req: &Request,
+    auth: Option<Authorization>,
+    form: IntrospectRequest,
+    now: u64,
+) -> Result<Introspection, OAuthError> {
+    authenticate_caller(state, req, auth, &form, now)?;
+    Ok(match state.tokens.verify(&state.keys, &form.token, now) {
+        Ok(claims) => claims.into(),
+        Err(reason) => {
+            tracing::debug!(%reason, "introspected token is inactive");
+            Introspection::default()
+        }
+    })
+}
+
+fn authenticate_caller(
+    state: &AppState,
+    req: &Request,
+    auth: Option<Authorization>,
+    form: &IntrospectRequest,
+    now: u64,
+) -> Result<(), OAuthError> {
+    let denied = || OAuthError::InvalidClient("caller may not introspect".into());
+    if let Some(Authorization::Bearer(token)) = &auth {
+        let claims = state
+            .tokens
+            .verify(&state.keys, token, now)
+            .map_err(|_| denied())?;
+        if !crate::scope::contains(&claims.scope, &state.config.tokens.introspection_scope) {
+            return Err(denied());
+        }
+        // RFC 8705 §3: a bound token is only good with its certificate.
+        if let Some(cnf) = &claims.cnf {
+            let cert = crate::cert::from_request(req, state.cert_header.as_ref())?;
+            if cert.is_none_or(|c| c.thumbprint != cnf.x5t_s256) {
+                return Err(denied());
+            }
+        }
+        return Ok(());
+    }
+    if auth.is_none() && form.client_id.is_none() {
+        return Err(OAuthError::InvalidClient(
+            "caller authentication required".into(),
+        ));
+    }
+    let caller = super::authenticate_client(
+        state,
+        req,
+        auth,
+        form.client_id.as_deref(),
+        form.client_secret.as_deref(),
+        now,
+    )?;
+    if caller.client.introspection {
+        Ok(())
+    } else {
+        Err(denied())
+    }
+}

@@ -1,0 +1,175 @@
+//! The HTTP endpoints. Handlers are thin: they extract, call the domain
+//! function in the submodule, and return its result; errors are mapped to
+//! HTTP once, in [`crate::error`].
+
+pub mod discovery;
+pub mod extract;
+pub mod introspect;
+pub mod token;
+
+use std::sync::Arc;
+
+use poem::Request;
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApi, Tags};
+
+use self::discovery::{JwkSet, ServerMetadata};
+use self::extract::{AuthHeader, Authorization, OAuthForm, RawJson};
+use self::introspect::{IntrospectRequest, Introspection};
+use self::token::{TokenBody, TokenRequest};
+use crate::AppState;
+use crate::clients::{Authenticated, Credentials};
+use crate::error::OAuthError;
+use crate::keys::unix_now;
+
+/// The certbound API.
+pub struct Api;
+
+#[derive(Tags)]
+enum Tag {
+    /// Token issuance and inspection
+    OAuth,
+    /// Metadata and keys for clients and resource servers
+    Discovery,
+}
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(ApiResponse)]
+pub enum TokenResponse {
+    /// The issued token.
+    #[oai(status = 200)]
+    Ok(
+        Json<TokenBody>,
+        #[oai(header = "Cache-Control")] String,
+        #[oai(header = "Pragma")] String,
+    ),
+}
+
+/// A successful introspection response (RFC 7662 §2.2).
+#[derive(ApiResponse)]
+pub enum IntrospectionResponse {
+    /// The token's state; `{"active": false}` for any invalid token.
+    #[oai(status = 200)]
+    Ok(Json<Introspection>, #[oai(header = "Cache-Control")] String),
+}
+
+#[OpenApi]
+impl Api {
+    /// Token endpoint (RFC 6749 §3.2, RFC 8705 §2).
+    ///
+    /// The client authenticates with its TLS client certificate
+    /// (`tls_client_auth`, `self_signed_tls_client_auth`; send `client_id`),
+    /// with HTTP Basic (`client_secret_basic`) or with `client_secret` in the
+    /// form (`client_secret_post`). Behind a TLS-terminating proxy the
+    /// certificate comes in the configured header, believed only from
+    /// `mtls.trusted_proxies`. Access tokens are RFC 9068 JWTs bound to the
+    /// certificate by `cnf.x5t#S256`.
+    #[oai(
+        path = "/oauth2/token",
+        method = "post",
+        tag = "Tag::OAuth",
+        operation_id = "token"
+    )]
+    async fn token(
+        &self,
+        req: &Request,
+        state: Data<&Arc<AppState>>,
+        auth: AuthHeader,
+        form: OAuthForm<TokenRequest>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let body = token::issue(&state, req, auth.0, form.0, unix_now())?;
+        Ok(TokenResponse::Ok(
+            Json(body),
+            "no-store".into(),
+            "no-cache".into(),
+        ))
+    }
+
+    /// Introspection endpoint (RFC 7662).
+    ///
+    /// The caller authenticates with HTTP Basic, with its own mTLS client
+    /// authentication (send `client_id`), or with a Bearer access token that
+    /// holds the introspection scope. Stateless: the token is verified and
+    /// decoded; any invalid token answers `{"active": false}`.
+    #[oai(
+        path = "/oauth2/introspect",
+        method = "post",
+        tag = "Tag::OAuth",
+        operation_id = "introspect"
+    )]
+    async fn introspect(
+        &self,
+        req: &Request,
+        state: Data<&Arc<AppState>>,
+        auth: AuthHeader,
+        form: OAuthForm<IntrospectRequest>,
+    ) -> Result<IntrospectionResponse, OAuthError> {
+        let body = introspect::introspect(&state, req, auth.0, form.0, unix_now())?;
+        Ok(IntrospectionResponse::Ok(Json(body), "no-store".into()))
+    }
+
+    /// JSON Web Key Set (RFC 7517): every public signing key, `kid` = RFC
+    /// 7638 thumbprint.
+    #[oai(
+        path = "/oauth2/jwks",
+        method = "get",
+        tag = "Tag::Discovery",
+        operation_id = "jwks"
+    )]
+    async fn jwks(&self, state: Data<&Arc<AppState>>) -> RawJson<JwkSet> {
+        RawJson::new(state.documents.jwks.clone())
+    }
+
+    /// Authorization server metadata (RFC 8414).
+    #[oai(
+        path = "/.well-known/oauth-authorization-server",
+        method = "get",
+        tag = "Tag::Discovery",
+        operation_id = "oauthMetadata"
+    )]
+    async fn oauth_metadata(&self, state: Data<&Arc<AppState>>) -> RawJson<ServerMetadata> {
+        RawJson::new(state.documents.oauth.clone())
+    }
+
+    /// OpenID Provider metadata (OpenID Connect Discovery 1.0).
+    #[oai(
+        path = "/.well-known/openid-configuration",
+        method = "get",
+        tag = "Tag::Discovery",
+        operation_id = "openidConfiguration"
+    )]
+    async fn openid_configuration(&self, state: Data<&Arc<AppState>>) -> RawJson<ServerMetadata> {
+        RawJson::new(state.documents.openid.clone())
+    }
+}
+
+/// Authenticates the client of a request from every credential it carries.
+pub(crate) fn authenticate_client(
+    state: &AppState,
+    req: &Request,
+    auth: Option<Authorization>,
+    client_id: Option<&str>,
+    client_secret: Option<&str>,
+    now: u64,
+) -> Result<Authenticated, OAuthError> {
+    let basic = match auth {
+        None => None,
+        Some(Authorization::Basic(id, secret)) => Some((id, secret)),
+        Some(Authorization::Bearer(_)) => {
+            return Err(OAuthError::InvalidClient(
+                "Bearer is not a client authentication method".into(),
+            ));
+        }
+    };
+    let certificate = crate::cert::from_request(req, state.cert_header.as_ref())?;
+    state.clients.authenticate(
+        Credentials {
+            basic,
+            client_id,
+            client_secret,
+            certificate,
+        },
+        now,
+    )
+}

@@ -1,0 +1,105 @@
+//! Scope parameter (RFC 6749 §3.3): a space-delimited list of
+//! `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
+
+use crate::error::OAuthError;
+
+/// Parses a scope string into its tokens, in order, without duplicates.
+/// Any character outside the RFC 6749 §3.3 grammar, or an empty token
+/// between two spaces, is `invalid_scope`.
+pub fn parse(s: &str) -> Result<Vec<&str>, OAuthError> {
+    let mut out: Vec<&str> = Vec::new();
+    if s.is_empty() {
+        return Ok(out);
+    }
+    for token in s.split(' ') {
+        if token.is_empty() {
+            return Err(OAuthError::InvalidScope("scope has an empty token".into()));
+        }
+        if !token.bytes().all(is_scope_char) {
+            return Err(OAuthError::InvalidScope(
+                "scope has a character outside RFC 6749 §3.3".into(),
+            ));
+        }
+        if !out.contains(&token) {
+            out.push(token);
+        }
+    }
+    Ok(out)
+}
+
+fn is_scope_char(b: u8) -> bool {
+    b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b)
+}
+
+/// The scope to grant: every requested token must be allowed; no request
+/// means everything allowed (RFC 6749 §3.3 permits a documented default).
+pub fn grant(requested: Option<&str>, allowed: &[String]) -> Result<String, OAuthError> {
+    let Some(requested) = requested else {
+        return Ok(allowed.join(" "));
+    };
+    let tokens = parse(requested)?;
+    if let Some(bad) = tokens.iter().find(|t| !allowed.iter().any(|a| a == *t)) {
+        return Err(OAuthError::InvalidScope(
+            format!("scope {bad:?} is not allowed for this client").into(),
+        ));
+    }
+    Ok(tokens.join(" "))
+}
+
+/// Whether a granted scope string contains `wanted`.
+pub fn contains(scope: &str, wanted: &str) -> bool {
+    scope.split(' ').any(|t| t == wanted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn allowed() -> Vec<String> {
+        vec!["read".into(), "write".into()]
+    }
+
+    #[test]
+    fn grants() {
+        assert_eq!(grant(None, &allowed()).unwrap(), "read write");
+        assert_eq!(
+            grant(Some("write read write"), &allowed()).unwrap(),
+            "write read"
+        );
+        assert!(matches!(
+            grant(Some("admin"), &allowed()),
+            Err(OAuthError::InvalidScope(_))
+        ));
+        assert!(matches!(
+            grant(Some("read  write"), &allowed()),
+            Err(OAuthError::InvalidScope(_))
+        ));
+        assert!(matches!(
+            grant(Some("re\"ad"), &allowed()),
+            Err(OAuthError::InvalidScope(_))
+        ));
+        assert!(contains("a b c", "b"));
+        assert!(!contains("a bc", "b"));
+    }
+
+    proptest! {
+        #[test]
+        fn valid_scopes_round_trip(tokens in prop::collection::vec("[!#-\\[\\]-~]{1,12}", 0..8)) {
+            let s = tokens.join(" ");
+            let parsed = parse(&s).unwrap();
+            let mut dedup: Vec<&str> = Vec::new();
+            for t in &tokens { if !dedup.contains(&t.as_str()) { dedup.push(t); } }
+            prop_assert_eq!(parsed, dedup);
+        }
+
+        #[test]
+        fn arbitrary_input_never_panics_and_outputs_valid_tokens(s in "\\PC{0,64}") {
+            if let Ok(tokens) = parse(&s) {
+                for t in tokens {
+                    prop_assert!(!t.is_empty() && t.bytes().all(is_scope_char));
+                }
+            }
+        }
+    }
+}
