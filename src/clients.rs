@@ -219,7 +219,7 @@ impl Clients {
             }
             AuthMethod::SelfSigned { thumbprints } => {
                 creds.basic.is_none()
-                    && cert.is_some_and(|c| thumbprints.iter().any(|t| *t == c.thumbprint))
+                    && cert.is_some_and(|c| thumbprints.contains(&c.thumbprint))
             }
             AuthMethod::Tls { subject } => {
                 creds.basic.is_none()

@@ -364,14 +364,21 @@ pub fn generate_key(dir: &Path, alg: Alg, created: u64) -> Result<PathBuf, KeyEr
     .map_err(|_| KeyError::Generate)?;
     let signing = dir.join("signing");
     fs::create_dir_all(&signing).map_err(io(&signing))?;
-    let mut created = created;
-    let path = loop {
-        let p = signing.join(format!("{created}-{}.pem", alg.name()));
-        if !p.exists() {
-            break p;
-        }
-        created += 1;
-    };
+    // The new key must be the newest, even when another was made this second.
+    let newest = fs::read_dir(&signing)
+        .map_err(io(&signing))?
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .to_str()?
+                .split('-')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .max();
+    let created = newest.map_or(created, |n| created.max(n + 1));
+    let path = signing.join(format!("{created}-{}.pem", alg.name()));
     let pem = crate::dev::pem("PRIVATE KEY", &der);
     crate::dev::write_private(&path, pem.as_bytes()).map_err(io(&path))?;
     Ok(path)
@@ -381,7 +388,7 @@ pub fn generate_key(dir: &Path, alg: Alg, created: u64) -> Result<PathBuf, KeyEr
 /// moved paths.
 pub fn retire(dir: &Path, keep: usize) -> Result<Vec<PathBuf>, KeyError> {
     let mut keys = read_dir_keys(dir)?;
-    keys.sort_by(|a, b| b.created.cmp(&a.created));
+    keys.sort_by_key(|k| std::cmp::Reverse(k.created));
     let retired_dir = dir.join("retired");
     let mut moved = Vec::new();
     for key in keys.iter().skip(keep.max(1)) {

@@ -51,6 +51,15 @@ pub struct AppState {
 impl AppState {
     /// Builds the state from configuration and keys.
     pub fn new(config: Config, keys: KeySet) -> Result<Self, String> {
+        Self::build(config, |_| Ok(keys))
+    }
+
+    /// Builds the state, loading keys only once the configuration has been
+    /// checked, so configuration errors are reported first.
+    fn build(
+        config: Config,
+        keys: impl FnOnce(&Config) -> Result<KeySet, String>,
+    ) -> Result<Self, String> {
         let trust = match &config.mtls.trust_anchors {
             Some(path) => Some(
                 TrustAnchors::new(clients::read_pem_certificates(path)?)
@@ -68,6 +77,7 @@ impl AppState {
             }),
             None => None,
         };
+        let keys = keys(&config)?;
         let issuer = config.issuer();
         let tokens = TokenService {
             audience: config
@@ -96,12 +106,13 @@ impl AppState {
         if dev && dev::generate(&config.keys.dir, false)? {
             tracing::info!(dir = %config.keys.dir.display(), "generated development CA, server and client certificates");
         }
-        let keys = KeySet::load(
-            &config.keys.dir,
-            dev.then_some(config.tokens.signing_algorithm),
-        )
-        .map_err(|e| e.to_string())?;
-        Self::new(config, keys)
+        Self::build(config, |config| {
+            KeySet::load(
+                &config.keys.dir,
+                dev.then_some(config.tokens.signing_algorithm),
+            )
+            .map_err(|e| e.to_string())
+        })
     }
 }
 

@@ -1,0 +1,95 @@
+//! The `certbound` binary: configuration errors and operator commands.
+
+use std::process::Command;
+
+fn certbound(args: &[&str], dir: &std::path::Path) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_certbound"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("CERTBOUND_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn config_errors_exit_non_zero_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("unknown.toml", "[server]\nhttps_port = 1\n", "https_port"),
+        (
+            "cidr.toml",
+            "[mtls]\ntrusted_proxies = [\"10.0.0.300/8\"]\n",
+            "trusted_proxies",
+        ),
+        (
+            "client.toml",
+            "[[clients]]\nclient_id = \"x\"\ntoken_endpoint_auth_method = \"tls_client_auth\"\n",
+            "client \"x\"",
+        ),
+    ];
+    for (file, contents, expected) in cases {
+        std::fs::write(dir.path().join(file), contents).unwrap();
+        let (ok, _, stderr) = certbound(&["serve", "--config", file], dir.path());
+        assert!(!ok, "{file} should fail");
+        assert!(stderr.contains(expected), "{file}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_eq!(
+            stderr
+                .trim()
+                .lines()
+                .filter(|l| l.starts_with("certbound:"))
+                .count(),
+            1,
+            "{stderr}"
+        );
+    }
+    let (ok, _, stderr) = certbound(&["serve", "--config", "missing.toml"], dir.path());
+    assert!(!ok && stderr.contains("missing.toml"), "{stderr}");
+}
+
+#[test]
+fn operator_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) = certbound(&["dev-certs"], dir.path());
+    assert!(ok, "{err}");
+    assert!(out.contains("client.crt"));
+    let (ok, thumb, _) = certbound(&["thumbprint", "keys/client.crt"], dir.path());
+    assert!(ok);
+    let pem = std::fs::read_to_string(dir.path().join("keys/client.crt")).unwrap();
+    let der = certbound::cert::header::decode(&pem).unwrap();
+    use sha2::Digest;
+    let expected = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        sha2::Sha256::digest(&der),
+    );
+    assert_eq!(thumb.trim(), expected);
+
+    let (ok, out, _) = certbound(&["secret"], dir.path());
+    assert!(ok);
+    let secret = out
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("client_secret = ");
+    assert!(secret.len() >= 43, "256 bits");
+    assert!(out.contains(&hex::encode(sha2::Sha256::digest(secret.as_bytes()))));
+
+    for args in [
+        &["keys", "generate"][..],
+        &["keys", "rotate", "--alg", "EdDSA", "--keep", "1"][..],
+    ] {
+        let (ok, _, err) = certbound(args, dir.path());
+        assert!(ok, "{args:?}: {err}");
+    }
+    let (ok, list, _) = certbound(&["keys", "list"], dir.path());
+    assert!(ok);
+    assert_eq!(list.lines().count(), 1);
+    assert!(list.contains("EdDSA\t") && list.contains("signing"));
+    let (ok, _, err) = certbound(&["keys", "generate", "--alg", "HS256"], dir.path());
+    assert!(!ok && err.contains("HS256"));
+}

@@ -1,0 +1,260 @@
+//! Stateless introspection (RFC 7662).
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use certbound::keys::{Alg, KeySet, unix_now};
+use certbound::token::{AccessGrant, TokenService};
+use rcgen::DnType;
+use serde_json::{Value, json};
+
+use crate::common::{Identity, TestServer};
+
+const CLIENTS: &str = r#"
+[[clients]]
+client_id = "svc"
+token_endpoint_auth_method = "tls_client_auth"
+tls_client_auth_subject_dn = "CN=svc"
+scope = "read write introspect"
+[[clients]]
+client_id = "rs"
+token_endpoint_auth_method = "client_secret_basic"
+client_secret_sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
+introspection = true
+[[clients]]
+client_id = "rs-mtls"
+token_endpoint_auth_method = "tls_client_auth"
+tls_client_auth_subject_dn = "CN=rs-mtls"
+introspection = true
+[[clients]]
+client_id = "nosy"
+token_endpoint_auth_method = "client_secret_basic"
+client_secret_sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
+"#;
+
+fn basic(id: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{id}:secret")))
+}
+
+async fn introspect(
+    server: &TestServer,
+    id: Option<&Identity>,
+    form: &[(&str, &str)],
+    auth: Option<&str>,
+) -> (u16, Value) {
+    let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
+    let (status, body, resp_headers) = server
+        .post(
+            &server.client(id),
+            &server.https_url("/oauth2/introspect"),
+            form,
+            &headers,
+        )
+        .await;
+    if status == 401 {
+        assert!(resp_headers.contains_key("www-authenticate"));
+    }
+    (status, body)
+}
+
+#[tokio::test]
+async fn active_token_with_basic_and_mtls_callers() {
+    let server = TestServer::start(CLIENTS).await;
+    let id = server.pki.client(&[(DnType::CommonName, "svc")], vec![]);
+    let token = server.token(&id, "svc").await;
+    let (status, body) = introspect(
+        &server,
+        None,
+        &[("token", &token), ("token_type_hint", "access_token")],
+        Some(&basic("rs")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["active"], true);
+    assert_eq!(body["client_id"], "svc");
+    assert_eq!(body["sub"], "svc");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["scope"], "read write introspect");
+    assert_eq!(body["iss"], "https://certbound.test");
+    assert_eq!(body["aud"], "https://certbound.test");
+    assert_eq!(body["cnf"], json!({"x5t#S256": id.thumbprint()}));
+    for claim in ["exp", "iat", "nbf", "jti"] {
+        assert!(
+            body[claim].is_number() || body[claim].is_string(),
+            "{claim}"
+        );
+    }
+
+    let rs = server
+        .pki
+        .client(&[(DnType::CommonName, "rs-mtls")], vec![]);
+    let (status, body) = introspect(
+        &server,
+        Some(&rs),
+        &[("token", &token), ("client_id", "rs-mtls")],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["active"].clone()),
+        (200, json!(true)),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn bearer_caller_needs_the_scope_and_its_certificate() {
+    let server = TestServer::start(
+        &(CLIENTS.to_string()
+            + r#"
+[[clients]]
+client_id = "weak"
+token_endpoint_auth_method = "tls_client_auth"
+tls_client_auth_subject_dn = "CN=weak"
+scope = "read"
+"#),
+    )
+    .await;
+    let id = server.pki.client(&[(DnType::CommonName, "svc")], vec![]);
+    let caller_token = server.token(&id, "svc").await;
+    let subject = server.token(&id, "svc").await;
+    let bearer = format!("Bearer {caller_token}");
+    let (status, body) =
+        introspect(&server, Some(&id), &[("token", &subject)], Some(&bearer)).await;
+    assert_eq!(
+        (status, body["active"].clone()),
+        (200, json!(true)),
+        "{body}"
+    );
+    // A certificate-bound caller token without its certificate (RFC 8705 §3).
+    let (status, body) = introspect(&server, None, &[("token", &subject)], Some(&bearer)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+    // Without the introspection scope.
+    let weak_id = server.pki.client(&[(DnType::CommonName, "weak")], vec![]);
+    let weak = format!("Bearer {}", server.token(&weak_id, "weak").await);
+    let (status, _) =
+        introspect(&server, Some(&weak_id), &[("token", &subject)], Some(&weak)).await;
+    assert_eq!(status, 401);
+    // A garbage bearer.
+    let (status, _) = introspect(&server, None, &[("token", &subject)], Some("Bearer nope")).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn caller_errors() {
+    let server = TestServer::start(CLIENTS).await;
+    let id = server.pki.client(&[(DnType::CommonName, "svc")], vec![]);
+    let token = server.token(&id, "svc").await;
+    // Unauthenticated.
+    let (status, body) = introspect(&server, None, &[("token", &token)], None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+    // Wrong secret, and a client not allowed to introspect.
+    let wrong = format!("Basic {}", STANDARD.encode("rs:nope"));
+    assert_eq!(
+        introspect(&server, None, &[("token", &token)], Some(&wrong))
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        introspect(&server, None, &[("token", &token)], Some(&basic("nosy")))
+            .await
+            .0,
+        401
+    );
+    // The token's own client, by mTLS, without introspection permission.
+    assert_eq!(
+        introspect(
+            &server,
+            Some(&id),
+            &[("token", &token), ("client_id", "svc")],
+            None
+        )
+        .await
+        .0,
+        401
+    );
+    // Missing and empty token.
+    for form in [&[][..], &[("token", "")][..]] {
+        let (status, body) = introspect(&server, None, form, Some(&basic("rs"))).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{form:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_invalid_token_is_exactly_inactive() {
+    let server = TestServer::start(CLIENTS).await;
+    let id = server.pki.client(&[(DnType::CommonName, "svc")], vec![]);
+    let token = server.token(&id, "svc").await;
+    let state = &server.state;
+    let grant = AccessGrant {
+        sub: "svc",
+        client_id: "svc",
+        scope: "read",
+        binding: None,
+    };
+    let now = unix_now();
+    let expired = state.tokens.mint(&state.keys, grant, now - 7200).unwrap();
+    let future = state.tokens.mint(&state.keys, grant, now + 600).unwrap();
+    let foreign = TokenService {
+        issuer: "https://evil.example".into(),
+        ..state.tokens.clone()
+    }
+    .mint(&state.keys, grant, now)
+    .unwrap();
+    let other_dir = tempfile::tempdir().unwrap();
+    certbound::keys::generate_key(other_dir.path(), Alg::ES256, 1).unwrap();
+    let other_keys = KeySet::load(other_dir.path(), None).unwrap();
+    let unknown_kid = state.tokens.mint(&other_keys, grant, now).unwrap();
+
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    claims["scope"] = "admin".into();
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(claims.to_string()),
+        parts[2]
+    );
+    let mut header: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    header["alg"] = "none".into();
+    let alg_none = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        parts[1]
+    );
+    header["alg"] = "HS256".into();
+    let hs256 = format!(
+        "{}.{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        parts[1],
+        parts[2]
+    );
+
+    for (case, bad) in [
+        ("garbage", "not-a-token".to_string()),
+        ("expired", expired),
+        ("not yet valid", future),
+        ("foreign issuer", foreign),
+        ("unknown kid", unknown_kid),
+        ("tampered", tampered),
+        ("alg none", alg_none),
+        ("alg HS256", hs256),
+        ("long", "a".repeat(3000)),
+    ] {
+        let (status, body) =
+            introspect(&server, None, &[("token", &bad)], Some(&basic("rs"))).await;
+        assert_eq!((status, body), (200, json!({"active": false})), "{case}");
+    }
+}

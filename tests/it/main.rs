@@ -1,0 +1,11 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Integration tests: the real server on real sockets, real TLS, client
+//! certificates generated per test. One binary, one module per concern.
+
+mod cli;
+mod common;
+mod discovery;
+mod headers;
+mod introspect;
+mod openapi;
+mod token;
