@@ -104,7 +104,7 @@ impl TrustAnchors {
         self.verifier
             .verify_client_cert(
                 cert.leaf(),
-                &cert.chain[1..],
+                cert.intermediates(),
                 UnixTime::since_unix_epoch(Duration::from_secs(now)),
             )
             .map(|_| ())

@@ -20,8 +20,8 @@ use crate::error::OAuthError;
 /// intermediates, and the leaf's `x5t#S256` thumbprint.
 #[derive(Debug, Clone)]
 pub struct ClientCertificate {
-    /// Leaf first, then intermediates as sent by the client.
-    pub chain: Vec<CertificateDer<'static>>,
+    /// Leaf first, then intermediates as sent by the client; never empty.
+    chain: Vec<CertificateDer<'static>>,
     /// base64url(SHA-256(leaf DER)), RFC 8705 §3.1.
     pub thumbprint: String,
 }
@@ -36,6 +36,11 @@ impl ClientCertificate {
     /// The leaf certificate, DER.
     pub fn leaf(&self) -> &CertificateDer<'static> {
         &self.chain[0]
+    }
+
+    /// Intermediates sent after the leaf.
+    pub fn intermediates(&self) -> &[CertificateDer<'static>] {
+        &self.chain[1..]
     }
 }
 

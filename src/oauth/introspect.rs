@@ -4,6 +4,7 @@
 use poem::Request;
 use poem_openapi::Object;
 
+use super::ClientParams;
 use super::extract::Authorization;
 use crate::AppState;
 use crate::error::OAuthError;
@@ -16,11 +17,10 @@ pub struct IntrospectRequest {
     pub token: String,
     /// `access_token` or `refresh_token`; a hint only.
     pub token_type_hint: Option<String>,
-    /// The caller's client id, when it authenticates with a certificate or
-    /// `client_secret_post`.
-    pub client_id: Option<String>,
-    /// `client_secret_post` only.
-    pub client_secret: Option<String>,
+    /// The caller's credentials when it does not use the `Authorization`
+    /// header.
+    #[oai(flatten)]
+    pub client: ClientParams,
 }
 
 /// Introspection response (RFC 7662 §2.2, RFC 8705 §3.2 `cnf`).
@@ -115,19 +115,12 @@ fn authenticate_caller(
         }
         return Ok(());
     }
-    if auth.is_none() && form.client_id.is_none() {
+    if auth.is_none() && form.client.client_id.is_none() {
         return Err(OAuthError::InvalidClient(
             "caller authentication required".into(),
         ));
     }
-    let caller = super::authenticate_client(
-        state,
-        req,
-        auth,
-        form.client_id.as_deref(),
-        form.client_secret.as_deref(),
-        now,
-    )?;
+    let caller = super::authenticate_client(state, req, auth, &form.client, now)?;
     if caller.client.introspection {
         Ok(())
     } else {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use poem::Request;
 use poem::web::Data;
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, OpenApi, Tags};
+use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
 use self::discovery::{JwkSet, ServerMetadata};
 use self::extract::{AuthHeader, Authorization, OAuthForm, RawJson};
@@ -144,13 +144,22 @@ impl Api {
     }
 }
 
+/// Client credentials in a form body (RFC 6749 §2.3.1, RFC 8705 §2).
+#[derive(Debug, Default, Object)]
+pub struct ClientParams {
+    /// The client id; required for certificate and `client_secret_post`
+    /// authentication.
+    pub client_id: Option<String>,
+    /// `client_secret_post` only.
+    pub client_secret: Option<String>,
+}
+
 /// Authenticates the client of a request from every credential it carries.
 pub(crate) fn authenticate_client(
     state: &AppState,
     req: &Request,
     auth: Option<Authorization>,
-    client_id: Option<&str>,
-    client_secret: Option<&str>,
+    params: &ClientParams,
     now: u64,
 ) -> Result<Authenticated, OAuthError> {
     let basic = match auth {
@@ -166,8 +175,8 @@ pub(crate) fn authenticate_client(
     state.clients.authenticate(
         Credentials {
             basic,
-            client_id,
-            client_secret,
+            client_id: params.client_id.as_deref(),
+            client_secret: params.client_secret.as_deref(),
             certificate,
         },
         now,

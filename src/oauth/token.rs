@@ -4,6 +4,7 @@
 use poem::Request;
 use poem_openapi::Object;
 
+use super::ClientParams;
 use super::extract::Authorization;
 use crate::AppState;
 use crate::clients::GrantType;
@@ -15,10 +16,9 @@ use crate::token::AccessGrant;
 pub struct TokenRequest {
     /// `client_credentials`.
     pub grant_type: String,
-    /// Required for certificate and `client_secret_post` authentication.
-    pub client_id: Option<String>,
-    /// `client_secret_post` only.
-    pub client_secret: Option<String>,
+    /// Client credentials sent in the form.
+    #[oai(flatten)]
+    pub client: ClientParams,
     /// Space-separated scopes; omitted: every scope the client may have.
     pub scope: Option<String>,
 }
@@ -50,14 +50,7 @@ pub fn issue(
             format!("grant_type {:?} is not supported", form.grant_type).into(),
         )
     })?;
-    let client = super::authenticate_client(
-        state,
-        req,
-        auth,
-        form.client_id.as_deref(),
-        form.client_secret.as_deref(),
-        now,
-    )?;
+    let client = super::authenticate_client(state, req, auth, &form.client, now)?;
     if !client.client.grant_types.contains(&grant) {
         return Err(OAuthError::UnauthorizedClient(
             "the client may not use this grant type".into(),

@@ -89,16 +89,6 @@ scope = "read write"
 
 #[tokio::test]
 async fn mtls_endpoint_aliases_when_configured() {
-    let server = TestServer::start(
-        r#"
-[[clients]]
-client_id = "svc"
-token_endpoint_auth_method = "tls_client_auth"
-tls_client_auth_subject_dn = "CN=svc"
-"#,
-    )
-    .await;
-    drop(server);
     // Aliases are a [mtls] key: start a server with them.
     let server = TestServer::start_with(
         "endpoint_aliases_base = \"https://mtls.certbound.test\"\n",

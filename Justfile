@@ -1,0 +1,30 @@
+# certbound — `just --list` is the help. Install just with `cargo install just --locked`.
+
+# List the recipes
+default:
+    @just --list
+
+# Run the server (no config: development mode on https://127.0.0.1:9443)
+run *ARGS:
+    cargo run --release -- {{ARGS}}
+
+# Run the whole test suite
+test:
+    cargo test
+
+# Formatting and lints, as CI runs them
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --all-targets -- -D warnings
+
+# Regenerate the committed OpenAPI documents in openapi/
+openapi:
+    cargo run --quiet -- openapi > openapi/certbound.json
+    cargo run --quiet -- openapi --yaml > openapi/certbound.yaml
+
+# Generate development CA, server and client certificates into keys/
+dev-certs *ARGS:
+    cargo run --quiet -- dev-certs {{ARGS}}
+
+# Everything CI checks
+ci: lint test
