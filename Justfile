@@ -26,5 +26,9 @@ openapi:
 dev-certs *ARGS:
     cargo run --quiet -- dev-certs {{ARGS}}
 
+# Load benchmark (oha, installed when missing); --quick: ~2 s per scenario, no BENCHMARKS.md
+bench *ARGS:
+    cargo bench --bench load -- {{ARGS}}
+
 # Everything CI checks
 ci: lint test
