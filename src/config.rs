@@ -94,6 +94,8 @@ pub struct TokensConfig {
     pub audience: Option<String>,
     /// Scope a Bearer token needs to call the introspection endpoint.
     pub introspection_scope: String,
+    /// Verified tokens kept for repeated introspection; 0 disables.
+    pub introspection_cache_entries: usize,
 }
 
 /// `[keys]`
@@ -169,6 +171,7 @@ impl Default for Config {
                 access_token_lifetime: 3600,
                 audience: None,
                 introspection_scope: "introspect".into(),
+                introspection_cache_entries: 10_000,
             },
             keys: KeysConfig {
                 dir: PathBuf::from("keys"),

@@ -17,6 +17,7 @@ pub mod scope;
 pub mod server;
 pub mod tls;
 pub mod token;
+pub mod token_cache;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub keys: KeySet,
     /// Access-token minting and verification.
     pub tokens: TokenService,
+    /// Recently verified access tokens (introspection fast path).
+    pub verified: token_cache::TokenCache,
     /// Where a proxy-forwarded certificate may come from.
     pub cert_header: Option<HeaderSource>,
     /// Discovery documents and JWKS, serialised once.
@@ -90,6 +93,7 @@ impl AppState {
         };
         let documents = oauth::discovery::Documents::build(&config, &clients, &keys)?;
         Ok(Self {
+            verified: token_cache::TokenCache::new(config.tokens.introspection_cache_entries),
             config,
             clients,
             keys,
@@ -97,6 +101,16 @@ impl AppState {
             cert_header,
             documents,
         })
+    }
+
+    /// Verifies an access token at `now`, through the verified-token cache.
+    pub fn verify_access_token(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Result<Arc<token::AccessClaims>, token::Inactive> {
+        self.verified
+            .get_or_verify(token, now, |t| self.tokens.verify(&self.keys, t, now))
     }
 
     /// Loads everything for `certbound serve`: in development mode (no

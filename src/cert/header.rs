@@ -91,7 +91,13 @@ fn pem_body(text: &str) -> Result<Vec<u8>, HeaderError> {
 
 /// Standard or URL-safe base64, padding optional, whitespace ignored.
 fn b64(text: &str) -> Result<Vec<u8>, HeaderError> {
-    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let stripped: String;
+    let compact = if text.bytes().any(|b| b.is_ascii_whitespace()) {
+        stripped = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        stripped.as_str()
+    } else {
+        text
+    };
     if compact.is_empty() {
         return Err(HeaderError::Base64);
     }
@@ -103,7 +109,7 @@ fn b64(text: &str) -> Result<Vec<u8>, HeaderError> {
     let unpadded = compact.trim_end_matches('=');
     base64::engine::general_purpose::STANDARD_NO_PAD
         .decode(unpadded)
-        .or_else(|_| STANDARD.decode(&compact))
+        .or_else(|_| STANDARD.decode(compact))
         .map_err(|_| HeaderError::Base64)
 }
 

@@ -53,21 +53,21 @@ pub struct Introspection {
     pub cnf: Option<Confirmation>,
 }
 
-impl From<AccessClaims> for Introspection {
-    fn from(c: AccessClaims) -> Self {
+impl From<&AccessClaims> for Introspection {
+    fn from(c: &AccessClaims) -> Self {
         Self {
             active: true,
-            scope: (!c.scope.is_empty()).then_some(c.scope),
-            client_id: Some(c.client_id),
-            sub: Some(c.sub),
+            scope: (!c.scope.is_empty()).then(|| c.scope.clone()),
+            client_id: Some(c.client_id.clone()),
+            sub: Some(c.sub.clone()),
             token_type: Some("Bearer".into()),
             exp: Some(c.exp),
             iat: Some(c.iat),
             nbf: Some(c.nbf),
-            iss: Some(c.iss),
-            aud: Some(c.aud),
-            jti: Some(c.jti),
-            cnf: c.cnf,
+            iss: Some(c.iss.clone()),
+            aud: Some(c.aud.clone()),
+            jti: Some(c.jti.clone()),
+            cnf: c.cnf.clone(),
         }
     }
 }
@@ -81,8 +81,8 @@ pub fn introspect(
     now: u64,
 ) -> Result<Introspection, OAuthError> {
     authenticate_caller(state, req, auth, &form, now)?;
-    Ok(match state.tokens.verify(&state.keys, &form.token, now) {
-        Ok(claims) => claims.into(),
+    Ok(match state.verify_access_token(&form.token, now) {
+        Ok(claims) => Introspection::from(&*claims),
         Err(reason) => {
             tracing::debug!(%reason, "introspected token is inactive");
             Introspection::default()

@@ -1,0 +1,156 @@
+//! A bounded cache of verified access tokens, for repeated introspection of
+//! the same token (RFC 7662 callers often ask about one token many times).
+//!
+//! Keyed by SHA-256 of the token text, so a token that differs by one byte
+//! is a miss and is verified in full. Only tokens whose signature verified
+//! are stored (garbage cannot fill it). A hit re-checks `exp` and `nbf`
+//! against `now`, so an entry never outlives its token. The cache sits
+//! before, never instead of, any revocation check.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
+
+use crate::token::{AccessClaims, Inactive};
+
+const SHARDS: usize = 16;
+
+/// Verified-token cache; capacity 0 disables it.
+#[derive(Debug)]
+pub struct TokenCache {
+    shards: Vec<Mutex<HashMap<[u8; 32], Arc<AccessClaims>>>>,
+    per_shard: usize,
+}
+
+impl TokenCache {
+    /// A cache holding at most about `capacity` tokens.
+    pub fn new(capacity: usize) -> Self {
+        let per_shard = capacity.div_ceil(SHARDS);
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            per_shard,
+        }
+    }
+
+    /// The claims of `token`, from the cache or from `verify` (whose valid
+    /// results are cached).
+    pub fn get_or_verify(
+        &self,
+        token: &str,
+        now: u64,
+        verify: impl FnOnce(&str) -> Result<AccessClaims, Inactive>,
+    ) -> Result<Arc<AccessClaims>, Inactive> {
+        if self.per_shard == 0 {
+            return verify(token).map(Arc::new);
+        }
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let shard = &self.shards[usize::from(key[0]) % SHARDS];
+        let cached = lock(shard).get(&key).cloned();
+        if let Some(claims) = cached {
+            if claims.exp <= now {
+                lock(shard).remove(&key);
+                return Err(Inactive::Expired);
+            }
+            if claims.nbf > now {
+                return Err(Inactive::NotYetValid);
+            }
+            return Ok(claims);
+        }
+        let claims = Arc::new(verify(token)?);
+        let mut map = lock(shard);
+        // Full: drop an arbitrary entry (O(1); expired ones also go on access).
+        if map.len() >= self.per_shard
+            && let Some(victim) = map.keys().next().copied()
+        {
+            map.remove(&victim);
+        }
+        map.insert(key, claims.clone());
+        Ok(claims)
+    }
+}
+
+/// A poisoned shard only means another request panicked mid-insert; the
+/// map itself is still consistent, so keep using it.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(exp: u64) -> AccessClaims {
+        AccessClaims {
+            iss: "i".into(),
+            sub: "s".into(),
+            aud: "a".into(),
+            client_id: "c".into(),
+            scope: String::new(),
+            iat: 0,
+            nbf: 10,
+            exp,
+            jti: "j".into(),
+            cnf: None,
+        }
+    }
+
+    #[test]
+    fn hits_never_outlive_the_token() {
+        let cache = TokenCache::new(100);
+        let mut calls = 0;
+        for _ in 0..3 {
+            let got = cache.get_or_verify("t", 50, |_| {
+                calls += 1;
+                Ok(claims(100))
+            });
+            assert!(got.is_ok());
+        }
+        assert_eq!(calls, 1, "verified once");
+        assert_eq!(
+            cache.get_or_verify("t", 5, |_| unreachable!()).err(),
+            Some(Inactive::NotYetValid)
+        );
+        assert_eq!(
+            cache.get_or_verify("t", 100, |_| unreachable!()).err(),
+            Some(Inactive::Expired)
+        );
+        // Gone after expiry: verified again.
+        assert_eq!(
+            cache
+                .get_or_verify("t", 100, |_| Err(Inactive::Expired))
+                .err(),
+            Some(Inactive::Expired)
+        );
+        // Failures are not cached.
+        assert!(
+            cache
+                .get_or_verify("bad", 50, |_| Err(Inactive::BadSignature))
+                .is_err()
+        );
+        assert!(cache.get_or_verify("bad", 50, |_| Ok(claims(100))).is_ok());
+    }
+
+    #[test]
+    fn stays_bounded() {
+        let cache = TokenCache::new(32);
+        for i in 0..1000 {
+            cache
+                .get_or_verify(&i.to_string(), 50, |_| Ok(claims(100)))
+                .unwrap();
+        }
+        let total: usize = cache.shards.iter().map(|s| lock(s).len()).sum();
+        assert!(total <= 32, "{total}");
+        let disabled = TokenCache::new(0);
+        let mut calls = 0;
+        for _ in 0..2 {
+            disabled
+                .get_or_verify("t", 50, |_| {
+                    calls += 1;
+                    Ok(claims(100))
+                })
+                .unwrap();
+        }
+        assert_eq!(calls, 2);
+    }
+}
