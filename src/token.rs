@@ -144,8 +144,15 @@ impl TokenService {
         grant: AccessGrant<'_>,
         now: u64,
     ) -> Result<String, OAuthError> {
-        let jti = uuid::Uuid::new_v4();
-        let mut jti_buf = uuid::Uuid::encode_buffer();
+        // 128 random bits from aws-lc's userspace DRBG: no syscall per token.
+        let mut random = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut random).map_err(OAuthError::internal)?;
+        let mut jti_buf = [0u8; 22];
+        let jti = URL_SAFE_NO_PAD
+            .encode_slice(random, &mut jti_buf)
+            .ok()
+            .and_then(|n| std::str::from_utf8(&jti_buf[..n]).ok())
+            .ok_or_else(|| OAuthError::internal("jti encoding"))?;
         let claims = ClaimsRef {
             iss: &self.issuer,
             sub: grant.sub,
@@ -155,7 +162,7 @@ impl TokenService {
             iat: now,
             nbf: now,
             exp: now + self.lifetime,
-            jti: jti.as_simple().encode_lower(&mut jti_buf),
+            jti,
             cnf: grant.binding.map(|x5t_s256| CnfRef { x5t_s256 }),
         };
         sign(keys, ACCESS_TOKEN_TYP, &claims)
@@ -261,6 +268,20 @@ mod tests {
             assert_eq!(svc.verify(&keys, &token, 1060), Err(Inactive::Expired));
             assert_eq!(svc.verify(&keys, &token, 999), Err(Inactive::NotYetValid));
         }
+    }
+
+    #[test]
+    fn jti_is_128_random_bits() {
+        let (_d, keys, svc) = setup(Alg::ES256);
+        let jtis: std::collections::HashSet<String> = (0..200)
+            .map(|_| {
+                svc.verify(&keys, &svc.mint(&keys, GRANT, 1000).unwrap(), 1001)
+                    .unwrap()
+                    .jti
+            })
+            .collect();
+        assert_eq!(jtis.len(), 200);
+        assert!(jtis.iter().all(|j| j.len() == 22));
     }
 
     #[test]
