@@ -32,8 +32,8 @@ struct Scenario {
     what: &'static str,
     connections: u32,
     oha: Vec<String>,
-    /// Floor for one request of this kind, µs; `None`: no floor defined.
-    floor: Option<(f64, &'static str)>,
+    /// Floor for one request of this kind, µs, and what it consists of.
+    floor: (f64, &'static str),
 }
 
 /// Measured floor primitives, µs each.
@@ -155,108 +155,109 @@ introspection = true
         "--key".into(),
         format!("{k}/client.key"),
     ];
+    let token_body = |client: &str| {
+        strings(&[
+            "-d",
+            &format!("grant_type=client_credentials&client_id={client}"),
+        ])
+    };
+    let proxy_header = strings(&["-H", &format!("x-client-cert: {header_value}")]);
+    let basic = strings(&["-a", "rs:secret"]);
+    let scenario =
+        |name: String, what: &'static str, connections: u32, parts: Vec<Vec<String>>, floor| {
+            Scenario {
+                name,
+                what,
+                connections,
+                oha: strings(&form)
+                    .into_iter()
+                    .chain(parts.into_iter().flatten())
+                    .collect(),
+                floor,
+            }
+        };
     let mut scenarios = Vec::new();
     for c in [1u32, 32] {
-        scenarios.push(Scenario {
-            name: format!("a. token, proxy header, plain HTTP, c={c}"),
-            what: "client_credentials, self_signed_tls_client_auth, URL-encoded PEM header",
-            connections: c,
-            oha: strings(&form)
-                .into_iter()
-                .chain(strings(&["-H", &format!("x-client-cert: {header_value}")]))
-                .chain(strings(&[
-                    "-d",
-                    "grant_type=client_credentials&client_id=pinned",
-                    &http_url("/oauth2/token"),
-                ]))
-                .collect(),
-            floor: Some((token_floor, "sign + thumbprint + parse + header decode")),
-        });
-        scenarios.push(Scenario {
-            name: format!("b. token, mutual TLS, c={c}"),
-            what: "client_credentials, self_signed_tls_client_auth over TLS 1.3",
-            connections: c,
-            oha: strings(&form)
-                .into_iter()
-                .chain(tls_client.iter().cloned())
-                .chain(strings(&[
-                    "-d",
-                    "grant_type=client_credentials&client_id=pinned",
-                    &https_url("/oauth2/token"),
-                ]))
-                .collect(),
-            floor: Some((tls_floor, "sign + thumbprint + parse")),
-        });
-        scenarios.push(Scenario {
-            name: format!("b2. token, mutual TLS, tls_client_auth (PKI), c={c}"),
-            what: "client_credentials, chain validated to the CA on every request",
-            connections: c,
-            oha: strings(&form)
-                .into_iter()
-                .chain(tls_client.iter().cloned())
-                .chain(strings(&[
-                    "-d",
-                    "grant_type=client_credentials&client_id=pki",
-                    &https_url("/oauth2/token"),
-                ]))
-                .collect(),
-            floor: Some((
+        scenarios.push(scenario(
+            format!("a. token, proxy header, plain HTTP, c={c}"),
+            "client_credentials, self_signed_tls_client_auth, URL-encoded PEM header",
+            c,
+            vec![
+                proxy_header.clone(),
+                token_body("pinned"),
+                vec![http_url("/oauth2/token")],
+            ],
+            (token_floor, "sign + thumbprint + parse + header decode"),
+        ));
+        scenarios.push(scenario(
+            format!("b. token, mutual TLS, c={c}"),
+            "client_credentials, self_signed_tls_client_auth over TLS 1.3",
+            c,
+            vec![
+                tls_client.to_vec(),
+                token_body("pinned"),
+                vec![https_url("/oauth2/token")],
+            ],
+            (tls_floor, "sign + thumbprint + parse"),
+        ));
+        scenarios.push(scenario(
+            format!("b2. token, mutual TLS, tls_client_auth (PKI), c={c}"),
+            "client_credentials, chain validated to the CA on every request",
+            c,
+            vec![
+                tls_client.to_vec(),
+                token_body("pki"),
+                vec![https_url("/oauth2/token")],
+            ],
+            (
                 tls_floor + floor.verify,
                 "sign + verify + thumbprint + parse",
-            )),
-        });
-        scenarios.push(Scenario {
-            name: format!("c. introspect, distinct tokens (cold), c={c}"),
-            what: "Basic caller, cold: no token repeats",
-            connections: c,
-            oha: strings(&form)
-                .into_iter()
-                .chain(strings(&[
-                    "-a",
-                    "rs:secret",
+            ),
+        ));
+        scenarios.push(scenario(
+            format!("c. introspect, distinct tokens (cold), c={c}"),
+            "Basic caller, cold: no token repeats",
+            c,
+            vec![
+                basic.clone(),
+                strings(&[
                     "-Z",
                     &bodies.display().to_string(),
                     &http_url("/oauth2/introspect"),
-                ]))
-                .collect(),
-            floor: Some((floor.verify, "one verification")),
-        });
-        scenarios.push(Scenario {
-            name: format!("d. introspect, same token, c={c}"),
-            what: "Basic caller, warm",
-            connections: c,
-            oha: strings(&form)
-                .into_iter()
-                .chain(strings(&[
-                    "-a",
-                    "rs:secret",
+                ]),
+            ],
+            (floor.verify, "one verification"),
+        ));
+        scenarios.push(scenario(
+            format!("d. introspect, same token, c={c}"),
+            "Basic caller, warm",
+            c,
+            vec![
+                basic.clone(),
+                strings(&[
                     "-d",
                     &format!("token={warm_token}"),
                     &http_url("/oauth2/introspect"),
-                ]))
-                .collect(),
-            floor: Some((floor.verify, "one verification")),
-        });
+                ]),
+            ],
+            (floor.verify, "one verification"),
+        ));
     }
-    scenarios.push(Scenario {
-        name: "e. token, new TLS connection per request, c=8".into(),
-        what: "full TLS 1.3 handshake with a client certificate, then a token",
-        connections: 8,
-        oha: strings(&form)
-            .into_iter()
-            .chain(strings(&["--disable-keepalive"]))
-            .chain(tls_client.iter().cloned())
-            .chain(strings(&[
-                "-d",
-                "grant_type=client_credentials&client_id=pinned",
-                &https_url("/oauth2/token"),
-            ]))
-            .collect(),
-        floor: Some((
+    scenarios.push(scenario(
+        "e. token, new TLS connection per request, c=8".into(),
+        "full TLS 1.3 handshake with a client certificate, then a token",
+        8,
+        vec![
+            strings(&["--disable-keepalive"]),
+            tls_client.to_vec(),
+            token_body("pinned"),
+            vec![https_url("/oauth2/token")],
+        ],
+        (
             2.0 * floor.verify + 2.0 * floor.sign + floor.thumbprint,
             "2 sign + 2 verify + thumbprint",
-        )),
-    });
+        ),
+    ));
 
     let mut results = Vec::new();
     let mut failed = false;
@@ -321,9 +322,9 @@ introspection = true
             "p99_ms": ms("p99"),
             "p99_9_ms": ms("p99.9"),
             "server_cpu_us_per_request": cpu_us,
-            "floor_us": s.floor.map(|f| f.0),
-            "floor": s.floor.map(|f| f.1),
-            "ratio_to_floor": s.floor.map(|f| cpu_us / f.0),
+            "floor_us": s.floor.0,
+            "floor": s.floor.1,
+            "ratio_to_floor": cpu_us / s.floor.0,
             "peak_rss_kb": proc_status(server.id(), "VmHWM"),
         }));
         eprintln!(
