@@ -238,7 +238,7 @@ impl Config {
             && !(issuer.starts_with("https://") || issuer.starts_with("http://"))
         {
             return Err(ConfigError::Invalid(format!(
-                "issuer {issuer:?} must be an https URL"
+                "issuer {issuer:?} must be an http(s) URL"
             )));
         }
         Ok(())

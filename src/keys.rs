@@ -84,6 +84,9 @@ pub enum KeyError {
     /// Key generation failed.
     #[error("key generation failed")]
     Generate,
+    /// The crypto library refused to sign.
+    #[error("signing failed")]
+    Sign,
 }
 
 enum Signer {
@@ -128,12 +131,12 @@ impl SigningKey {
             Signer::Ecdsa(kp) => kp
                 .sign(&rng, message)
                 .map(|s| s.as_ref().to_vec())
-                .map_err(|_| KeyError::Generate),
+                .map_err(|_| KeyError::Sign),
             Signer::Ed25519(kp) => Ok(kp.sign(message).as_ref().to_vec()),
             Signer::Rsa(kp, enc) => {
                 let mut out = vec![0; kp.public_modulus_len()];
                 kp.sign(*enc, &rng, message, &mut out)
-                    .map_err(|_| KeyError::Generate)?;
+                    .map_err(|_| KeyError::Sign)?;
                 Ok(out)
             }
         }

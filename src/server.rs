@@ -82,14 +82,15 @@ impl Server {
                 .boxed(),
         );
         let graceful = GracefulShutdown::new();
+        let https_acceptor = self.https.as_ref().map(|(_, a)| a.clone());
         tokio::pin!(shutdown);
         loop {
             let accepted = tokio::select! {
                 () = &mut shutdown => break,
-                conn = accept(self.https.as_ref().map(|(l, _)| l)) => conn.map(|c| (c, true)),
-                conn = accept(self.http.as_ref()) => conn.map(|c| (c, false)),
+                conn = accept(self.https.as_ref().map(|(l, _)| l)) => conn.map(|c| (c, https_acceptor.clone())),
+                conn = accept(self.http.as_ref()) => conn.map(|c| (c, None)),
             };
-            let ((stream, remote), tls) = match accepted {
+            let ((stream, remote), acceptor) = match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
                     // Out of file descriptors and the like: back off briefly.
@@ -100,9 +101,6 @@ impl Server {
             };
             let _ = stream.set_nodelay(true);
             let local = stream.local_addr().ok();
-            let acceptor = tls
-                .then(|| self.https.as_ref().map(|(_, a)| a.clone()))
-                .flatten();
             let endpoint = endpoint.clone();
             let watcher = graceful.watcher();
             tokio::spawn(async move {

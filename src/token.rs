@@ -136,8 +136,7 @@ pub enum Inactive {
 }
 
 impl TokenService {
-    /// Mints a signed access token at `now`; returns the token and its claims'
-    /// expiry.
+    /// Mints a signed access token at `now`.
     pub fn mint(
         &self,
         keys: &KeySet,

@@ -167,14 +167,7 @@ pub mod encode {
 
     /// PEM with line breaks every 64 characters.
     pub fn pem(der: &[u8]) -> String {
-        let b64 = STANDARD.encode(der);
-        let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-        for chunk in b64.as_bytes().chunks(64) {
-            out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-            out.push('\n');
-        }
-        out.push_str("-----END CERTIFICATE-----\n");
-        out
+        crate::dev::pem("CERTIFICATE", der)
     }
 
     /// PEM on one line, as in the WSO2 sample.
