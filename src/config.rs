@@ -38,6 +38,8 @@ pub struct Config {
     pub tokens: TokensConfig,
     /// Signing keys.
     pub keys: KeysConfig,
+    /// The revocation list file.
+    pub revocation: RevocationConfig,
     /// Registered clients (RFC 7591 metadata names).
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
@@ -104,6 +106,17 @@ pub struct TokensConfig {
 pub struct KeysConfig {
     /// Directory of signing keys (and, in dev mode, generated certificates).
     pub dir: PathBuf,
+}
+
+/// `[revocation]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationConfig {
+    /// The revocation list file; its directory is created on start.
+    pub file: PathBuf,
+    /// Seconds between checks whether to compact the list (it is compacted
+    /// when expired entries are more than half of it).
+    pub compaction_check_interval: u64,
 }
 
 /// One `[[clients]]` entry.
@@ -176,6 +189,10 @@ impl Default for Config {
             keys: KeysConfig {
                 dir: PathBuf::from("keys"),
             },
+            revocation: RevocationConfig {
+                file: PathBuf::from("data/revocations.log"),
+                compaction_check_interval: 60,
+            },
             clients: Vec::new(),
         }
     }
@@ -232,6 +249,11 @@ impl Config {
         if self.server.https.is_none() && self.server.http.is_none() {
             return Err(ConfigError::Invalid(
                 "no listener: set server.https or server.http".into(),
+            ));
+        }
+        if self.revocation.compaction_check_interval == 0 {
+            return Err(ConfigError::Invalid(
+                "revocation.compaction_check_interval must be at least 1 second".into(),
             ));
         }
         if let Some(issuer) = &self.issuer

@@ -135,6 +135,10 @@ impl IntoResponse for OAuthError {
             .header(header::CACHE_CONTROL, "no-store")
             .header(header::PRAGMA, "no-cache")
             .body(body);
+        if matches!(self, Self::TemporarilyUnavailable(_)) {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if matches!(self, Self::InvalidClient(_)) {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -142,6 +146,21 @@ impl IntoResponse for OAuthError {
             );
         }
         resp
+    }
+}
+
+impl From<crate::revocation::RevocationError> for OAuthError {
+    /// The revocation list could not record something: fail closed with a
+    /// retryable error; the client was not told it succeeded.
+    fn from(err: crate::revocation::RevocationError) -> Self {
+        Self::TemporarilyUnavailable(match err {
+            crate::revocation::RevocationError::Unavailable => {
+                "the revocation list cannot be written now; retry later".into()
+            }
+            crate::revocation::RevocationError::Busy => {
+                "too many revocations are waiting for the disk; retry later".into()
+            }
+        })
     }
 }
 

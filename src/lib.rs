@@ -13,6 +13,7 @@ pub mod dev;
 pub mod error;
 pub mod keys;
 pub mod oauth;
+pub mod revocation;
 pub mod scope;
 pub mod server;
 pub mod tls;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub cert_header: Option<HeaderSource>,
     /// Discovery documents and JWKS, serialised once.
     pub documents: oauth::discovery::Documents,
+    /// Revoked tokens (the only state).
+    pub revocations: revocation::Revocations,
 }
 
 impl AppState {
@@ -92,7 +95,13 @@ impl AppState {
             lifetime: config.tokens.access_token_lifetime,
         };
         let documents = oauth::discovery::Documents::build(&config, &clients, &keys)?;
+        let revocations = revocation::Revocations::open(
+            &config.revocation.file,
+            std::time::Duration::from_secs(config.revocation.compaction_check_interval),
+        )
+        .map_err(|e| e.to_string())?;
         Ok(Self {
+            revocations,
             verified: token_cache::TokenCache::new(config.tokens.introspection_cache_entries),
             config,
             clients,
@@ -103,14 +112,23 @@ impl AppState {
         })
     }
 
-    /// Verifies an access token at `now`, through the verified-token cache.
-    pub fn verify_access_token(
+    /// An access token's claims if it is active at `now`: verified (through
+    /// the verified-token cache) and not revoked.
+    pub fn active_access_token(
         &self,
         token: &str,
         now: u64,
     ) -> Result<Arc<token::AccessClaims>, token::Inactive> {
-        self.verified
-            .get_or_verify(token, now, |t| self.tokens.verify(&self.keys, t, now))
+        let claims = self
+            .verified
+            .get_or_verify(token, now, |t| self.tokens.verify(&self.keys, t, now))?;
+        if self
+            .revocations
+            .contains(revocation::Kind::Jti, &claims.jti)
+        {
+            return Err(token::Inactive::Revoked);
+        }
+        Ok(claims)
     }
 
     /// Loads everything for `certbound serve`: in development mode (no

@@ -49,12 +49,31 @@ enum Command {
         /// Certificate file.
         file: PathBuf,
     },
+    /// Inspect or compact the revocation list (revocation.file).
+    Revocations {
+        #[command(subcommand)]
+        action: RevocationsAction,
+    },
     /// Print the OpenAPI document.
     Openapi {
         /// YAML instead of JSON.
         #[arg(long)]
         yaml: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum RevocationsAction {
+    /// Print entries still in force: kind, id, expiry (RFC 3339).
+    List {
+        /// Include expired entries.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Print counts: records, live and expired entries per kind, damaged lines.
+    Stats,
+    /// Drop expired entries now (the server does this itself; stop it first).
+    Compact,
 }
 
 #[derive(Subcommand)]
@@ -135,6 +154,10 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("{}", thumbprint_file(&file)?);
             Ok(())
         }
+        Command::Revocations { action } => {
+            let (config, _) = load()?;
+            revocations_command(&config.revocation.file, action)
+        }
         Command::Openapi { yaml } => {
             let api = certbound::openapi();
             println!("{}", if yaml { api.spec_yaml() } else { api.spec() });
@@ -183,6 +206,96 @@ fn keys_command(config: &Config, action: KeysAction) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+fn revocations_command(path: &Path, action: RevocationsAction) -> Result<(), String> {
+    use certbound::revocation::{self, Kind};
+    use std::io::Write;
+    let now = keys::unix_now();
+    let live = |expires: u64| expires >= revocation::retained_from(now);
+    match action {
+        RevocationsAction::List { all } => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut failed = None;
+            let scan = revocation::read(path, |r| {
+                if (all || live(r.expires))
+                    && let Err(e) = writeln!(
+                        out,
+                        "{}\t{}\t{}{}",
+                        r.kind.name(),
+                        r.id,
+                        rfc3339(r.expires),
+                        if live(r.expires) { "" } else { "\texpired" }
+                    )
+                {
+                    failed.get_or_insert(e);
+                }
+            })
+            .map_err(|e| e.to_string())?;
+            out.flush().map_err(|e| e.to_string())?;
+            if let Some(e) = failed {
+                return Err(e.to_string());
+            }
+            report_damage(&scan);
+        }
+        RevocationsAction::Stats => {
+            let mut counts = [(0u64, 0u64); 3];
+            let scan = revocation::read(path, |r| {
+                let slot = &mut counts[Kind::ALL.iter().position(|k| *k == r.kind).unwrap_or(0)];
+                if live(r.expires) {
+                    slot.0 += 1;
+                } else {
+                    slot.1 += 1;
+                }
+            })
+            .map_err(|e| e.to_string())?;
+            let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            println!(
+                "file\t{}\nbytes\t{bytes}\nrecords\t{}",
+                path.display(),
+                scan.records
+            );
+            for (kind, (live, expired)) in Kind::ALL.iter().zip(counts) {
+                println!("{}\tlive {live}\texpired {expired}", kind.name());
+            }
+            println!(
+                "damaged lines\t{}",
+                scan.skipped.len() + usize::from(scan.torn.is_some())
+            );
+            report_damage(&scan);
+        }
+        RevocationsAction::Compact => {
+            let done = revocation::compact_offline(path, now).map_err(|e| e.to_string())?;
+            println!(
+                "compacted {}: {} records -> {} ({} bytes)",
+                path.display(),
+                done.before,
+                done.after,
+                done.bytes
+            );
+        }
+    }
+    Ok(())
+}
+
+fn report_damage(scan: &certbound::revocation::Scan) {
+    for s in &scan.skipped {
+        eprintln!("line {}: skipped ({})", s.line, s.reason);
+    }
+    if let Some(line) = scan.torn {
+        eprintln!("line {line}: skipped (torn: no end of line)");
+    }
+}
+
+fn rfc3339(unix: u64) -> String {
+    i64::try_from(unix)
+        .ok()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
 }
 
 fn thumbprint_file(file: &Path) -> Result<String, String> {

@@ -133,6 +133,9 @@ pub enum Inactive {
     /// `nbf` is in the future.
     #[error("not yet valid")]
     NotYetValid,
+    /// On the revocation list.
+    #[error("revoked")]
+    Revoked,
 }
 
 impl TokenService {

@@ -20,6 +20,8 @@ pub struct ServerMetadata {
     pub token_endpoint: String,
     /// Introspection endpoint (RFC 7662).
     pub introspection_endpoint: String,
+    /// Revocation endpoint (RFC 7009).
+    pub revocation_endpoint: String,
     /// JWKS.
     pub jwks_uri: String,
     /// Grant types.
@@ -28,6 +30,8 @@ pub struct ServerMetadata {
     pub token_endpoint_auth_methods_supported: Vec<String>,
     /// Caller authentication methods at the introspection endpoint.
     pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    /// Client authentication methods at the revocation endpoint.
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
     /// RFC 8705 §3.3: access tokens are certificate-bound.
     pub tls_client_certificate_bound_access_tokens: bool,
     /// Union of the registered clients' scopes.
@@ -47,6 +51,8 @@ pub struct MtlsEndpointAliases {
     pub token_endpoint: String,
     /// Introspection endpoint on the mTLS host.
     pub introspection_endpoint: String,
+    /// Revocation endpoint on the mTLS host.
+    pub revocation_endpoint: String,
 }
 
 /// A JSON Web Key Set (RFC 7517 §5).
@@ -82,11 +88,13 @@ impl Documents {
         let mut metadata = ServerMetadata {
             token_endpoint: at(&issuer, "/oauth2/token"),
             introspection_endpoint: at(&issuer, "/oauth2/introspect"),
+            revocation_endpoint: at(&issuer, "/oauth2/revoke"),
             jwks_uri: at(&issuer, "/oauth2/jwks"),
             issuer: issuer.clone(),
             grant_types_supported: strings(&["client_credentials"]),
             token_endpoint_auth_methods_supported: strings(&AUTH_METHODS),
             introspection_endpoint_auth_methods_supported: strings(&AUTH_METHODS),
+            revocation_endpoint_auth_methods_supported: strings(&AUTH_METHODS),
             tls_client_certificate_bound_access_tokens: true,
             scopes_supported: scopes,
             subject_types_supported: None,
@@ -94,6 +102,7 @@ impl Documents {
                 MtlsEndpointAliases {
                     token_endpoint: at(base, "/oauth2/token"),
                     introspection_endpoint: at(base, "/oauth2/introspect"),
+                    revocation_endpoint: at(base, "/oauth2/revoke"),
                 }
             }),
         };

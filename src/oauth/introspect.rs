@@ -1,5 +1,5 @@
 //! Stateless token introspection (RFC 7662): authenticate the caller, verify
-//! and decode the token; no token store.
+//! and decode the token, check the revocation list; no token store.
 
 use poem::Request;
 use poem_openapi::Object;
@@ -81,7 +81,7 @@ pub fn introspect(
     now: u64,
 ) -> Result<Introspection, OAuthError> {
     authenticate_caller(state, req, auth, &form, now)?;
-    Ok(match state.verify_access_token(&form.token, now) {
+    Ok(match state.active_access_token(&form.token, now) {
         Ok(claims) => Introspection::from(&*claims),
         Err(reason) => {
             tracing::debug!(%reason, "introspected token is inactive");
@@ -100,8 +100,7 @@ fn authenticate_caller(
     let denied = || OAuthError::InvalidClient("caller may not introspect".into());
     if let Some(Authorization::Bearer(token)) = &auth {
         let claims = state
-            .tokens
-            .verify(&state.keys, token, now)
+            .active_access_token(token, now)
             .map_err(|_| denied())?;
         if !crate::scope::contains(&claims.scope, &state.config.tokens.introspection_scope) {
             return Err(denied());

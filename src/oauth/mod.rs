@@ -5,6 +5,7 @@
 pub mod discovery;
 pub mod extract;
 pub mod introspect;
+pub mod revoke;
 pub mod token;
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use self::discovery::{JwkSet, ServerMetadata};
 use self::extract::{AuthHeader, Authorization, OAuthForm, RawJson};
 use self::introspect::{IntrospectRequest, Introspection};
+use self::revoke::RevokeRequest;
 use self::token::{TokenBody, TokenRequest};
 use crate::AppState;
 use crate::clients::{Authenticated, Credentials};
@@ -52,6 +54,15 @@ pub enum IntrospectionResponse {
     /// The token's state; `{"active": false}` for any invalid token.
     #[oai(status = 200)]
     Ok(Json<Introspection>, #[oai(header = "Cache-Control")] String),
+}
+
+/// A successful revocation response (RFC 7009 §2.2): an empty body.
+#[derive(ApiResponse)]
+pub enum RevocationResponse {
+    /// Revoked, or the token was already invalid; either way it is no
+    /// longer accepted.
+    #[oai(status = 200)]
+    Ok(#[oai(header = "Cache-Control")] String),
 }
 
 #[OpenApi]
@@ -107,6 +118,33 @@ impl Api {
     ) -> Result<IntrospectionResponse, OAuthError> {
         let body = introspect::introspect(&state, req, auth.0, form.0, unix_now())?;
         Ok(IntrospectionResponse::Ok(Json(body), "no-store".into()))
+    }
+
+    /// Revocation endpoint (RFC 7009).
+    ///
+    /// The client authenticates as at the token endpoint. A valid token
+    /// issued to it is put on the revocation list, durably, before the
+    /// answer: introspection then reports it inactive. Invalid, expired or
+    /// unknown tokens also get 200 (RFC 7009 §2.2). A token issued to
+    /// another client is refused with `invalid_grant` and stays valid. If the
+    /// list cannot be written the answer is 503 `temporarily_unavailable`
+    /// and the token stays valid. Resource servers that validate tokens
+    /// offline with the JWKS cannot see revocations.
+    #[oai(
+        path = "/oauth2/revoke",
+        method = "post",
+        tag = "Tag::OAuth",
+        operation_id = "revoke"
+    )]
+    async fn revoke(
+        &self,
+        req: &Request,
+        state: Data<&Arc<AppState>>,
+        auth: AuthHeader,
+        form: OAuthForm<RevokeRequest>,
+    ) -> Result<RevocationResponse, OAuthError> {
+        revoke::revoke(&state, req, auth.0, form.0, unix_now()).await?;
+        Ok(RevocationResponse::Ok("no-store".into()))
     }
 
     /// JSON Web Key Set (RFC 7517): every public signing key, `kid` = RFC

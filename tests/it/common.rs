@@ -120,7 +120,8 @@ pub const HEADER: &str = "x-client-cert";
 
 impl TestServer {
     /// Starts a server whose config is `extra` (TOML: sections, clients)
-    /// after the generated `[server]`, `[keys]` and `[mtls]` basics.
+    /// after the generated `[server]`, `[keys]`, `[revocation]` and `[mtls]`
+    /// basics (keys before the first table in `extra` land in `[mtls]`).
     /// `trusted` is the `mtls.trusted_proxies` list.
     pub async fn start(extra: &str) -> Self {
         Self::start_with(extra, "[\"127.0.0.1/32\"]", Alg::ES256).await
@@ -146,6 +147,8 @@ tls_private_key = "{dir}/server.key"
 max_body_bytes = 4096
 [keys]
 dir = "{dir}/keys"
+[revocation]
+file = "{dir}/data/revocations.log"
 [mtls]
 client_certificate_header = "{HEADER}"
 trusted_proxies = {trusted}

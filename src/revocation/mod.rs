@@ -1,0 +1,192 @@
+//! The revocation list: the only state certbound keeps (RFC 7009 revoked
+//! tokens; used authorization codes and revoked refresh-token families,
+//! RFC 6749 §4.1.2 and RFC 9700 §4.14.2).
+//!
+//! An append-only text file ([`record`] has the line format), loaded into an
+//! in-memory set at start ([`table`]), written by one thread that batches
+//! concurrent requests into one `fdatasync` ([`writer`]) and compacts the
+//! file when most of it has expired ([`log`]). A request is answered only
+//! after its record is on disk.
+
+mod log;
+pub mod record;
+mod table;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, TrySendError};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+pub use self::log::{Compacted, OpenError, Scan, retained_from};
+pub use self::record::{Kind, Record};
+use self::table::Table;
+use self::writer::{Counters, Message, Writer};
+
+/// Requests that may wait for the writer before new ones are refused.
+const QUEUE: usize = 16 * 1024;
+
+/// What recording did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Written and synced now.
+    Recorded,
+    /// Was already on disk (with the same or a later expiry).
+    AlreadyRecorded,
+}
+
+/// Why a record was not written. The caller must not report success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RevocationError {
+    /// The file could not be written or synced (disk full, permissions,
+    /// removed); logged by the writer.
+    #[error("the revocation list cannot be written")]
+    Unavailable,
+    /// Too many requests are already waiting for the disk.
+    #[error("the revocation list is busy")]
+    Busy,
+}
+
+/// Commit counters since start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// Entries in memory.
+    pub entries: usize,
+    /// Successful batch syncs.
+    pub syncs: u64,
+    /// Records written by them.
+    pub written: u64,
+    /// Batches that failed.
+    pub failed: u64,
+    /// Compactions finished.
+    pub compactions: u64,
+}
+
+/// The open revocation list, shared by every request.
+#[derive(Debug)]
+pub struct Revocations {
+    table: Arc<Table>,
+    tx: mpsc::SyncSender<Message>,
+    counters: Arc<Counters>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Message")
+    }
+}
+
+impl Revocations {
+    /// Opens (or creates) the list at `path`, loads it and starts the writer
+    /// thread. `check_interval`: how often to consider compacting.
+    pub fn open(path: &Path, check_interval: Duration) -> Result<Self, OpenError> {
+        let started = std::time::Instant::now();
+        let table = Arc::new(Table::new());
+        let (log, scan) = log::Log::open(path, &table, crate::keys::unix_now())?;
+        tracing::info!(
+            file = %path.display(),
+            entries = table.len(),
+            records = scan.records,
+            ms = started.elapsed().as_millis() as u64,
+            "revocation list loaded"
+        );
+        let counters = Arc::new(Counters::default());
+        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let writer = Writer::new(log, table.clone(), counters.clone(), check_interval);
+        std::thread::Builder::new()
+            .name("certbound-revocations".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|source| OpenError::Io {
+                path: path.to_path_buf(),
+                action: "cannot start the writer thread",
+                source,
+            })?;
+        Ok(Self {
+            table,
+            tx,
+            counters,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The list file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether `id` of `kind` is revoked. One read lock on one shard.
+    pub fn contains(&self, kind: Kind, id: &str) -> bool {
+        self.table.get(&record::Key::new(kind, id)).is_some()
+    }
+
+    /// Records `record` durably; resolves once it is synced to disk.
+    pub async fn record(&self, record: Record) -> Result<Outcome, RevocationError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Message::Record(record, reply))?;
+        answer.await.map_err(|_| RevocationError::Unavailable)?
+    }
+
+    /// Compacts now (beside appends); resolves when the new file is in place.
+    pub async fn compact(&self) -> Result<Compacted, RevocationError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Message::Compact(reply))?;
+        answer.await.map_err(|_| RevocationError::Unavailable)?
+    }
+
+    fn send(&self, message: Message) -> Result<(), RevocationError> {
+        self.tx.try_send(message).map_err(|e| match e {
+            TrySendError::Full(_) => RevocationError::Busy,
+            TrySendError::Disconnected(_) => RevocationError::Unavailable,
+        })
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            entries: self.table.len(),
+            syncs: self.counters.syncs.load(Ordering::Relaxed),
+            written: self.counters.written.load(Ordering::Relaxed),
+            failed: self.counters.failed.load(Ordering::Relaxed),
+            compactions: self.counters.compactions.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Reads every record of the file at `path` without locking it (for
+/// `certbound revocations list|stats`).
+pub fn read(path: &Path, each: impl FnMut(Record)) -> Result<Scan, OpenError> {
+    let io = |action| {
+        move |source| OpenError::Io {
+            path: path.to_path_buf(),
+            action,
+            source,
+        }
+    };
+    let file = std::fs::File::open(path).map_err(io("cannot open"))?;
+    let meta = file.metadata().map_err(io("cannot stat"))?;
+    if !meta.is_file() {
+        return Err(OpenError::NotAFile(path.to_path_buf()));
+    }
+    log::scan(&file, meta.len(), each).map_err(io("cannot read"))
+}
+
+/// Compacts the file at `path` while no server holds it
+/// (`certbound revocations compact`).
+pub fn compact_offline(path: &Path, now: u64) -> Result<Compacted, OpenError> {
+    let table = Table::new();
+    let (mut log, _) = log::Log::open(path, &table, now)?;
+    let io = |source| OpenError::Io {
+        path: path.to_path_buf(),
+        action: "cannot compact",
+        source,
+    };
+    let prepared = log::prepare(&log.snapshot(), &table, now).map_err(io)?;
+    log.finish(prepared).map_err(io)
+}
+
+#[cfg(test)]
+mod tests;
