@@ -366,7 +366,7 @@ proptest! {
                 }
                 Op::Reload => {
                     pending = None;
-                    log = None;
+                    drop(log.take());
                     table = Table::new();
                     log = Some(Log::open(&path, &table, now).unwrap().0);
                 }

@@ -93,3 +93,69 @@ fn operator_commands() {
     let (ok, _, err) = certbound(&["keys", "generate", "--alg", "HS256"], dir.path());
     assert!(!ok && err.contains("HS256"));
 }
+
+#[tokio::test]
+async fn revocations_list_stats_and_compact() {
+    use certbound::revocation::{Kind, Record};
+    let server = crate::common::TestServer::start("").await;
+    let dir = server.dir.path().to_path_buf();
+    let dir = dir.as_path();
+    let now = certbound::keys::unix_now();
+    let list = &server.state.revocations;
+    for (kind, id, expires) in [
+        (Kind::Jti, "live-jti", now + 3600),
+        (Kind::Family, "live-family", now + 3600),
+        (Kind::Jti, "old-jti", now - 3600),
+    ] {
+        list.record(Record::new(kind, id, expires).unwrap())
+            .await
+            .unwrap();
+    }
+    let config = ["--config", "certbound.toml"];
+    let run = |args: &[&str]| certbound(&[&config[..], args].concat(), dir);
+
+    let (ok, out, err) = run(&["revocations", "list"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(out.contains("jti\tlive-jti\t20") && out.contains("family\tlive-family\t"));
+    let (_, out, _) = run(&["revocations", "list", "--all"]);
+    assert!(
+        out.contains("jti\told-jti\t") && out.contains("\texpired"),
+        "{out}"
+    );
+
+    let (ok, out, err) = run(&["revocations", "stats"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("records\t3"), "{out}");
+    assert!(out.contains("jti\tlive 1\texpired 1"), "{out}");
+    assert!(out.contains("family\tlive 1\texpired 0"), "{out}");
+
+    // Not while the server holds the list.
+    let (ok, _, err) = run(&["revocations", "compact"]);
+    assert!(!ok && err.contains("in use"), "{err}");
+    let _kept = server.stop();
+    let (ok, out, err) = loop {
+        let r = run(&["revocations", "compact"]);
+        if !r.2.contains("in use") {
+            break r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(ok, "{err}");
+    assert!(out.contains("3 records -> 2"), "{out}");
+    let (_, out, _) = run(&["revocations", "list", "--all"]);
+    assert!(!out.contains("old-jti"), "{out}");
+
+    // Damage is reported with line numbers, and the rest is listed.
+    let file = dir.join("data/revocations.log");
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str("garbage line\njti torn");
+    std::fs::write(&file, text).unwrap();
+    let (ok, out, err) = run(&["revocations", "list"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 2);
+    assert!(
+        err.contains("line 4: skipped") && err.contains("line 5: skipped (torn"),
+        "{err}"
+    );
+}

@@ -97,37 +97,19 @@ fn dn(attrs: &[(DnType, &str)]) -> DistinguishedName {
     dn
 }
 
-/// A running server and the files it was started with.
-pub struct TestServer {
-    pub https: SocketAddr,
-    pub http: SocketAddr,
+/// The files a server is started with: PKI, TLS and signing keys, config.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
     pub pki: Pki,
-    pub state: Arc<AppState>,
-    _dir: tempfile::TempDir,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    pub config: std::path::PathBuf,
 }
 
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-/// The certificate header name the test servers use.
-pub const HEADER: &str = "x-client-cert";
-
-impl TestServer {
-    /// Starts a server whose config is `extra` (TOML: sections, clients)
-    /// after the generated `[server]`, `[keys]`, `[revocation]` and `[mtls]`
-    /// basics (keys before the first table in `extra` land in `[mtls]`).
+impl Setup {
+    /// Writes the PKI, keys and a config whose listeners use port 0; `extra`
+    /// (TOML) follows the generated `[server]`, `[keys]`, `[revocation]` and
+    /// `[mtls]` basics, so keys before its first table land in `[mtls]`.
     /// `trusted` is the `mtls.trusted_proxies` list.
-    pub async fn start(extra: &str) -> Self {
-        Self::start_with(extra, "[\"127.0.0.1/32\"]", Alg::ES256).await
-    }
-
-    pub async fn start_with(extra: &str, trusted: &str, alg: Alg) -> Self {
+    pub fn new(extra: &str, trusted: &str, alg: Alg) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::new("test CA");
         let server_id = pki.server();
@@ -158,38 +140,103 @@ trust_anchors = "{dir}/ca.crt"
             dir = dir.path().display()
         );
         std::fs::write(path("certbound.toml"), toml).unwrap();
-        let config = Config::load(&Source::File(path("certbound.toml"))).expect("config loads");
-        let keys = KeySet::load(&path("keys"), None).unwrap();
+        Self {
+            config: path("certbound.toml"),
+            dir,
+            pki,
+        }
+    }
+
+    /// The revocation list file of this setup.
+    pub fn revocations(&self) -> std::path::PathBuf {
+        self.dir.path().join("data/revocations.log")
+    }
+}
+
+/// Where a running server listens, and HTTPS clients for it.
+pub struct Api {
+    pub https: SocketAddr,
+    pub http: Option<SocketAddr>,
+    ca_pem: String,
+}
+
+/// A server running in the test process.
+pub struct TestServer {
+    api: Api,
+    pub pki: Pki,
+    pub state: Arc<AppState>,
+    pub dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl std::ops::Deref for TestServer {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The certificate header name the test servers use.
+pub const HEADER: &str = "x-client-cert";
+
+impl TestServer {
+    /// Stops the server and hands back its directory.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
+    }
+
+    /// Starts a server in this process; `extra` as for [`Setup::new`].
+    pub async fn start(extra: &str) -> Self {
+        Self::start_with(extra, "[\"127.0.0.1/32\"]", Alg::ES256).await
+    }
+
+    pub async fn start_with(extra: &str, trusted: &str, alg: Alg) -> Self {
+        let setup = Setup::new(extra, trusted, alg);
+        let config = Config::load(&Source::File(setup.config.clone())).expect("config loads");
+        let keys = KeySet::load(&setup.dir.path().join("keys"), None).unwrap();
         let state = Arc::new(AppState::new(config, keys).expect("state builds"));
         let server = Server::bind(state.clone()).await.unwrap();
-        let (https, http) = (server.https_addr().unwrap(), server.http_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let api = Api {
+            https: server.https_addr().unwrap(),
+            http: server.http_addr(),
+            ca_pem: setup.pki.ca_pem.clone(),
+        };
         tokio::spawn(server.run(async {
             let _ = rx.await;
         }));
         Self {
-            https,
-            http,
-            pki,
+            api,
+            pki: setup.pki,
             state,
-            _dir: dir,
+            dir: setup.dir,
             shutdown: Some(tx),
         }
     }
+}
 
+impl Api {
     pub fn https_url(&self, path: &str) -> String {
         format!("https://{}{path}", self.https)
     }
 
     pub fn http_url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.http)
+        format!("http://{}{path}", self.http.expect("an http listener"))
     }
 
     /// An HTTPS client trusting the test CA, presenting `id` if given.
     pub fn client(&self, id: Option<&Identity>) -> reqwest::Client {
         let mut roots = rustls::RootCertStore::empty();
         roots
-            .add(CertificateDer::from(pem_der(&self.pki.ca_pem)))
+            .add(CertificateDer::from(pem_der(&self.ca_pem)))
             .unwrap();
         let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::aws_lc_rs::default_provider(),
@@ -252,6 +299,159 @@ trust_anchors = "{dir}/ca.crt"
         assert_eq!(status, 200, "{body}");
         body["access_token"].as_str().unwrap().to_string()
     }
+}
+
+/// `certbound serve` as a child process, so it can be killed and restarted.
+/// When the tests run as root, it runs as `nobody` (uid 65534) so that file
+/// permissions apply to it.
+pub struct ChildServer {
+    api: Api,
+    child: std::process::Child,
+}
+
+impl std::ops::Deref for ChildServer {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Whether this process runs as root (a file it creates is owned by uid 0).
+pub fn running_as_root(dir: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let probe = dir.join(".uid-probe");
+    std::fs::write(&probe, "").unwrap();
+    let root = std::fs::metadata(&probe).unwrap().uid() == 0;
+    std::fs::remove_file(probe).unwrap();
+    root
+}
+
+const NOBODY: u32 = 65534;
+
+/// Hands `path` and everything under it to nobody, except `skip` (the
+/// linked binary, whose inode is shared with the build directory).
+fn chown_all(path: &std::path::Path, skip: &std::path::Path) {
+    if path == skip {
+        return;
+    }
+    std::os::unix::fs::lchown(path, Some(NOBODY), Some(NOBODY)).unwrap();
+    if path.is_dir() && !path.is_symlink() {
+        for entry in std::fs::read_dir(path).unwrap() {
+            chown_all(&entry.unwrap().path(), skip);
+        }
+    }
+}
+
+impl ChildServer {
+    /// Starts the server of `setup`; `Err(output)` if it exits instead of
+    /// listening within 30 s.
+    pub fn spawn(setup: &Setup) -> Result<Self, String> {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        let dir = setup.dir.path();
+        let mut command = if running_as_root(dir) {
+            // nobody may not reach the build directory: link the binary in.
+            let bin = dir.join("certbound");
+            if !bin.exists() && std::fs::hard_link(env!("CARGO_BIN_EXE_certbound"), &bin).is_err() {
+                std::fs::copy(env!("CARGO_BIN_EXE_certbound"), &bin).unwrap();
+            }
+            chown_all(dir, &bin);
+            let mut c = std::process::Command::new(&bin);
+            c.uid(NOBODY).gid(NOBODY);
+            c
+        } else {
+            std::process::Command::new(env!("CARGO_BIN_EXE_certbound"))
+        };
+        let mut child = command
+            .arg("--config")
+            .arg(&setup.config)
+            .arg("serve")
+            .current_dir(dir)
+            .env("NO_COLOR", "1")
+            .env("CERTBOUND_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut output = String::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    let line = strip_ansi(&line);
+                    if line.contains("listening (https")
+                        && let Some(addr) = line
+                            .split_whitespace()
+                            .find_map(|w| w.strip_prefix("addr="))
+                    {
+                        // Keep draining output so the child never blocks.
+                        std::thread::spawn(move || while rx.recv().is_ok() {});
+                        return Ok(Self {
+                            api: Api {
+                                https: addr.parse().unwrap(),
+                                http: None,
+                                ca_pem: setup.pki.ca_pem.clone(),
+                            },
+                            child,
+                        });
+                    }
+                    output.push_str(&line);
+                    output.push('\n');
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(output);
+                }
+            }
+        }
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Form-encodes pairs (repeats allowed, so tests can send duplicates).

@@ -38,6 +38,10 @@ scope = "read write"
             m["introspection_endpoint"],
             "https://certbound.test/oauth2/introspect"
         );
+        assert_eq!(
+            m["revocation_endpoint"],
+            "https://certbound.test/oauth2/revoke"
+        );
         assert_eq!(m["jwks_uri"], "https://certbound.test/oauth2/jwks");
         assert_eq!(m["tls_client_certificate_bound_access_tokens"], true);
         assert_eq!(
@@ -56,12 +60,14 @@ scope = "read write"
                     .unwrap()
                     .contains(&method.into())
             );
-            assert!(
-                m["introspection_endpoint_auth_methods_supported"]
-                    .as_array()
-                    .unwrap()
-                    .contains(&method.into())
-            );
+            for endpoint in ["introspection", "revocation"] {
+                assert!(
+                    m[format!("{endpoint}_endpoint_auth_methods_supported")]
+                        .as_array()
+                        .unwrap()
+                        .contains(&method.into())
+                );
+            }
         }
         assert!(m.get("mtls_endpoint_aliases").is_none());
     }
@@ -100,6 +106,10 @@ async fn mtls_endpoint_aliases_when_configured() {
     assert_eq!(
         m["mtls_endpoint_aliases"]["token_endpoint"],
         "https://mtls.certbound.test/oauth2/token"
+    );
+    assert_eq!(
+        m["mtls_endpoint_aliases"]["revocation_endpoint"],
+        "https://mtls.certbound.test/oauth2/revoke"
     );
     let jwks = get(&server, "/oauth2/jwks").await;
     assert_eq!(jwks["keys"][0]["alg"], "EdDSA");

@@ -8,4 +8,6 @@ mod discovery;
 mod headers;
 mod introspect;
 mod openapi;
+mod process;
+mod revoke;
 mod token;
