@@ -78,6 +78,8 @@ tls_certificate = "{k}/server.crt"
 tls_private_key = "{k}/server.key"
 [keys]
 dir = "{k}"
+[revocation]
+file = "{r}/data/revocations.log"
 [mtls]
 client_certificate_header = "x-client-cert"
 trusted_proxies = ["127.0.0.1/32"]
@@ -98,7 +100,8 @@ token_endpoint_auth_method = "client_secret_basic"
 client_secret_sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
 introspection = true
 "#,
-        k = keys_dir.display()
+        k = keys_dir.display(),
+        r = run.display()
     );
     let config_path = run.join("certbound.toml");
     std::fs::write(&config_path, config).unwrap();

@@ -360,6 +360,17 @@ mod tests {
     }
 
     #[test]
+    fn example_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("certbound.example.toml");
+        let c = Config::load(&Source::File(path)).map_err(|e| e.to_string());
+        let c = c.unwrap();
+        assert_eq!(
+            c.revocation.file,
+            Path::new("/var/lib/certbound/data/revocations.log")
+        );
+    }
+
+    #[test]
     fn embedded_dev_config_loads() {
         figment::Jail::expect_with(|_| {
             let c = Config::load(&Source::EmbeddedDev).map_err(|e| e.to_string())?;

@@ -341,6 +341,7 @@ fn init_logging() {
         .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(filter)
         .with_target(false)
         .init();
@@ -381,6 +382,9 @@ TOKEN=$(curl -s {tls} -d grant_type=client_credentials -d client_id=demo -d scop
 
 # 2. Introspect it (the demo client may introspect, authenticated the same way):
 curl -s {tls} -d client_id=demo --data-urlencode "token=$TOKEN" {base}/oauth2/introspect
+
+# 3. Revoke it (RFC 7009); introspection then answers {{"active":false}}:
+curl -s {tls} -d client_id=demo --data-urlencode "token=$TOKEN" {base}/oauth2/revoke
 
 # The same token request with the certificate in the WSO2-style header, as a TLS-terminating proxy sends it:
 curl -s --cacert {dir}/ca.crt -H "x-wso2-mtls-cert: $(tr -d '\n' < {dir}/client.crt)" -d grant_type=client_credentials -d client_id=demo {base}/oauth2/token

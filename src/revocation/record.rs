@@ -214,6 +214,16 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_example_is_a_record() {
+        let readme = include_str!("../../README.md");
+        let line = readme
+            .lines()
+            .find(|l| l.starts_with("jti ") && l.split(' ').count() == 4)
+            .expect("an example record in the README");
+        assert!(Record::parse(line.as_bytes()).is_ok(), "{line}");
+    }
+
+    #[test]
     fn invalid_identifiers_are_refused() {
         assert!(Record::new(Kind::Jti, "", 1).is_none());
         assert!(Record::new(Kind::Jti, "a b", 1).is_none());
