@@ -386,3 +386,34 @@ proptest! {
         prop_assert_eq!(table.live(retained_from(now)), live.len());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compacts_by_itself_when_more_than_half_has_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.log");
+    let now = crate::keys::unix_now();
+    {
+        let table = Table::new();
+        let (mut log, _) = Log::open(&path, &table, now).unwrap();
+        let mut records: Vec<_> = (0..100)
+            .map(|i| rec(Kind::Jti, &format!("old{i}"), now - 10_000))
+            .collect();
+        records.extend((0..10).map(|i| rec(Kind::Code, &format!("new{i}"), now + 3600)));
+        append(&mut log, &table, &records);
+    }
+    let list = Revocations::open(&path, Duration::from_secs(1)).unwrap();
+    for _ in 0..100 {
+        if list.stats().compactions > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(list.stats().compactions, 1);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.lines().filter(|l| l.starts_with("code ")).count(), 10);
+    assert!(!text.contains("old"), "{text}");
+    // Less than half expired now: the next checks leave it alone.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(list.stats().compactions, 1);
+    assert!(list.contains(Kind::Code, "new3"));
+}
