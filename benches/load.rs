@@ -135,7 +135,18 @@ introspection = true
         &keys_dir,
         &format!("https://127.0.0.1:{https}"),
         n_tokens,
+        "pinned",
         &bodies,
+    );
+    // Revocation: distinct tokens of the revoking client, so every request
+    // writes (and syncs) a record.
+    let revoke_bodies = run.join("revoke-bodies.txt");
+    mint_bodies(
+        &keys_dir,
+        &format!("https://127.0.0.1:{https}"),
+        n_tokens,
+        "rs",
+        &revoke_bodies,
     );
     let warm_token = mint_over_http(&http_addr, &header_value);
 
@@ -247,6 +258,20 @@ introspection = true
         ));
     }
     scenarios.push(scenario(
+        "f. revoke, distinct tokens, c=32".into(),
+        "Basic client revokes its own tokens; each answer waits for its record's group-committed fdatasync",
+        32,
+        vec![
+            basic.clone(),
+            strings(&[
+                "-Z",
+                &revoke_bodies.display().to_string(),
+                &http_url("/oauth2/revoke"),
+            ]),
+        ],
+        (floor.verify, "one verification (+ a share of one fdatasync)"),
+    ));
+    scenarios.push(scenario(
         "e. token, new TLS connection per request, c=8".into(),
         "full TLS 1.3 handshake with a client certificate, then a token",
         8,
@@ -303,7 +328,7 @@ introspection = true
             })
             .unwrap_or(0u64);
         let errors = (total - ok) + (transport_errors - aborted);
-        if s.name.starts_with("c.") && ok as usize > n_tokens {
+        if (s.name.starts_with("c.") || s.name.starts_with("f.")) && ok as usize > n_tokens {
             eprintln!(
                 "  warning: {} served {ok} requests from {n_tokens} tokens: some were warm",
                 s.name
@@ -434,7 +459,7 @@ fn mint_over_http(addr: &SocketAddr, header_value: &str) -> String {
     json["access_token"].as_str().unwrap().to_string()
 }
 
-fn mint_bodies(keys_dir: &Path, issuer: &str, n: usize, path: &Path) {
+fn mint_bodies(keys_dir: &Path, issuer: &str, n: usize, client_id: &str, path: &Path) {
     let keys = KeySet::load(keys_dir, None).unwrap();
     let tokens = certbound::token::TokenService {
         issuer: issuer.into(),
@@ -443,8 +468,8 @@ fn mint_bodies(keys_dir: &Path, issuer: &str, n: usize, path: &Path) {
     };
     let now = certbound::keys::unix_now();
     let grant = certbound::token::AccessGrant {
-        sub: "pinned",
-        client_id: "pinned",
+        sub: client_id,
+        client_id,
         scope: "read",
         binding: Some("bench"),
     };
