@@ -417,3 +417,26 @@ async fn compacts_by_itself_when_more_than_half_has_expired() {
     assert_eq!(list.stats().compactions, 1);
     assert!(list.contains(Kind::Code, "new3"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_records_of_one_id_are_recorded_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = std::sync::Arc::new(
+        Revocations::open(&dir.path().join("r.log"), Duration::from_secs(3600)).unwrap(),
+    );
+    let far = crate::keys::unix_now() + 60;
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let list = list.clone();
+            tokio::spawn(async move { list.record(rec(Kind::Code, "same", far)).await })
+        })
+        .collect();
+    let mut recorded = 0;
+    for t in tasks {
+        if t.await.unwrap().unwrap() == Outcome::Recorded {
+            recorded += 1;
+        }
+    }
+    assert_eq!(recorded, 1);
+    assert_eq!(list.stats().written, 1);
+}
