@@ -130,7 +130,11 @@ pub enum OpenError {
     InUse(PathBuf),
 }
 
-fn io_err<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(io::Error) -> OpenError + 'a {
+/// Maps an I/O error to an [`OpenError`] naming `path` and what was being done.
+pub(crate) fn io_err<'a>(
+    path: &'a Path,
+    action: &'static str,
+) -> impl FnOnce(io::Error) -> OpenError + 'a {
     move |source| OpenError::Io {
         path: path.to_path_buf(),
         action,

@@ -13,7 +13,7 @@ pub mod record;
 mod table;
 mod writer;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, TrySendError};
@@ -71,13 +71,6 @@ pub struct Revocations {
     table: Arc<Table>,
     tx: mpsc::SyncSender<Message>,
     counters: Arc<Counters>,
-    path: PathBuf,
-}
-
-impl std::fmt::Debug for Message {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Message")
-    }
 }
 
 impl Revocations {
@@ -100,22 +93,12 @@ impl Revocations {
         std::thread::Builder::new()
             .name("certbound-revocations".into())
             .spawn(move || writer.run(rx))
-            .map_err(|source| OpenError::Io {
-                path: path.to_path_buf(),
-                action: "cannot start the writer thread",
-                source,
-            })?;
+            .map_err(log::io_err(path, "cannot start the writer thread"))?;
         Ok(Self {
             table,
             tx,
             counters,
-            path: path.to_path_buf(),
         })
-    }
-
-    /// The list file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Whether `id` of `kind` is revoked. One read lock on one shard.
@@ -159,19 +142,12 @@ impl Revocations {
 /// Reads every record of the file at `path` without locking it (for
 /// `certbound revocations list|stats`).
 pub fn read(path: &Path, each: impl FnMut(Record)) -> Result<Scan, OpenError> {
-    let io = |action| {
-        move |source| OpenError::Io {
-            path: path.to_path_buf(),
-            action,
-            source,
-        }
-    };
-    let file = std::fs::File::open(path).map_err(io("cannot open"))?;
-    let meta = file.metadata().map_err(io("cannot stat"))?;
+    let file = std::fs::File::open(path).map_err(log::io_err(path, "cannot open"))?;
+    let meta = file.metadata().map_err(log::io_err(path, "cannot stat"))?;
     if !meta.is_file() {
         return Err(OpenError::NotAFile(path.to_path_buf()));
     }
-    log::scan(&file, meta.len(), each).map_err(io("cannot read"))
+    log::scan(&file, meta.len(), each).map_err(log::io_err(path, "cannot read"))
 }
 
 /// Compacts the file at `path` while no server holds it
@@ -179,13 +155,10 @@ pub fn read(path: &Path, each: impl FnMut(Record)) -> Result<Scan, OpenError> {
 pub fn compact_offline(path: &Path, now: u64) -> Result<Compacted, OpenError> {
     let table = Table::new();
     let (mut log, _) = log::Log::open(path, &table, now)?;
-    let io = |source| OpenError::Io {
-        path: path.to_path_buf(),
-        action: "cannot compact",
-        source,
-    };
-    let prepared = log::prepare(&log.snapshot(), &table, now).map_err(io)?;
-    log.finish(prepared).map_err(io)
+    let prepared =
+        log::prepare(&log.snapshot(), &table, now).map_err(log::io_err(path, "cannot compact"))?;
+    log.finish(prepared)
+        .map_err(log::io_err(path, "cannot compact"))
 }
 
 #[cfg(test)]
