@@ -465,6 +465,8 @@ fn mint_bodies(keys_dir: &Path, issuer: &str, n: usize, client_id: &str, path: &
         issuer: issuer.into(),
         audience: issuer.into(),
         lifetime: 3600,
+        refresh_audience: format!("{issuer}/oauth2/token"),
+        refresh_lifetime: 86_400,
     };
     let now = certbound::keys::unix_now();
     let grant = certbound::token::AccessGrant {
@@ -472,6 +474,9 @@ fn mint_bodies(keys_dir: &Path, issuer: &str, n: usize, client_id: &str, path: &
         client_id,
         scope: "read",
         binding: Some("bench"),
+        username: None,
+        fid: None,
+        auth_time: None,
     };
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     for _ in 0..n {

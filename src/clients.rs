@@ -103,6 +103,14 @@ pub struct Client {
     pub bind_tokens: bool,
     /// May call the introspection endpoint with its own credentials.
     pub introspection: bool,
+    /// Shown on the consent page.
+    pub name: String,
+    /// Exact redirect URIs (RFC 9700 §2.1).
+    pub redirect_uris: Vec<String>,
+    /// PKCE (S256) required at the authorization endpoint.
+    pub require_pkce: bool,
+    /// The user client-credentials tokens act for, if any.
+    pub owner: Option<String>,
 }
 
 /// Credentials found in a request.
@@ -321,7 +329,19 @@ fn build(c: &ClientConfig, base_dir: &Path, have_trust: bool) -> Result<Client, 
         .into_iter()
         .map(String::from)
         .collect();
+    let redirect_uris = c
+        .redirect_uris
+        .iter()
+        .map(|uri| check_redirect_uri(uri).map(|()| uri.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
+        return Err("the authorization_code grant needs redirect_uris".into());
+    }
     Ok(Client {
+        name: c.client_name.clone().unwrap_or_else(|| c.client_id.clone()),
+        redirect_uris,
+        require_pkce: c.require_pkce.unwrap_or(true),
+        owner: c.owner.clone(),
         id: c.client_id.clone(),
         method,
         grant_types,
@@ -329,6 +349,20 @@ fn build(c: &ClientConfig, base_dir: &Path, have_trust: bool) -> Result<Client, 
         bind_tokens: c.tls_client_certificate_bound_access_tokens.unwrap_or(true),
         introspection: c.introspection,
     })
+}
+
+/// RFC 6749 §3.1.2: an absolute URI without a fragment; RFC 8252 §7:
+/// private-use schemes are allowed for native apps.
+fn check_redirect_uri(uri: &str) -> Result<(), String> {
+    let parsed =
+        url::Url::parse(uri).map_err(|e| format!("redirect_uri {uri:?} is not absolute: {e}"))?;
+    if parsed.fragment().is_some() {
+        return Err(format!("redirect_uri {uri:?} has a fragment"));
+    }
+    if parsed.cannot_be_a_base() && !uri.contains(':') {
+        return Err(format!("redirect_uri {uri:?} is not absolute"));
+    }
+    Ok(())
 }
 
 fn subjects(c: &ClientConfig) -> Result<Vec<Subject>, String> {

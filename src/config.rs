@@ -40,9 +40,14 @@ pub struct Config {
     pub keys: KeysConfig,
     /// The revocation list file.
     pub revocation: RevocationConfig,
+    /// Browser login and consent for the authorization-code flow.
+    pub login: LoginConfig,
     /// Registered clients (RFC 7591 metadata names).
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
+    /// Users who can log in (besides those in `login.users_file`).
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
 }
 
 /// `[server]`
@@ -98,6 +103,62 @@ pub struct TokensConfig {
     pub introspection_scope: String,
     /// Verified tokens kept for repeated introspection; 0 disables.
     pub introspection_cache_entries: usize,
+    /// Refresh-token lifetime in seconds (each rotation starts it afresh).
+    pub refresh_token_lifetime: u64,
+    /// ID-token lifetime in seconds.
+    pub id_token_lifetime: u64,
+    /// Authorization-code lifetime in seconds, at most 60.
+    pub code_lifetime: u64,
+}
+
+/// `[login]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginConfig {
+    /// A TOML file of `[[users]]` entries, read at start.
+    pub users_file: Option<PathBuf>,
+    /// Seconds a login session (cookie) lasts.
+    pub session_lifetime: u64,
+    /// Seconds an "Approve always" decision (cookie) lasts.
+    pub consent_lifetime: u64,
+    /// Seconds a login or consent page may stay open before its form expires.
+    pub form_lifetime: u64,
+    /// Failed logins per username within `failure_window` before it is
+    /// locked for the rest of the window.
+    pub max_failures_per_user: u32,
+    /// Failed logins per client address within `failure_window`.
+    pub max_failures_per_address: u32,
+    /// Seconds over which failed logins are counted.
+    pub failure_window: u64,
+}
+
+/// One `[[users]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// Login name; `alice@example.com` (WSO2 tenant style) is a plain name.
+    pub username: String,
+    /// argon2id PHC string (`certbound users hash-password`).
+    pub password_hash: String,
+    /// OIDC `email` claim (scope `email`).
+    pub email: Option<String>,
+    /// OIDC `email_verified` claim (scope `email`).
+    pub email_verified: Option<bool>,
+    /// OIDC `name` claim (scope `profile`).
+    pub name: Option<String>,
+    /// OIDC `given_name` claim (scope `profile`).
+    pub given_name: Option<String>,
+    /// OIDC `family_name` claim (scope `profile`).
+    pub family_name: Option<String>,
+}
+
+/// A users file: `[[users]]` entries only.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UsersFile {
+    /// The users.
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
 }
 
 /// `[keys]`
@@ -140,6 +201,16 @@ pub struct ClientConfig {
     /// May call `/oauth2/introspect` with its own credentials.
     #[serde(default)]
     pub introspection: bool,
+    /// Name shown on the consent page. Default: the client id.
+    pub client_name: Option<String>,
+    /// Exact redirect URIs for the authorization-code flow (RFC 9700 §2.1).
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// Require PKCE (S256) at `/oauth2/authorize`. Default: true.
+    pub require_pkce: Option<bool>,
+    /// A username that client-credentials tokens of this client act for:
+    /// introspection reports it as `username`.
+    pub owner: Option<String>,
     /// `tls_client_auth`: expected subject DN (RFC 4514 string).
     pub tls_client_auth_subject_dn: Option<String>,
     /// `tls_client_auth`: expected dNSName SAN.
@@ -185,6 +256,18 @@ impl Default for Config {
                 audience: None,
                 introspection_scope: "introspect".into(),
                 introspection_cache_entries: 10_000,
+                refresh_token_lifetime: 86_400,
+                id_token_lifetime: 3600,
+                code_lifetime: 60,
+            },
+            login: LoginConfig {
+                users_file: None,
+                session_lifetime: 8 * 3600,
+                consent_lifetime: 180 * 86_400,
+                form_lifetime: 600,
+                max_failures_per_user: 5,
+                max_failures_per_address: 20,
+                failure_window: 300,
             },
             keys: KeysConfig {
                 dir: PathBuf::from("keys"),
@@ -194,6 +277,7 @@ impl Default for Config {
                 compaction_check_interval: 60,
             },
             clients: Vec::new(),
+            users: Vec::new(),
         }
     }
 }
@@ -255,6 +339,29 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "revocation.compaction_check_interval must be at least 1 second".into(),
             ));
+        }
+        if !(1..=60).contains(&self.tokens.code_lifetime) {
+            return Err(ConfigError::Invalid(
+                "tokens.code_lifetime must be 1 to 60 seconds".into(),
+            ));
+        }
+        for (name, value) in [
+            (
+                "tokens.access_token_lifetime",
+                self.tokens.access_token_lifetime,
+            ),
+            (
+                "tokens.refresh_token_lifetime",
+                self.tokens.refresh_token_lifetime,
+            ),
+            ("tokens.id_token_lifetime", self.tokens.id_token_lifetime),
+            ("login.session_lifetime", self.login.session_lifetime),
+            ("login.form_lifetime", self.login.form_lifetime),
+            ("login.failure_window", self.login.failure_window),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
+            }
         }
         if let Some(issuer) = &self.issuer
             && !(issuer.starts_with("https://") || issuer.starts_with("http://"))

@@ -40,6 +40,13 @@ pub enum OAuthError {
     /// scope granted to the client.
     #[error("invalid_scope: {0}")]
     InvalidScope(Description),
+    /// RFC 6750 §3.1: the access token is missing, expired, revoked,
+    /// malformed, or bound to another certificate.
+    #[error("invalid_token: {0}")]
+    InvalidToken(Description),
+    /// RFC 6750 §3.1: the access token lacks the scope the resource needs.
+    #[error("insufficient_scope: {0}")]
+    InsufficientScope(&'static str),
     /// The request body is larger than the configured limit.
     #[error("request body too large")]
     PayloadTooLarge,
@@ -67,6 +74,8 @@ impl OAuthError {
             Self::UnauthorizedClient(_) => "unauthorized_client",
             Self::UnsupportedGrantType(_) => "unsupported_grant_type",
             Self::InvalidScope(_) => "invalid_scope",
+            Self::InvalidToken(_) => "invalid_token",
+            Self::InsufficientScope(_) => "insufficient_scope",
             Self::TemporarilyUnavailable(_) => "temporarily_unavailable",
             Self::ServerError(_) => "server_error",
         }
@@ -75,7 +84,8 @@ impl OAuthError {
     /// The HTTP status for this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidClient(_) => StatusCode::UNAUTHORIZED,
+            Self::InvalidClient(_) | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -93,7 +103,9 @@ impl OAuthError {
             | Self::UnauthorizedClient(d)
             | Self::UnsupportedGrantType(d)
             | Self::InvalidScope(d)
+            | Self::InvalidToken(d)
             | Self::TemporarilyUnavailable(d) => d,
+            Self::InsufficientScope(_) => "the access token lacks the scope this resource needs",
             Self::PayloadTooLarge => "request body too large",
             Self::UnsupportedMediaType => "content type must be application/x-www-form-urlencoded",
             Self::ServerError(_) => "internal server error",
@@ -139,11 +151,18 @@ impl IntoResponse for OAuthError {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
-        if matches!(self, Self::InvalidClient(_)) {
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"certbound\""),
-            );
+        let challenge = match &self {
+            Self::InvalidClient(_) => Some("Basic realm=\"certbound\"".to_string()),
+            Self::InvalidToken(_) => {
+                Some("Bearer realm=\"certbound\", error=\"invalid_token\"".to_string())
+            }
+            Self::InsufficientScope(scope) => Some(format!(
+                "Bearer realm=\"certbound\", error=\"insufficient_scope\", scope=\"{scope}\""
+            )),
+            _ => None,
+        };
+        if let Some(v) = challenge.and_then(|c| HeaderValue::try_from(c).ok()) {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
         }
         resp
     }
@@ -195,7 +214,14 @@ impl ApiResponse for OAuthError {
                     400,
                     "Malformed request, invalid grant or scope (RFC 6749 §5.2)",
                 ),
-                entry(401, "Client authentication failed: `invalid_client`"),
+                entry(
+                    401,
+                    "Client authentication failed: `invalid_client`; or (userinfo) the access token is not valid: `invalid_token`",
+                ),
+                entry(
+                    403,
+                    "(userinfo) the access token lacks `openid`: `insufficient_scope`",
+                ),
                 entry(413, "Request body too large: `invalid_request`"),
                 entry(415, "Unsupported content type: `invalid_request`"),
                 entry(500, "Internal error: `server_error`"),
@@ -237,6 +263,12 @@ mod tests {
                 "unsupported_grant_type",
             ),
             (OAuthError::InvalidScope("x".into()), 400, "invalid_scope"),
+            (OAuthError::InvalidToken("x".into()), 401, "invalid_token"),
+            (
+                OAuthError::InsufficientScope("openid"),
+                403,
+                "insufficient_scope",
+            ),
             (OAuthError::PayloadTooLarge, 413, "invalid_request"),
             (OAuthError::UnsupportedMediaType, 415, "invalid_request"),
             (
@@ -258,7 +290,7 @@ mod tests {
             assert_eq!(resp.headers()[header::CACHE_CONTROL], "no-store");
             assert_eq!(
                 resp.headers().contains_key(header::WWW_AUTHENTICATE),
-                status == 401
+                status == 401 || status == 403
             );
         }
     }

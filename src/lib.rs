@@ -12,13 +12,17 @@ pub mod config;
 pub mod dev;
 pub mod error;
 pub mod keys;
+pub mod login;
 pub mod oauth;
+pub mod oidc;
 pub mod revocation;
 pub mod scope;
+pub mod seal;
 pub mod server;
 pub mod tls;
 pub mod token;
 pub mod token_cache;
+pub mod users;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -52,6 +56,10 @@ pub struct AppState {
     pub documents: oauth::discovery::Documents,
     /// Revoked tokens (the only state).
     pub revocations: revocation::Revocations,
+    /// Seals codes, login sessions and forms.
+    pub sealer: seal::Sealer,
+    /// Users, login throttling.
+    pub login: login::Login,
 }
 
 impl AppState {
@@ -83,9 +91,13 @@ impl AppState {
             }),
             None => None,
         };
+        let login = login::Login::new(&config)?;
         let keys = keys(&config)?;
+        let sealer = seal::Sealer::load_or_create(&config.keys.dir.join("sealing.key"))?;
         let issuer = config.issuer();
         let tokens = TokenService {
+            refresh_audience: format!("{issuer}/oauth2/token"),
+            refresh_lifetime: config.tokens.refresh_token_lifetime,
             audience: config
                 .tokens
                 .audience
@@ -102,6 +114,8 @@ impl AppState {
         .map_err(|e| e.to_string())?;
         Ok(Self {
             revocations,
+            sealer,
+            login,
             verified: token_cache::TokenCache::new(config.tokens.introspection_cache_entries),
             config,
             clients,
@@ -113,7 +127,7 @@ impl AppState {
     }
 
     /// An access token's claims if it is active at `now`: verified (through
-    /// the verified-token cache) and not revoked.
+    /// the verified-token cache), not revoked, and not of a revoked family.
     pub fn active_access_token(
         &self,
         token: &str,
@@ -122,13 +136,29 @@ impl AppState {
         let claims = self
             .verified
             .get_or_verify(token, now, |t| self.tokens.verify(&self.keys, t, now))?;
-        if self
-            .revocations
-            .contains(revocation::Kind::Jti, &claims.jti)
-        {
+        if self.revoked(&claims.jti, claims.fid.as_deref()) {
             return Err(token::Inactive::Revoked);
         }
         Ok(claims)
+    }
+
+    /// A refresh token's claims if it is active at `now`: verified, not yet
+    /// used or revoked, and not of a revoked family.
+    pub fn active_refresh_token(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Result<token::RefreshClaims, token::Inactive> {
+        let claims = self.tokens.verify_refresh(&self.keys, token, now)?;
+        if self.revoked(&claims.jti, Some(&claims.fid)) {
+            return Err(token::Inactive::Revoked);
+        }
+        Ok(claims)
+    }
+
+    fn revoked(&self, jti: &str, fid: Option<&str>) -> bool {
+        self.revocations.contains(revocation::Kind::Jti, jti)
+            || fid.is_some_and(|f| self.revocations.contains(revocation::Kind::Family, f))
     }
 
     /// Loads everything for `certbound serve`: in development mode (no
@@ -162,6 +192,10 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
     Route::new()
+        .at(
+            "/oauth2/authorize",
+            poem::get(oauth::authorize::get).post(oauth::authorize::post),
+        )
         .at("/openapi.json", spec)
         .nest("/docs", docs)
         .nest("/", api)

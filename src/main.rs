@@ -54,6 +54,11 @@ enum Command {
         #[command(subcommand)]
         action: RevocationsAction,
     },
+    /// User tools.
+    Users {
+        #[command(subcommand)]
+        action: UsersAction,
+    },
     /// Print the OpenAPI document.
     Openapi {
         /// YAML instead of JSON.
@@ -74,6 +79,13 @@ enum RevocationsAction {
     Stats,
     /// Drop expired entries now (the server does this itself; stop it first).
     Compact,
+}
+
+#[derive(Subcommand)]
+enum UsersAction {
+    /// Read a password (prompted without echo on a terminal, else the first
+    /// line of stdin) and print its argon2id hash for `password_hash`.
+    HashPassword,
 }
 
 #[derive(Subcommand)]
@@ -157,6 +169,13 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Revocations { action } => {
             let (config, _) = load()?;
             revocations_command(&config.revocation.file, action)
+        }
+        Command::Users {
+            action: UsersAction::HashPassword,
+        } => {
+            let password = read_password()?;
+            println!("{}", certbound::users::hash_password(&password)?);
+            Ok(())
         }
         Command::Openapi { yaml } => {
             let api = certbound::openapi();
@@ -298,6 +317,27 @@ fn rfc3339(unix: u64) -> String {
         .unwrap_or_else(|| unix.to_string())
 }
 
+fn read_password() -> Result<String, String> {
+    let password = if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        let first = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
+        let again = rpassword::prompt_password("Again: ").map_err(|e| e.to_string())?;
+        if first != again {
+            return Err("the passwords differ".into());
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read stdin: {e}"))?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
+    if password.is_empty() {
+        return Err("the password is empty".into());
+    }
+    Ok(password)
+}
+
 fn thumbprint_file(file: &Path) -> Result<String, String> {
     let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let der = match std::str::from_utf8(&bytes) {
@@ -385,6 +425,13 @@ curl -s {tls} -d client_id=demo --data-urlencode "token=$TOKEN" {base}/oauth2/in
 
 # 3. Revoke it (RFC 7009); introspection then answers {{"active":false}}:
 curl -s {tls} -d client_id=demo --data-urlencode "token=$TOKEN" {base}/oauth2/revoke
+
+# 4. Browser flow (authorization code + PKCE): open this URL, sign in as alice@example.com / dev-password, approve,
+#    then copy the code from the address bar of the (unreachable) redirect page:
+#    {base}/oauth2/authorize?response_type=code&client_id=demo&redirect_uri=http%3A%2F%2F127.0.0.1%3A8080%2Fcallback&scope=openid%20profile%20email%20read&state=s1&nonce=n1&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256
+curl -s {tls} -d grant_type=authorization_code -d client_id=demo -d redirect_uri=http://127.0.0.1:8080/callback -d code_verifier=dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk --data-urlencode "code=$CODE" {base}/oauth2/token
+#    The answer carries access_token, refresh_token and id_token. Rotate the refresh token (each works once):
+curl -s {tls} -d grant_type=refresh_token -d client_id=demo --data-urlencode "refresh_token=$REFRESH" {base}/oauth2/token
 
 # The same token request with the certificate in the WSO2-style header, as a TLS-terminating proxy sends it:
 curl -s --cacert {dir}/ca.crt -H "x-wso2-mtls-cert: $(tr -d '\n' < {dir}/client.crt)" -d grant_type=client_credentials -d client_id=demo {base}/oauth2/token

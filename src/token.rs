@@ -1,9 +1,16 @@
-//! JWT access tokens (RFC 9068) bound to a client certificate
-//! (RFC 8705 §3): minting and verification. Time is always a parameter.
+//! JWT access tokens (RFC 9068) and refresh tokens bound to a client
+//! certificate (RFC 8705 §3): minting and verification. Time is always a
+//! parameter.
+//!
+//! A refresh token is a JWS of its own `typ` ([`REFRESH_TOKEN_TYP`]) and
+//! audience (the token endpoint), so it is never accepted as an access token
+//! (RFC 8725 §3.11). Tokens minted from one authorization share a family id
+//! (`fid`): revoking the family revokes them all (RFC 9700 §4.14.2).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Validation;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::OAuthError;
@@ -11,6 +18,9 @@ use crate::keys::KeySet;
 
 /// RFC 9068 §2.1 `typ` of access tokens.
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// `typ` of refresh tokens.
+pub const REFRESH_TOKEN_TYP: &str = "rt+jwt";
 
 /// Longest token we try to verify; anything longer is inactive.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
@@ -50,6 +60,67 @@ pub struct AccessClaims {
     /// Certificate binding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
+    /// The user the token acts for (user tokens, or a client's owner).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Family id shared with the refresh token it came with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fid: Option<String>,
+    /// When the user authenticated (RFC 9068 §2.2.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<u64>,
+}
+
+/// Refresh-token claims.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefreshClaims {
+    /// Issuer.
+    pub iss: String,
+    /// The token endpoint: no resource server accepts it.
+    pub aud: String,
+    /// The user.
+    pub sub: String,
+    /// The client the token was issued to.
+    pub client_id: String,
+    /// Granted scope, space-separated.
+    #[serde(default)]
+    pub scope: String,
+    /// Issued at.
+    pub iat: u64,
+    /// Not before.
+    pub nbf: u64,
+    /// Expiry.
+    pub exp: u64,
+    /// Unique token id: recorded on the revocation list when it is used.
+    pub jti: String,
+    /// Family id: every token descending from one authorization code.
+    pub fid: String,
+    /// When the user authenticated.
+    pub auth_time: u64,
+    /// Login session id (OIDC `sid`).
+    pub sid: String,
+    /// Certificate binding: only the same certificate may use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// What is needed to mint a refresh token.
+#[derive(Debug, Clone, Copy)]
+pub struct RefreshGrant<'a> {
+    /// The user.
+    pub username: &'a str,
+    /// Client id.
+    pub client_id: &'a str,
+    /// Granted scope.
+    pub scope: &'a str,
+    /// `x5t#S256` to bind to.
+    pub binding: Option<&'a str>,
+    /// Family id.
+    pub fid: &'a str,
+    /// When the user authenticated.
+    pub auth_time: u64,
+    /// Login session id.
+    pub sid: &'a str,
 }
 
 /// What is needed to mint an access token.
@@ -63,6 +134,12 @@ pub struct AccessGrant<'a> {
     pub scope: &'a str,
     /// `x5t#S256` to bind to.
     pub binding: Option<&'a str>,
+    /// The user the token acts for.
+    pub username: Option<&'a str>,
+    /// Family id (user tokens).
+    pub fid: Option<&'a str>,
+    /// When the user authenticated.
+    pub auth_time: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -79,6 +156,12 @@ struct ClaimsRef<'a> {
     jti: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     cnf: Option<CnfRef<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_time: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -103,6 +186,10 @@ pub struct TokenService {
     pub audience: String,
     /// Lifetime in seconds.
     pub lifetime: u64,
+    /// `aud` of refresh tokens: the token endpoint.
+    pub refresh_audience: String,
+    /// Refresh-token lifetime in seconds.
+    pub refresh_lifetime: u64,
 }
 
 /// Why a token is not active. Never sent to clients: introspection answers
@@ -112,8 +199,8 @@ pub enum Inactive {
     /// Not a JWS, bad base64 or JSON, or too long.
     #[error("malformed token")]
     Malformed,
-    /// Wrong or missing `typ`.
-    #[error("not an access token")]
+    /// Wrong or missing `typ`, or wrong audience for a refresh token.
+    #[error("wrong token type")]
     WrongType,
     /// `kid` missing or unknown.
     #[error("unknown key")]
@@ -146,15 +233,8 @@ impl TokenService {
         grant: AccessGrant<'_>,
         now: u64,
     ) -> Result<String, OAuthError> {
-        // 128 random bits from aws-lc's userspace DRBG: no syscall per token.
-        let mut random = [0u8; 16];
-        aws_lc_rs::rand::fill(&mut random).map_err(OAuthError::internal)?;
         let mut jti_buf = [0u8; 22];
-        let jti = URL_SAFE_NO_PAD
-            .encode_slice(random, &mut jti_buf)
-            .ok()
-            .and_then(|n| std::str::from_utf8(&jti_buf[..n]).ok())
-            .ok_or_else(|| OAuthError::internal("jti encoding"))?;
+        let jti = new_jti(&mut jti_buf)?;
         let claims = ClaimsRef {
             iss: &self.issuer,
             sub: grant.sub,
@@ -166,57 +246,137 @@ impl TokenService {
             exp: now + self.lifetime,
             jti,
             cnf: grant.binding.map(|x5t_s256| CnfRef { x5t_s256 }),
+            username: grant.username,
+            fid: grant.fid,
+            auth_time: grant.auth_time,
         };
         sign(keys, ACCESS_TOKEN_TYP, &claims)
+    }
+
+    /// Mints a signed refresh token at `now`.
+    pub fn mint_refresh(
+        &self,
+        keys: &KeySet,
+        grant: RefreshGrant<'_>,
+        now: u64,
+    ) -> Result<String, OAuthError> {
+        let mut jti_buf = [0u8; 22];
+        let claims = RefreshClaims {
+            iss: self.issuer.clone(),
+            aud: self.refresh_audience.clone(),
+            sub: grant.username.into(),
+            client_id: grant.client_id.into(),
+            scope: grant.scope.into(),
+            iat: now,
+            nbf: now,
+            exp: now + self.refresh_lifetime,
+            jti: new_jti(&mut jti_buf)?.into(),
+            fid: grant.fid.into(),
+            auth_time: grant.auth_time,
+            sid: grant.sid.into(),
+            cnf: grant.binding.map(|x5t_s256| Confirmation {
+                x5t_s256: x5t_s256.into(),
+            }),
+        };
+        sign(keys, REFRESH_TOKEN_TYP, &claims)
+    }
+
+    /// Verifies a refresh token at `now`, as [`Self::verify`] does access
+    /// tokens, and checks its audience.
+    pub fn verify_refresh(
+        &self,
+        keys: &KeySet,
+        token: &str,
+        now: u64,
+    ) -> Result<RefreshClaims, Inactive> {
+        let claims: RefreshClaims = verify_jws(keys, token, &[REFRESH_TOKEN_TYP])?;
+        if claims.aud != self.refresh_audience {
+            return Err(Inactive::WrongType);
+        }
+        self.check_window(&claims.iss, claims.nbf, claims.exp, now)?;
+        Ok(claims)
     }
 
     /// Verifies an access token at `now`: known `kid`, that key's algorithm
     /// only, signature, `typ`, issuer and validity window.
     pub fn verify(&self, keys: &KeySet, token: &str, now: u64) -> Result<AccessClaims, Inactive> {
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(Inactive::Malformed);
-        }
-        let header = jsonwebtoken::decode_header(token).map_err(|_| Inactive::Malformed)?;
-        let typ_ok = header.typ.as_deref().is_some_and(|t| {
-            t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
-        });
-        if !typ_ok {
-            return Err(Inactive::WrongType);
-        }
-        let key = header
-            .kid
-            .as_deref()
-            .and_then(|kid| keys.get(kid))
-            .ok_or(Inactive::UnknownKey)?;
-        if header.alg != key.jwt_alg {
-            return Err(Inactive::AlgorithmMismatch);
-        }
-        let mut validation = Validation::new(key.jwt_alg);
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        validation.required_spec_claims.clear();
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::InvalidSignature => Inactive::BadSignature,
-                _ => Inactive::Malformed,
-            })?;
-        let claims = data.claims;
-        if claims.iss != self.issuer {
+        let claims: AccessClaims =
+            verify_jws(keys, token, &[ACCESS_TOKEN_TYP, "application/at+jwt"])?;
+        self.check_window(&claims.iss, claims.nbf, claims.exp, now)?;
+        Ok(claims)
+    }
+
+    fn check_window(&self, iss: &str, nbf: u64, exp: u64, now: u64) -> Result<(), Inactive> {
+        if iss != self.issuer {
             return Err(Inactive::ForeignIssuer);
         }
-        if claims.exp <= now {
+        if exp <= now {
             return Err(Inactive::Expired);
         }
-        if claims.nbf > now {
+        if nbf > now {
             return Err(Inactive::NotYetValid);
         }
-        Ok(claims)
+        Ok(())
     }
 }
 
+/// A fresh `jti`: 128 random bits from aws-lc's userspace DRBG (no syscall
+/// per token), base64url into `buf`.
+fn new_jti(buf: &mut [u8; 22]) -> Result<&str, OAuthError> {
+    let mut random = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut random).map_err(OAuthError::internal)?;
+    URL_SAFE_NO_PAD
+        .encode_slice(random, buf)
+        .ok()
+        .and_then(|n| std::str::from_utf8(&buf[..n]).ok())
+        .ok_or_else(|| OAuthError::internal("jti encoding"))
+}
+
+/// Verifies a JWS: one of `types` as `typ`, a known `kid`, that key's
+/// algorithm only, and the signature. Claims are checked by the caller.
+fn verify_jws<T: DeserializeOwned>(
+    keys: &KeySet,
+    token: &str,
+    types: &[&str],
+) -> Result<T, Inactive> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(Inactive::Malformed);
+    }
+    let header = jsonwebtoken::decode_header(token).map_err(|_| Inactive::Malformed)?;
+    let typ_ok = header
+        .typ
+        .as_deref()
+        .is_some_and(|t| types.iter().any(|want| t.eq_ignore_ascii_case(want)));
+    if !typ_ok {
+        return Err(Inactive::WrongType);
+    }
+    let key = header
+        .kid
+        .as_deref()
+        .and_then(|kid| keys.get(kid))
+        .ok_or(Inactive::UnknownKey)?;
+    if header.alg != key.jwt_alg {
+        return Err(Inactive::AlgorithmMismatch);
+    }
+    let mut validation = Validation::new(key.jwt_alg);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    jsonwebtoken::decode::<T>(token, &key.decoding, &validation)
+        .map(|data| data.claims)
+        .map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => Inactive::BadSignature,
+            _ => Inactive::Malformed,
+        })
+}
+
 /// JWS compact serialisation with the current key.
-fn sign<T: Serialize>(keys: &KeySet, typ: &str, claims: &T) -> Result<String, OAuthError> {
+pub(crate) fn sign<T: Serialize>(
+    keys: &KeySet,
+    typ: &str,
+    claims: &T,
+) -> Result<String, OAuthError> {
     let key = keys.current();
     let header = serde_json::to_vec(&HeaderRef {
         alg: key.alg.name(),
@@ -248,6 +408,8 @@ mod tests {
             issuer: "https://as.example".into(),
             audience: "https://as.example".into(),
             lifetime: 60,
+            refresh_audience: "https://as.example/oauth2/token".into(),
+            refresh_lifetime: 600,
         };
         (dir, keys, svc)
     }
@@ -257,7 +419,51 @@ mod tests {
         client_id: "c",
         scope: "read",
         binding: Some("thumb"),
+        username: None,
+        fid: None,
+        auth_time: None,
     };
+
+    #[test]
+    fn refresh_and_access_tokens_never_pass_for_each_other() {
+        let (_d, keys, svc) = setup(Alg::ES256);
+        let refresh = svc
+            .mint_refresh(
+                &keys,
+                RefreshGrant {
+                    username: "alice",
+                    client_id: "c",
+                    scope: "openid",
+                    binding: Some("thumb"),
+                    fid: "family",
+                    auth_time: 990,
+                    sid: "s",
+                },
+                1000,
+            )
+            .unwrap();
+        let claims = svc.verify_refresh(&keys, &refresh, 1001).unwrap();
+        assert_eq!((claims.fid.as_str(), claims.exp), ("family", 1600));
+        assert_eq!(claims.cnf.unwrap().x5t_s256, "thumb");
+        assert_eq!(svc.verify(&keys, &refresh, 1001), Err(Inactive::WrongType));
+        let access = svc.mint(&keys, GRANT, 1000).unwrap();
+        assert_eq!(
+            svc.verify_refresh(&keys, &access, 1001),
+            Err(Inactive::WrongType)
+        );
+        assert_eq!(
+            svc.verify_refresh(&keys, &refresh, 1600),
+            Err(Inactive::Expired)
+        );
+        let other_audience = TokenService {
+            refresh_audience: "https://elsewhere/token".into(),
+            ..svc.clone()
+        };
+        assert_eq!(
+            other_audience.verify_refresh(&keys, &refresh, 1001),
+            Err(Inactive::WrongType)
+        );
+    }
 
     #[test]
     fn round_trip_every_algorithm() {

@@ -92,6 +92,9 @@ mod tests {
             exp,
             jti: "j".into(),
             cnf: None,
+            username: None,
+            fid: None,
+            auth_time: None,
         }
     }
 

@@ -16,8 +16,12 @@ use crate::keys::KeySet;
 pub struct ServerMetadata {
     /// Issuer identifier.
     pub issuer: String,
+    /// Authorization endpoint (RFC 6749 §3.1).
+    pub authorization_endpoint: String,
     /// Token endpoint.
     pub token_endpoint: String,
+    /// UserInfo endpoint (OIDC Core §5.3).
+    pub userinfo_endpoint: String,
     /// Introspection endpoint (RFC 7662).
     pub introspection_endpoint: String,
     /// Revocation endpoint (RFC 7009).
@@ -26,6 +30,18 @@ pub struct ServerMetadata {
     pub jwks_uri: String,
     /// Grant types.
     pub grant_types_supported: Vec<String>,
+    /// `code` only.
+    pub response_types_supported: Vec<String>,
+    /// `query` only.
+    pub response_modes_supported: Vec<String>,
+    /// PKCE methods (RFC 7636): `S256` only.
+    pub code_challenge_methods_supported: Vec<String>,
+    /// RFC 9207: the authorization response carries `iss`.
+    pub authorization_response_iss_parameter_supported: bool,
+    /// Algorithms of the signing keys, for ID tokens.
+    pub id_token_signing_alg_values_supported: Vec<String>,
+    /// Claims in ID tokens and UserInfo responses.
+    pub claims_supported: Vec<String>,
     /// Client authentication methods at the token endpoint.
     pub token_endpoint_auth_methods_supported: Vec<String>,
     /// Caller authentication methods at the introspection endpoint.
@@ -36,9 +52,8 @@ pub struct ServerMetadata {
     pub tls_client_certificate_bound_access_tokens: bool,
     /// Union of the registered clients' scopes.
     pub scopes_supported: Vec<String>,
-    /// OIDC: subject identifier types.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub subject_types_supported: Option<Vec<String>>,
+    /// OIDC: subject identifier types (`public`).
+    pub subject_types_supported: Vec<String>,
     /// RFC 8705 §5: endpoints on the mTLS host.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mtls_endpoint_aliases: Option<MtlsEndpointAliases>,
@@ -85,19 +100,40 @@ impl Documents {
         scopes.sort();
         scopes.dedup();
         let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let mut metadata = ServerMetadata {
+        let metadata = ServerMetadata {
+            authorization_endpoint: at(&issuer, "/oauth2/authorize"),
             token_endpoint: at(&issuer, "/oauth2/token"),
+            userinfo_endpoint: at(&issuer, "/oauth2/userinfo"),
             introspection_endpoint: at(&issuer, "/oauth2/introspect"),
             revocation_endpoint: at(&issuer, "/oauth2/revoke"),
             jwks_uri: at(&issuer, "/oauth2/jwks"),
             issuer: issuer.clone(),
-            grant_types_supported: strings(&["client_credentials"]),
+            grant_types_supported: strings(&[
+                "client_credentials",
+                "authorization_code",
+                "refresh_token",
+            ]),
+            response_types_supported: strings(&["code"]),
+            response_modes_supported: strings(&["query"]),
+            code_challenge_methods_supported: strings(&["S256"]),
+            authorization_response_iss_parameter_supported: true,
+            id_token_signing_alg_values_supported: {
+                let mut algs: Vec<String> = keys
+                    .all()
+                    .iter()
+                    .map(|k| k.alg.name().to_string())
+                    .collect();
+                algs.sort();
+                algs.dedup();
+                algs
+            },
+            claims_supported: strings(&crate::oidc::CLAIMS_SUPPORTED),
             token_endpoint_auth_methods_supported: strings(&AUTH_METHODS),
             introspection_endpoint_auth_methods_supported: strings(&AUTH_METHODS),
             revocation_endpoint_auth_methods_supported: strings(&AUTH_METHODS),
             tls_client_certificate_bound_access_tokens: true,
             scopes_supported: scopes,
-            subject_types_supported: None,
+            subject_types_supported: strings(&["public"]),
             mtls_endpoint_aliases: config.mtls.endpoint_aliases_base.as_deref().map(|base| {
                 MtlsEndpointAliases {
                     token_endpoint: at(base, "/oauth2/token"),
@@ -107,7 +143,6 @@ impl Documents {
             }),
         };
         let oauth = serde_json::to_vec(&metadata).map_err(|e| e.to_string())?;
-        metadata.subject_types_supported = Some(strings(&["public"]));
         let openid = serde_json::to_vec(&metadata).map_err(|e| e.to_string())?;
         Ok(Self {
             oauth: Bytes::from(oauth),

@@ -28,7 +28,7 @@ pub struct OAuthForm<T>(pub T);
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
-fn is_form(content_type: &str) -> bool {
+pub(crate) fn is_form(content_type: &str) -> bool {
     content_type
         .split(';')
         .next()
@@ -68,6 +68,9 @@ impl<'a, T: ParseFromJSON + Type> ApiExtractor<'a> for OAuthForm<T> {
             if !request.content_type().is_some_and(is_form) {
                 return Err(OAuthError::UnsupportedMediaType);
             }
+            let body = body
+                .take()
+                .map_err(|_| OAuthError::InvalidRequest("request body already read".into()))?;
             let bytes = read_limited(request, body, limit).await?;
             let object = parse_form(&bytes)?;
             T::parse_from_json(Some(serde_json::Value::Object(object))).map_err(|e| {
@@ -82,9 +85,9 @@ impl<'a, T: ParseFromJSON + Type> ApiExtractor<'a> for OAuthForm<T> {
 
 /// Reads the body, refusing more than `limit` bytes (by `Content-Length`
 /// before reading, and while reading chunked bodies).
-async fn read_limited(
+pub(crate) async fn read_limited(
     req: &Request,
-    body: &mut RequestBody,
+    body: poem::Body,
     limit: usize,
 ) -> Result<Bytes, OAuthError> {
     let declared = req
@@ -95,9 +98,6 @@ async fn read_limited(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(OAuthError::PayloadTooLarge);
     }
-    let body = body
-        .take()
-        .map_err(|_| OAuthError::InvalidRequest("request body already read".into()))?;
     let mut stream = std::pin::pin!(body.into_bytes_stream());
     let mut buf = Vec::with_capacity(declared.map_or(1024, |n| n as usize));
     while let Some(chunk) = stream.next().await {
@@ -113,7 +113,9 @@ async fn read_limited(
 
 /// RFC 6749 §3.1: a parameter sent twice is `invalid_request`; one sent
 /// without a value is treated as omitted.
-fn parse_form(bytes: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, OAuthError> {
+pub(crate) fn parse_form(
+    bytes: &[u8],
+) -> Result<serde_json::Map<String, serde_json::Value>, OAuthError> {
     let mut map = serde_json::Map::new();
     for (key, value) in form_urlencoded::parse(bytes) {
         if map.contains_key(key.as_ref()) {

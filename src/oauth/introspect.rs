@@ -1,5 +1,6 @@
 //! Stateless token introspection (RFC 7662): authenticate the caller, verify
-//! and decode the token, check the revocation list; no token store.
+//! and decode the token (access or refresh), check the revocation list; no
+//! token store.
 
 use poem::Request;
 use poem_openapi::Object;
@@ -8,7 +9,7 @@ use super::ClientParams;
 use super::extract::Authorization;
 use crate::AppState;
 use crate::error::OAuthError;
-use crate::token::{AccessClaims, Confirmation};
+use crate::token::{AccessClaims, Confirmation, Inactive, RefreshClaims};
 
 /// Introspection request (RFC 7662 §2.1).
 #[derive(Debug, Object)]
@@ -33,9 +34,12 @@ pub struct Introspection {
     pub scope: Option<String>,
     /// Client the token was issued to.
     pub client_id: Option<String>,
-    /// Subject.
+    /// Subject: the username for user tokens, else the client id.
     pub sub: Option<String>,
-    /// `Bearer`.
+    /// The user the token acts for (absent for client-credentials tokens
+    /// unless the client has an owner).
+    pub username: Option<String>,
+    /// `Bearer` for access tokens, `Refresh` for refresh tokens.
     pub token_type: Option<String>,
     /// Expiry, Unix seconds.
     pub exp: Option<u64>,
@@ -60,6 +64,7 @@ impl From<&AccessClaims> for Introspection {
             scope: (!c.scope.is_empty()).then(|| c.scope.clone()),
             client_id: Some(c.client_id.clone()),
             sub: Some(c.sub.clone()),
+            username: c.username.clone(),
             token_type: Some("Bearer".into()),
             exp: Some(c.exp),
             iat: Some(c.iat),
@@ -68,6 +73,26 @@ impl From<&AccessClaims> for Introspection {
             aud: Some(c.aud.clone()),
             jti: Some(c.jti.clone()),
             cnf: c.cnf.clone(),
+        }
+    }
+}
+
+impl From<RefreshClaims> for Introspection {
+    fn from(c: RefreshClaims) -> Self {
+        Self {
+            active: true,
+            scope: (!c.scope.is_empty()).then_some(c.scope),
+            client_id: Some(c.client_id),
+            username: Some(c.sub.clone()),
+            sub: Some(c.sub),
+            token_type: Some("Refresh".into()),
+            exp: Some(c.exp),
+            iat: Some(c.iat),
+            nbf: Some(c.nbf),
+            iss: Some(c.iss),
+            aud: Some(serde_json::Value::String(c.aud)),
+            jti: Some(c.jti),
+            cnf: c.cnf,
         }
     }
 }
@@ -81,8 +106,14 @@ pub fn introspect(
     now: u64,
 ) -> Result<Introspection, OAuthError> {
     authenticate_caller(state, req, auth, &form, now)?;
-    Ok(match state.active_access_token(&form.token, now) {
-        Ok(claims) => Introspection::from(&*claims),
+    let found = match state.active_access_token(&form.token, now) {
+        Err(Inactive::WrongType) => state
+            .active_refresh_token(&form.token, now)
+            .map(Introspection::from),
+        other => other.map(|claims| Introspection::from(&*claims)),
+    };
+    Ok(match found {
+        Ok(introspection) => introspection,
         Err(reason) => {
             tracing::debug!(%reason, "introspected token is inactive");
             Introspection::default()

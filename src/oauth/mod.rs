@@ -2,11 +2,13 @@
 //! function in the submodule, and return its result; errors are mapped to
 //! HTTP once, in [`crate::error`].
 
+pub mod authorize;
 pub mod discovery;
 pub mod extract;
 pub mod introspect;
 pub mod revoke;
 pub mod token;
+pub mod userinfo;
 
 use std::sync::Arc;
 
@@ -65,9 +67,24 @@ pub enum RevocationResponse {
     Ok(#[oai(header = "Cache-Control")] String),
 }
 
+/// A UserInfo response (OpenID Connect Core §5.3.2).
+#[derive(ApiResponse)]
+pub enum UserInfoResponse {
+    /// The user's claims.
+    #[oai(status = 200)]
+    Ok(
+        Json<crate::oidc::UserInfo>,
+        #[oai(header = "Cache-Control")] String,
+    ),
+}
+
 #[OpenApi]
 impl Api {
     /// Token endpoint (RFC 6749 §3.2, RFC 8705 §2).
+    ///
+    /// Grants: `client_credentials`; `authorization_code` (with the PKCE
+    /// `code_verifier`, RFC 7636); `refresh_token` (rotated: each refresh
+    /// token works once, a reused one revokes its whole family).
     ///
     /// The client authenticates with its TLS client certificate
     /// (`tls_client_auth`, `self_signed_tls_client_auth`; send `client_id`),
@@ -89,7 +106,7 @@ impl Api {
         auth: AuthHeader,
         form: OAuthForm<TokenRequest>,
     ) -> Result<TokenResponse, OAuthError> {
-        let body = token::issue(&state, req, auth.0, form.0, unix_now())?;
+        let body = token::issue(&state, req, auth.0, form.0, unix_now()).await?;
         Ok(TokenResponse::Ok(
             Json(body),
             "no-store".into(),
@@ -145,6 +162,45 @@ impl Api {
     ) -> Result<RevocationResponse, OAuthError> {
         revoke::revoke(&state, req, auth.0, form.0, unix_now()).await?;
         Ok(RevocationResponse::Ok("no-store".into()))
+    }
+
+    /// UserInfo endpoint (OpenID Connect Core §5.3).
+    ///
+    /// Send an access token holding `openid` as `Authorization: Bearer`;
+    /// a certificate-bound token needs the same client certificate. Returns
+    /// `sub` and the claims of the granted scopes (`profile`: `name`,
+    /// `given_name`, `family_name`; `email`: `email`, `email_verified`).
+    #[oai(
+        path = "/oauth2/userinfo",
+        method = "get",
+        tag = "Tag::OAuth",
+        operation_id = "userinfo"
+    )]
+    async fn userinfo(
+        &self,
+        req: &Request,
+        state: Data<&Arc<AppState>>,
+        auth: AuthHeader,
+    ) -> Result<UserInfoResponse, OAuthError> {
+        let body = userinfo::userinfo(&state, req, auth.0, unix_now())?;
+        Ok(UserInfoResponse::Ok(Json(body), "no-store".into()))
+    }
+
+    /// UserInfo endpoint, POST form (OpenID Connect Core §5.3.1).
+    #[oai(
+        path = "/oauth2/userinfo",
+        method = "post",
+        tag = "Tag::OAuth",
+        operation_id = "userinfoPost"
+    )]
+    async fn userinfo_post(
+        &self,
+        req: &Request,
+        state: Data<&Arc<AppState>>,
+        auth: AuthHeader,
+    ) -> Result<UserInfoResponse, OAuthError> {
+        let body = userinfo::userinfo(&state, req, auth.0, unix_now())?;
+        Ok(UserInfoResponse::Ok(Json(body), "no-store".into()))
     }
 
     /// JSON Web Key Set (RFC 7517): every public signing key, `kid` = RFC

@@ -1,6 +1,7 @@
 //! Token revocation (RFC 7009): the client that a token was issued to asks
-//! for it to be refused from now on. The token's `jti` goes on the
-//! revocation list, durably, before the client is answered.
+//! for it to be refused from now on. An access token's `jti` goes on the
+//! revocation list; a refresh token revokes its whole family, with the
+//! access tokens issued beside it (§2.1). Durably, before the answer.
 
 use poem::Request;
 use poem_openapi::Object;
@@ -10,6 +11,7 @@ use super::extract::Authorization;
 use crate::AppState;
 use crate::error::OAuthError;
 use crate::revocation::{Kind, Record};
+use crate::token::Inactive;
 
 /// Revocation request (RFC 7009 §2.1).
 #[derive(Debug, Object)]
@@ -41,17 +43,26 @@ pub async fn revoke(
     now: u64,
 ) -> Result<(), OAuthError> {
     let client = super::authenticate_client(state, req, auth, &form.client, now)?;
+    let not_theirs = || OAuthError::InvalidGrant("the token was issued to another client".into());
     let claims = match state.active_access_token(&form.token, now) {
         Ok(claims) => claims,
+        Err(Inactive::WrongType) => {
+            return match state.active_refresh_token(&form.token, now) {
+                Ok(refresh) if refresh.client_id != client.client.id => Err(not_theirs()),
+                Ok(refresh) => super::token::revoke_family(state, &refresh.fid, now).await,
+                Err(reason) => {
+                    tracing::debug!(%reason, "revocation of an inactive token: nothing to do");
+                    Ok(())
+                }
+            };
+        }
         Err(reason) => {
             tracing::debug!(%reason, "revocation of an inactive token: nothing to do");
             return Ok(());
         }
     };
     if claims.client_id != client.client.id {
-        return Err(OAuthError::InvalidGrant(
-            "the token was issued to another client".into(),
-        ));
+        return Err(not_theirs());
     }
     let record = Record::new(Kind::Jti, &claims.jti, claims.exp)
         .ok_or_else(|| OAuthError::internal("token jti is not a valid list identifier"))?;

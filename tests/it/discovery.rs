@@ -46,8 +46,45 @@ scope = "read write"
         assert_eq!(m["tls_client_certificate_bound_access_tokens"], true);
         assert_eq!(
             m["grant_types_supported"],
-            serde_json::json!(["client_credentials"])
+            serde_json::json!(["client_credentials", "authorization_code", "refresh_token"])
         );
+        assert_eq!(
+            m["authorization_endpoint"],
+            "https://certbound.test/oauth2/authorize"
+        );
+        assert_eq!(
+            m["userinfo_endpoint"],
+            "https://certbound.test/oauth2/userinfo"
+        );
+        assert_eq!(m["response_types_supported"], serde_json::json!(["code"]));
+        assert_eq!(m["subject_types_supported"], serde_json::json!(["public"]));
+        assert_eq!(
+            m["code_challenge_methods_supported"],
+            serde_json::json!(["S256"])
+        );
+        assert_eq!(
+            m["id_token_signing_alg_values_supported"],
+            serde_json::json!(["ES256"])
+        );
+        assert_eq!(m["authorization_response_iss_parameter_supported"], true);
+        for claim in [
+            "sub",
+            "nonce",
+            "at_hash",
+            "c_hash",
+            "auth_time",
+            "sid",
+            "amr",
+            "email",
+        ] {
+            assert!(
+                m["claims_supported"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&claim.into()),
+                "{claim}"
+            );
+        }
         assert_eq!(m["scopes_supported"], serde_json::json!(["read", "write"]));
         for method in [
             "tls_client_auth",

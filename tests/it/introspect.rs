@@ -201,6 +201,9 @@ async fn every_invalid_token_is_exactly_inactive() {
         client_id: "svc",
         scope: "read",
         binding: None,
+        username: None,
+        fid: None,
+        auth_time: None,
     };
     let now = unix_now();
     let expired = state.tokens.mint(&state.keys, grant, now - 7200).unwrap();

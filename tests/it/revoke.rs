@@ -186,6 +186,9 @@ async fn invalid_expired_and_unknown_tokens_get_an_empty_200() {
                 client_id: "svc",
                 scope: "",
                 binding: None,
+                username: None,
+                fid: None,
+                auth_time: None,
             },
             unix_now() - 7200,
         )

@@ -246,6 +246,7 @@ client_id = "post"
 token_endpoint_auth_method = "client_secret_post"
 client_secret_sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
 grant_types = ["authorization_code"]
+redirect_uris = ["https://app.example/cb"]
 "#;
 
 #[tokio::test]

@@ -1,0 +1,163 @@
+//! Browser login for the authorization endpoint (RFC 6749 §4.1.1, OIDC Core
+//! §3.1.2.3): users, the login session and "Approve always" cookies, CSRF
+//! protection of the forms, and failed-login throttling. Stateless: the
+//! session and consent decisions are sealed cookies ([`crate::seal`]).
+
+pub mod limiter;
+pub mod pages;
+
+use std::net::IpAddr;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::users::Users;
+
+/// The login session cookie.
+pub const SESSION_COOKIE: &str = "certbound_session";
+/// The CSRF cookie (double submit: the forms carry the same value).
+pub const CSRF_COOKIE: &str = "certbound_csrf";
+/// Prefix of "Approve always" cookies, one per user and client.
+pub const CONSENT_COOKIE_PREFIX: &str = "certbound_consent_";
+
+/// A login session, sealed into [`SESSION_COOKIE`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// Username.
+    pub u: String,
+    /// When the user authenticated.
+    pub at: u64,
+    /// Session id (OIDC `sid`).
+    pub sid: String,
+    /// Expiry.
+    pub e: u64,
+}
+
+/// An "Approve always" decision, sealed into a consent cookie.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consent {
+    /// Username.
+    pub u: String,
+    /// Client id.
+    pub c: String,
+    /// Approved scope.
+    pub s: String,
+    /// Expiry.
+    pub e: u64,
+}
+
+/// Users, throttling and the limit on concurrent password checks.
+#[derive(Debug)]
+pub struct Login {
+    /// Who can log in.
+    pub users: Users,
+    /// Failed-login throttle.
+    pub limiter: limiter::Limiter,
+    /// argon2id takes ~19 MiB and tens of milliseconds per check: at most
+    /// one per core runs at once, on blocking threads, never on the token
+    /// or introspection path.
+    pub hashing: tokio::sync::Semaphore,
+}
+
+impl Login {
+    /// Loads users from `[[users]]` and `login.users_file`.
+    pub fn new(config: &Config) -> Result<Self, String> {
+        let users = Users::new(&config.users, config.login.users_file.as_deref())?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Ok(Self {
+            users,
+            limiter: limiter::Limiter::new(
+                config.login.failure_window,
+                config.login.max_failures_per_user,
+                config.login.max_failures_per_address,
+            ),
+            hashing: tokio::sync::Semaphore::new(cores),
+        })
+    }
+}
+
+/// The consent cookie name for a user and client: a hash, so neither name
+/// shows in the cookie jar.
+pub fn consent_cookie_name(username: &str, client_id: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(username.as_bytes());
+    h.update([0]);
+    h.update(client_id.as_bytes());
+    format!(
+        "{CONSENT_COOKIE_PREFIX}{}",
+        URL_SAFE_NO_PAD.encode(&h.finalize()[..12])
+    )
+}
+
+/// A `Set-Cookie` value: HttpOnly, Secure, SameSite=Lax. `max_age` 0
+/// deletes the cookie.
+pub fn set_cookie(name: &str, value: &str, path: &str, max_age: u64) -> String {
+    format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; Secure; SameSite=Lax")
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers. A name
+/// sent twice is treated as absent (a planted duplicate must not win).
+pub fn cookie<'a>(req: &'a poem::Request, name: &str) -> Option<&'a str> {
+    let mut found = None;
+    for header in req.headers().get_all(poem::http::header::COOKIE) {
+        let Ok(text) = header.to_str() else { continue };
+        for pair in text.split(';') {
+            if let Some((k, v)) = pair.trim().split_once('=')
+                && k == name
+            {
+                if found.is_some() {
+                    return None;
+                }
+                found = Some(v.trim_matches('"'));
+            }
+        }
+    }
+    found
+}
+
+/// The address a login attempt comes from: the TCP peer, or, when the peer
+/// is a trusted proxy, the last address it put in `X-Forwarded-For`.
+pub fn client_address(req: &poem::Request, trusted_proxies: &[ipnet::IpNet]) -> Option<IpAddr> {
+    let peer = req.remote_addr().as_socket_addr().map(|a| a.ip())?;
+    let peer = match peer {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    if !trusted_proxies.iter().any(|net| net.contains(&peer)) {
+        return Some(peer);
+    }
+    let forwarded = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+        .next_back();
+    Some(forwarded.unwrap_or(peer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_parsed_strictly() {
+        let req = |v: &str| {
+            poem::Request::builder()
+                .header(poem::http::header::COOKIE, v)
+                .finish()
+        };
+        assert_eq!(cookie(&req("a=1; b=2"), "b"), Some("2"));
+        assert_eq!(cookie(&req("a=1; ab=2"), "b"), None);
+        assert_eq!(cookie(&req("b=1; b=2"), "b"), None, "duplicate");
+        assert_ne!(
+            consent_cookie_name("a", "bc"),
+            consent_cookie_name("ab", "c")
+        );
+        assert!(set_cookie("n", "v", "/", 5).contains("HttpOnly; Secure; SameSite=Lax"));
+    }
+}

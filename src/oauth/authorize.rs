@@ -1,0 +1,776 @@
+//! The authorization endpoint (RFC 6749 §4.1.1, OpenID Connect Core
+//! §3.1.2): validates the request, logs the user in, asks for consent, and
+//! redirects back with a sealed, single-use authorization code.
+//!
+//! - The client and its redirect URI are checked first, by exact match (RFC
+//!   9700 §2.1). Until both are trusted, errors are shown as a page and never
+//!   redirected (RFC 6749 §4.1.2.1: no open redirector).
+//! - Every later error is redirected with `error`, `state` and `iss` (RFC
+//!   9207).
+//! - PKCE (RFC 7636) with `S256` is required unless the client is configured
+//!   otherwise; `plain` is refused (RFC 9700 §2.1.1).
+//! - Nothing is stored: the pending request rides in the forms, sealed; the
+//!   code is sealed too ([`CodeClaims`]).
+
+use std::sync::Arc;
+
+use poem::http::{StatusCode, header};
+use poem::web::Data;
+use poem::{Body, Request, Response, handler};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use subtle::ConstantTimeEq;
+
+use crate::AppState;
+use crate::clients::{Client, GrantType};
+use crate::error::OAuthError;
+use crate::keys::unix_now;
+use crate::login::pages::{self, Hidden};
+use crate::login::{self, Consent, Session};
+use crate::seal::{Purpose, random_id};
+
+/// Longest `state` and `nonce` accepted.
+const MAX_STATE_LEN: usize = 1024;
+
+/// A validated authorization request, sealed into the login and consent
+/// forms while the user is on them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pending {
+    /// Client id.
+    pub c: String,
+    /// Redirect URI.
+    pub r: String,
+    /// Whether `redirect_uri` was sent (then the token request must repeat
+    /// it, RFC 6749 §4.1.3).
+    pub ri: bool,
+    /// Requested scope.
+    pub s: String,
+    /// `state`.
+    pub st: Option<String>,
+    /// `nonce`.
+    pub n: Option<String>,
+    /// PKCE `code_challenge` (S256).
+    pub cc: Option<String>,
+    /// `prompt=consent`: ask even if "Approve always" was given.
+    pub pc: bool,
+    /// The CSRF token this form belongs to.
+    pub x: String,
+    /// Expiry of the form.
+    pub e: u64,
+}
+
+/// What an authorization code carries, sealed (AES-256-GCM).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CodeClaims {
+    /// Code id: recorded on the revocation list when redeemed; also the
+    /// family id of every token minted from it.
+    pub id: String,
+    /// Client id.
+    pub c: String,
+    /// Redirect URI.
+    pub r: String,
+    /// Whether the authorization request carried `redirect_uri`.
+    pub ri: bool,
+    /// Username.
+    pub u: String,
+    /// Granted scope.
+    pub s: String,
+    /// `nonce`.
+    pub n: Option<String>,
+    /// PKCE challenge.
+    pub cc: Option<String>,
+    /// When the user authenticated.
+    pub at: u64,
+    /// Login session id.
+    pub sid: String,
+    /// Expiry (at most 60 s after issue).
+    pub e: u64,
+}
+
+/// An error shown as a page.
+struct PageError {
+    status: StatusCode,
+    title: &'static str,
+    message: String,
+}
+
+impl PageError {
+    fn bad(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            title: "Invalid request",
+            message: message.into(),
+        }
+    }
+}
+
+impl From<OAuthError> for PageError {
+    fn from(err: OAuthError) -> Self {
+        Self {
+            status: err.status(),
+            title: "Request refused",
+            message: err.description().to_string(),
+        }
+    }
+}
+
+/// An error sent back to the client's redirect URI (RFC 6749 §4.1.2.1).
+struct RedirectError {
+    code: &'static str,
+    description: &'static str,
+}
+
+const fn redirect_error(code: &'static str, description: &'static str) -> RedirectError {
+    RedirectError { code, description }
+}
+
+/// `GET /oauth2/authorize`
+#[handler]
+pub async fn get(req: &Request, state: Data<&Arc<AppState>>) -> Response {
+    let state = *state;
+    let now = unix_now();
+    let params = match crate::oauth::extract::parse_form(req.uri().query().unwrap_or("").as_bytes())
+    {
+        Ok(params) => params,
+        Err(e) => return page_error(e.into()),
+    };
+    let (client, redirect_uri, given) = match trusted_redirect(state, &params) {
+        Ok(found) => found,
+        Err(e) => return page_error(e),
+    };
+    let st = text(&params, "state");
+    let pending = match validate(state, &params, &client, redirect_uri, given, now) {
+        Ok(p) => p,
+        Err(e) => {
+            return redirect_to(
+                state,
+                &redirect_uri_of(&params, &client),
+                st.filter(|s| s.len() <= MAX_STATE_LEN),
+                Err(e),
+            );
+        }
+    };
+    let prompt = text(&params, "prompt").unwrap_or("");
+    let max_age = text(&params, "max_age").and_then(|v| v.parse::<u64>().ok());
+    let session = current_session(state, req, now)
+        .filter(|_| !prompt.split(' ').any(|p| p == "login"))
+        .filter(|(s, _)| max_age.is_none_or(|m| now.saturating_sub(s.at) <= m));
+    let prompt_none = prompt == "none";
+    match session {
+        Some((session, _)) => {
+            if prompt_none && !consented(state, req, &pending, &session, now) {
+                return redirect_error_to(state, &pending, "consent_required", "consent is needed");
+            }
+            after_login(state, req, pending, &session, Vec::new(), now)
+        }
+        None if prompt_none => redirect_error_to(
+            state,
+            &pending,
+            "login_required",
+            "the user is not logged in",
+        ),
+        None => login_page(state, req, &pending, &client, "", None, StatusCode::OK),
+    }
+}
+
+/// `POST /oauth2/authorize`: the login and consent forms.
+#[handler]
+pub async fn post(req: &Request, body: Body, state: Data<&Arc<AppState>>) -> Response {
+    let state = *state;
+    match post_inner(state, req, body).await {
+        Ok(resp) => resp,
+        Err(e) => page_error(e),
+    }
+}
+
+async fn post_inner(
+    state: &Arc<AppState>,
+    req: &Request,
+    body: Body,
+) -> Result<Response, PageError> {
+    let now = unix_now();
+    if !req
+        .content_type()
+        .is_some_and(crate::oauth::extract::is_form)
+    {
+        return Err(OAuthError::UnsupportedMediaType.into());
+    }
+    let bytes =
+        crate::oauth::extract::read_limited(req, body, state.config.server.max_body_bytes).await?;
+    let form = crate::oauth::extract::parse_form(&bytes)?;
+    let expired = || PageError::bad("This form has expired or is not valid.");
+    let pending: Pending = text(&form, "request")
+        .and_then(|r| state.sealer.open(Purpose::Form, r))
+        .filter(|p: &Pending| p.e > now)
+        .ok_or_else(expired)?;
+    let csrf_ok = match (text(&form, "csrf"), login::cookie(req, login::CSRF_COOKIE)) {
+        (Some(field), Some(cookie)) => {
+            bool::from(field.as_bytes().ct_eq(cookie.as_bytes()))
+                && bool::from(field.as_bytes().ct_eq(pending.x.as_bytes()))
+        }
+        _ => false,
+    };
+    if !csrf_ok {
+        return Err(PageError {
+            status: StatusCode::FORBIDDEN,
+            title: "Form refused",
+            message: "The form was not sent from this site's page (CSRF check failed).".into(),
+        });
+    }
+    let client = state
+        .clients
+        .get(&pending.c)
+        .cloned()
+        .ok_or_else(|| PageError::bad("The application is no longer registered."))?;
+    match text(&form, "step") {
+        Some("login") => login_step(state, req, &form, pending, &client, now).await,
+        Some("consent") => consent_step(state, req, &form, pending, &client, now),
+        _ => Err(PageError::bad("Unknown form step.")),
+    }
+}
+
+async fn login_step(
+    state: &Arc<AppState>,
+    req: &Request,
+    form: &Map<String, Value>,
+    pending: Pending,
+    client: &Client,
+    now: u64,
+) -> Result<Response, PageError> {
+    let (Some(username), Some(password)) = (text(form, "username"), text(form, "password")) else {
+        return Ok(login_page(
+            state,
+            req,
+            &pending,
+            client,
+            text(form, "username").unwrap_or(""),
+            Some("Enter your username and password."),
+            StatusCode::OK,
+        ));
+    };
+    let address = login::client_address(req, &state.config.mtls.trusted_proxies);
+    if let Some(wait) = state.login.limiter.blocked(username, address, now) {
+        tracing::warn!(address = ?address, "login throttled after repeated failures");
+        let mut resp = login_page(
+            state,
+            req,
+            &pending,
+            client,
+            username,
+            Some("Too many failed sign-in attempts. Wait a few minutes and try again."),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+        if let Ok(v) = wait.to_string().parse() {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Ok(resp);
+    }
+    let user = {
+        let _permit = state
+            .login
+            .hashing
+            .acquire()
+            .await
+            .map_err(OAuthError::internal)?;
+        let (shared, name, pass) = (state.clone(), username.to_string(), password.to_string());
+        tokio::task::spawn_blocking(move || shared.login.users.verify(&name, &pass))
+            .await
+            .map_err(OAuthError::internal)?
+    };
+    let Some(user) = user else {
+        state.login.limiter.fail(username, address, now);
+        tracing::info!(address = ?address, "failed login");
+        return Ok(login_page(
+            state,
+            req,
+            &pending,
+            client,
+            username,
+            Some("Invalid username or password."),
+            StatusCode::OK,
+        ));
+    };
+    state.login.limiter.succeeded(&user.username);
+    let session = Session {
+        u: user.username.clone(),
+        at: now,
+        sid: random_id().map_err(OAuthError::internal)?,
+        e: now + state.config.login.session_lifetime,
+    };
+    let cookie = login::set_cookie(
+        login::SESSION_COOKIE,
+        &state
+            .sealer
+            .seal(Purpose::Session, &session)
+            .map_err(OAuthError::internal)?,
+        "/oauth2/",
+        state.config.login.session_lifetime,
+    );
+    Ok(after_login(
+        state,
+        req,
+        pending,
+        &session,
+        vec![cookie],
+        now,
+    ))
+}
+
+fn consent_step(
+    state: &Arc<AppState>,
+    req: &Request,
+    form: &Map<String, Value>,
+    pending: Pending,
+    client: &Client,
+    now: u64,
+) -> Result<Response, PageError> {
+    let Some((session, _)) = current_session(state, req, now) else {
+        return Ok(login_page(
+            state,
+            req,
+            &pending,
+            client,
+            "",
+            Some("Your session has ended. Sign in again."),
+            StatusCode::OK,
+        ));
+    };
+    match text(form, "decision") {
+        Some("deny") => Ok(redirect_error_to(
+            state,
+            &pending,
+            "access_denied",
+            "the user denied the request",
+        )),
+        Some("approve_once") => Ok(issue_code(state, &pending, &session, Vec::new(), now)),
+        Some("approve_always") => {
+            let consent = Consent {
+                u: session.u.clone(),
+                c: pending.c.clone(),
+                s: pending.s.clone(),
+                e: now + state.config.login.consent_lifetime,
+            };
+            let sealed = state
+                .sealer
+                .seal(Purpose::Consent, &consent)
+                .map_err(OAuthError::internal)?;
+            let cookie = login::set_cookie(
+                &login::consent_cookie_name(&session.u, &pending.c),
+                &sealed,
+                "/oauth2/authorize",
+                state.config.login.consent_lifetime,
+            );
+            Ok(issue_code(state, &pending, &session, vec![cookie], now))
+        }
+        _ => Err(PageError::bad("Choose approve or deny.")),
+    }
+}
+
+/// The logged-in user goes straight to the client when "Approve always"
+/// covers the request, else to the consent page.
+fn after_login(
+    state: &Arc<AppState>,
+    req: &Request,
+    pending: Pending,
+    session: &Session,
+    cookies: Vec<String>,
+    now: u64,
+) -> Response {
+    if consented(state, req, &pending, session, now) {
+        return issue_code(state, &pending, session, cookies, now);
+    }
+    let Some(client) = state.clients.get(&pending.c) else {
+        return page_error(PageError::bad("The application is no longer registered."));
+    };
+    let (csrf, csrf_cookie) = csrf_token(req);
+    let mut pending = pending;
+    pending.x = csrf.clone();
+    let scopes: Vec<&str> = pending.s.split(' ').filter(|s| !s.is_empty()).collect();
+    pending.e = now + state.config.login.form_lifetime;
+    let sealed = match state.sealer.seal(Purpose::Form, &pending) {
+        Ok(s) => s,
+        Err(e) => return page_error(OAuthError::internal(e).into()),
+    };
+    let html = pages::consent(
+        &client.name,
+        &session.u,
+        &scopes,
+        Hidden {
+            request: &sealed,
+            csrf: &csrf,
+        },
+    );
+    html_response(StatusCode::OK, html, cookies.into_iter().chain(csrf_cookie))
+}
+
+/// Whether an "Approve always" cookie of this user covers every requested
+/// scope (and `prompt=consent` was not sent).
+fn consented(
+    state: &AppState,
+    req: &Request,
+    pending: &Pending,
+    session: &Session,
+    now: u64,
+) -> bool {
+    if pending.pc {
+        return false;
+    }
+    let name = login::consent_cookie_name(&session.u, &pending.c);
+    login::cookie(req, &name)
+        .and_then(|v| state.sealer.open::<Consent>(Purpose::Consent, v))
+        .is_some_and(|c| {
+            c.u == session.u
+                && c.c == pending.c
+                && c.e > now
+                && pending
+                    .s
+                    .split(' ')
+                    .filter(|s| !s.is_empty())
+                    .all(|s| crate::scope::contains(&c.s, s))
+        })
+}
+
+/// The session from the cookie, if valid now and its user still exists.
+fn current_session(
+    state: &AppState,
+    req: &Request,
+    now: u64,
+) -> Option<(Session, Arc<crate::users::User>)> {
+    let session: Session = state
+        .sealer
+        .open(Purpose::Session, login::cookie(req, login::SESSION_COOKIE)?)?;
+    let user = state.login.users.get(&session.u)?.clone();
+    (session.e > now).then_some((session, user))
+}
+
+/// Seals a code for the approved request and redirects to the client.
+fn issue_code(
+    state: &AppState,
+    pending: &Pending,
+    session: &Session,
+    cookies: Vec<String>,
+    now: u64,
+) -> Response {
+    let code = random_id().and_then(|id| {
+        state.sealer.seal(
+            Purpose::Code,
+            &CodeClaims {
+                id,
+                c: pending.c.clone(),
+                r: pending.r.clone(),
+                ri: pending.ri,
+                u: session.u.clone(),
+                s: pending.s.clone(),
+                n: pending.n.clone(),
+                cc: pending.cc.clone(),
+                at: session.at,
+                sid: session.sid.clone(),
+                e: now + state.config.tokens.code_lifetime,
+            },
+        )
+    });
+    match code {
+        Ok(code) => {
+            let mut resp = redirect_to(state, &pending.r, pending.st.as_deref(), Ok(&code));
+            for c in cookies {
+                if let Ok(v) = c.parse() {
+                    resp.headers_mut().append(header::SET_COOKIE, v);
+                }
+            }
+            resp
+        }
+        Err(e) => page_error(OAuthError::internal(e).into()),
+    }
+}
+
+fn redirect_error_to(
+    state: &AppState,
+    pending: &Pending,
+    code: &'static str,
+    description: &'static str,
+) -> Response {
+    redirect_to(
+        state,
+        &pending.r,
+        pending.st.as_deref(),
+        Err(redirect_error(code, description)),
+    )
+}
+
+/// 303 to the redirect URI with `code` or `error`, plus `state` and `iss`.
+fn redirect_to(
+    state: &AppState,
+    redirect_uri: &str,
+    st: Option<&str>,
+    outcome: Result<&str, RedirectError>,
+) -> Response {
+    let Ok(mut url) = url::Url::parse(redirect_uri) else {
+        return page_error(PageError::bad("The redirect URI is not valid."));
+    };
+    {
+        let mut q = url.query_pairs_mut();
+        match &outcome {
+            Ok(code) => {
+                q.append_pair("code", code);
+            }
+            Err(e) => {
+                q.append_pair("error", e.code);
+                q.append_pair("error_description", e.description);
+            }
+        }
+        if let Some(st) = st {
+            q.append_pair("state", st);
+        }
+        q.append_pair("iss", &state.tokens.issuer);
+    }
+    Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header(header::LOCATION, url.as_str())
+        .header(header::CACHE_CONTROL, "no-store")
+        .header(header::REFERRER_POLICY, "no-referrer")
+        .finish()
+}
+
+/// Finds the client and the redirect URI, which must be one of its
+/// registered URIs exactly; `redirect_uri` may be left out only when the
+/// client has exactly one.
+fn trusted_redirect(
+    state: &AppState,
+    params: &Map<String, Value>,
+) -> Result<(Arc<Client>, String, bool), PageError> {
+    let client_id =
+        text(params, "client_id").ok_or_else(|| PageError::bad("client_id is missing."))?;
+    let client = state
+        .clients
+        .get(client_id)
+        .filter(|c| c.grant_types.contains(&GrantType::AuthorizationCode))
+        .cloned()
+        .ok_or_else(|| PageError::bad("Unknown application (client_id)."))?;
+    let redirect = match text(params, "redirect_uri") {
+        Some(uri) => {
+            if !client.redirect_uris.iter().any(|r| r == uri) {
+                return Err(PageError::bad(
+                    "The redirect_uri is not registered for this application.",
+                ));
+            }
+            (uri.to_string(), true)
+        }
+        None => match client.redirect_uris.as_slice() {
+            [only] => (only.clone(), false),
+            _ => return Err(PageError::bad("redirect_uri is missing.")),
+        },
+    };
+    Ok((client, redirect.0, redirect.1))
+}
+
+fn redirect_uri_of(params: &Map<String, Value>, client: &Client) -> String {
+    text(params, "redirect_uri")
+        .map(str::to_string)
+        .or_else(|| client.redirect_uris.first().cloned())
+        .unwrap_or_default()
+}
+
+/// Checks everything after the client and redirect URI.
+fn validate(
+    state: &AppState,
+    params: &Map<String, Value>,
+    client: &Client,
+    redirect_uri: String,
+    redirect_given: bool,
+    now: u64,
+) -> Result<Pending, RedirectError> {
+    match text(params, "response_type") {
+        Some("code") => {}
+        Some(_) => {
+            return Err(redirect_error(
+                "unsupported_response_type",
+                "only response_type=code is supported",
+            ));
+        }
+        None => {
+            return Err(redirect_error(
+                "invalid_request",
+                "response_type is missing",
+            ));
+        }
+    }
+    if params.contains_key("request") {
+        return Err(redirect_error(
+            "request_not_supported",
+            "request objects are not supported",
+        ));
+    }
+    if params.contains_key("request_uri") {
+        return Err(redirect_error(
+            "request_uri_not_supported",
+            "request_uri is not supported",
+        ));
+    }
+    if text(params, "response_mode").is_some_and(|m| m != "query") {
+        return Err(redirect_error(
+            "invalid_request",
+            "only response_mode=query is supported",
+        ));
+    }
+    let st = text(params, "state");
+    let nonce = text(params, "nonce");
+    if st.is_some_and(|s| s.len() > MAX_STATE_LEN) || nonce.is_some_and(|n| n.len() > MAX_STATE_LEN)
+    {
+        return Err(redirect_error(
+            "invalid_request",
+            "state or nonce is too long",
+        ));
+    }
+    let prompt = text(params, "prompt").unwrap_or("");
+    let prompts: Vec<&str> = prompt.split(' ').filter(|p| !p.is_empty()).collect();
+    if prompts
+        .iter()
+        .any(|p| !matches!(*p, "none" | "login" | "consent" | "select_account"))
+        || (prompts.contains(&"none") && prompts.len() > 1)
+    {
+        return Err(redirect_error(
+            "invalid_request",
+            "prompt has an unknown or conflicting value",
+        ));
+    }
+    if text(params, "max_age").is_some_and(|m| m.parse::<u64>().is_err()) {
+        return Err(redirect_error(
+            "invalid_request",
+            "max_age must be a number of seconds",
+        ));
+    }
+    let scope =
+        crate::scope::grant(text(params, "scope"), &client.scopes).map_err(|e| match e {
+            OAuthError::InvalidScope(_) => redirect_error(
+                "invalid_scope",
+                "a requested scope is unknown or not allowed for this client",
+            ),
+            _ => redirect_error("invalid_request", "scope is malformed"),
+        })?;
+    let challenge = text(params, "code_challenge");
+    let method = text(params, "code_challenge_method");
+    match (challenge, method) {
+        (None, None) if !client.require_pkce => {}
+        (None, _) => {
+            return Err(redirect_error(
+                "invalid_request",
+                "code_challenge is required (PKCE, RFC 7636, method S256)",
+            ));
+        }
+        (Some(_), Some("S256")) => {}
+        (Some(_), None | Some("plain")) => {
+            return Err(redirect_error(
+                "invalid_request",
+                "code_challenge_method must be S256; plain is not allowed",
+            ));
+        }
+        (Some(_), Some(_)) => {
+            return Err(redirect_error(
+                "invalid_request",
+                "code_challenge_method must be S256",
+            ));
+        }
+    }
+    if let Some(c) = challenge
+        && !(c.len() == 43
+            && c.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    {
+        return Err(redirect_error(
+            "invalid_request",
+            "code_challenge must be a base64url SHA-256 (43 characters)",
+        ));
+    }
+    Ok(Pending {
+        c: client.id.clone(),
+        r: redirect_uri,
+        ri: redirect_given,
+        s: scope,
+        st: st.map(str::to_string),
+        n: nonce.map(str::to_string),
+        cc: challenge.map(str::to_string),
+        pc: prompts.contains(&"consent"),
+        // Set when a page carrying the form is rendered.
+        x: String::new(),
+        e: now + state.config.login.form_lifetime,
+    })
+}
+
+/// The browser's CSRF token, and a `Set-Cookie` when it has none yet.
+fn csrf_token(req: &Request) -> (String, Option<String>) {
+    match login::cookie(req, login::CSRF_COOKIE).filter(|v| {
+        v.len() == 22
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }) {
+        Some(v) => (v.to_string(), None),
+        None => {
+            let v = random_id().unwrap_or_default();
+            let cookie = login::set_cookie(login::CSRF_COOKIE, &v, "/oauth2/authorize", 86_400);
+            (v, Some(cookie))
+        }
+    }
+}
+
+fn login_page(
+    state: &AppState,
+    req: &Request,
+    pending: &Pending,
+    client: &Client,
+    username: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let (csrf, cookie) = csrf_token(req);
+    let mut pending = pending.clone();
+    pending.x = csrf.clone();
+    pending.e = unix_now() + state.config.login.form_lifetime;
+    let sealed = match state.sealer.seal(Purpose::Form, &pending) {
+        Ok(s) => s,
+        Err(e) => return page_error(OAuthError::internal(e).into()),
+    };
+    let html = pages::login(
+        &client.name,
+        Hidden {
+            request: &sealed,
+            csrf: &csrf,
+        },
+        username,
+        error,
+    );
+    html_response(status, html, cookie)
+}
+
+fn page_error(e: PageError) -> Response {
+    html_response(e.status, pages::error(e.title, &e.message), None)
+}
+
+/// An HTML page with headers that keep it out of caches and frames.
+fn html_response(
+    status: StatusCode,
+    html: String,
+    cookies: impl IntoIterator<Item = String>,
+) -> Response {
+    let mut resp = Response::builder()
+        .status(status)
+        .content_type("text/html; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .header(header::X_FRAME_OPTIONS, "DENY")
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .header(header::REFERRER_POLICY, "no-referrer")
+        .header(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+        )
+        .body(html);
+    for c in cookies {
+        if let Ok(v) = c.parse() {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+fn text<'a>(params: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+    params.get(name).and_then(Value::as_str)
+}

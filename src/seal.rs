@@ -1,0 +1,214 @@
+//! Sealed values: AES-256-GCM (authenticated encryption) with a key kept in
+//! `keys/sealing.key`. Authorization codes (RFC 6749 §4.1.2), login
+//! sessions, consent decisions and pending authorization requests are sealed
+//! so the user agent can carry them but neither read nor forge them; the
+//! server keeps no table of them.
+//!
+//! Each value is sealed for one [`Purpose`], which is bound as associated
+//! data: a session cookie can never be replayed as a code. The sealed form is
+//! base64url(nonce ‖ ciphertext ‖ tag), with a fresh random 96-bit nonce.
+
+use std::path::Path;
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Longest sealed value accepted for opening.
+pub const MAX_SEALED_LEN: usize = 4096;
+
+/// What a sealed value is for; bound as associated data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// An authorization code.
+    Code,
+    /// A login session cookie.
+    Session,
+    /// An "Approve always" consent cookie.
+    Consent,
+    /// A pending authorization request carried by the login and consent forms.
+    Form,
+}
+
+impl Purpose {
+    fn aad(self) -> &'static [u8] {
+        match self {
+            Self::Code => b"certbound code v1",
+            Self::Session => b"certbound session v1",
+            Self::Consent => b"certbound consent v1",
+            Self::Form => b"certbound form v1",
+        }
+    }
+}
+
+/// The sealing key.
+pub struct Sealer {
+    key: LessSafeKey,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealer(..)")
+    }
+}
+
+impl Sealer {
+    /// A sealer from 32 key bytes.
+    pub fn new(key: &[u8; 32]) -> Result<Self, String> {
+        let key = UnboundKey::new(&AES_256_GCM, key).map_err(|_| "bad sealing key".to_string())?;
+        Ok(Self {
+            key: LessSafeKey::new(key),
+        })
+    }
+
+    /// Reads the key file (64 hex characters), creating it with a random key
+    /// (mode 0600) when it does not exist. Every server that shares a
+    /// revocation list must share this file.
+    pub fn load_or_create(path: &Path) -> Result<Self, String> {
+        let name = path.display();
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut key = [0u8; 32];
+                aws_lc_rs::rand::fill(&mut key).map_err(|_| "random source failed".to_string())?;
+                write_private(path, hex::encode(key).as_bytes())
+                    .map_err(|e| format!("cannot create sealing key {name}: {e}"))?;
+                tracing::info!(file = %name, "generated a new sealing key (authorization codes, login cookies)");
+                return Self::new(&key);
+            }
+            Err(e) => return Err(format!("cannot read sealing key {name}: {e}")),
+        };
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut key)
+            .map_err(|_| format!("sealing key {name} must hold 64 hex characters"))?;
+        Self::new(&key)
+    }
+
+    /// Seals `value` for `purpose`.
+    pub fn seal<T: Serialize>(&self, purpose: Purpose, value: &T) -> Result<String, String> {
+        let mut nonce = [0u8; NONCE_LEN];
+        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| "random source failed".to_string())?;
+        let mut data = serde_json::to_vec(value).map_err(|e| e.to_string())?;
+        self.key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(purpose.aad()),
+                &mut data,
+            )
+            .map_err(|_| "sealing failed".to_string())?;
+        let mut out = Vec::with_capacity(NONCE_LEN + data.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&data);
+        Ok(URL_SAFE_NO_PAD.encode(out))
+    }
+
+    /// Opens a value sealed for `purpose`; `None` if it is too long,
+    /// malformed, forged, or sealed for another purpose or with another key.
+    pub fn open<T: DeserializeOwned>(&self, purpose: Purpose, sealed: &str) -> Option<T> {
+        if sealed.len() > MAX_SEALED_LEN {
+            return None;
+        }
+        let mut raw = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+        if raw.len() < NONCE_LEN {
+            return None;
+        }
+        let mut data = raw.split_off(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(&raw).ok()?;
+        let plain = self
+            .key
+            .open_in_place(nonce, Aad::from(purpose.aad()), &mut data)
+            .ok()?;
+        serde_json::from_slice(plain).ok()
+    }
+}
+
+/// Random URL-safe identifier of 128 bits (22 characters).
+pub fn random_id() -> Result<String, String> {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| "random source failed".to_string())?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Creates `path` with `contents`, readable by the owner only; never
+/// overwrites.
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, Serialize, serde::Deserialize)]
+    struct V {
+        a: String,
+        n: u64,
+    }
+
+    #[test]
+    fn round_trip_and_purpose_binding() {
+        let s = Sealer::new(&[7; 32]).unwrap();
+        let v = V {
+            a: "alice".into(),
+            n: 5,
+        };
+        let sealed = s.seal(Purpose::Code, &v).unwrap();
+        assert_eq!(s.open::<V>(Purpose::Code, &sealed), Some(v));
+        assert_eq!(s.open::<V>(Purpose::Session, &sealed), None);
+        let other = Sealer::new(&[8; 32]).unwrap();
+        assert_eq!(other.open::<V>(Purpose::Code, &sealed), None);
+        // Any flipped character is refused.
+        let bytes = sealed.as_bytes();
+        for i in 0..bytes.len() {
+            let mut t = bytes.to_vec();
+            t[i] = if t[i] == b'A' { b'B' } else { b'A' };
+            let t = String::from_utf8(t).unwrap();
+            assert_eq!(s.open::<V>(Purpose::Code, &t), None, "position {i}");
+        }
+        assert_eq!(s.open::<V>(Purpose::Code, ""), None);
+        assert_eq!(s.open::<V>(Purpose::Code, "!!"), None);
+        assert_eq!(
+            s.open::<V>(Purpose::Code, &"A".repeat(MAX_SEALED_LEN + 1)),
+            None
+        );
+        // Two seals of one value differ (fresh nonce).
+        assert_ne!(
+            s.seal(Purpose::Code, &1u8).unwrap(),
+            s.seal(Purpose::Code, &1u8).unwrap()
+        );
+    }
+
+    #[test]
+    fn key_file_is_created_once_and_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/sealing.key");
+        let a = Sealer::load_or_create(&path).unwrap();
+        let sealed = a.seal(Purpose::Form, &3u8).unwrap();
+        let b = Sealer::load_or_create(&path).unwrap();
+        assert_eq!(b.open::<u8>(Purpose::Form, &sealed), Some(3));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(&path, "short").unwrap();
+        assert!(
+            Sealer::load_or_create(&path)
+                .unwrap_err()
+                .contains("64 hex")
+        );
+    }
+}
