@@ -234,6 +234,15 @@ impl Api {
 
     /// An HTTPS client trusting the test CA, presenting `id` if given.
     pub fn client(&self, id: Option<&Identity>) -> reqwest::Client {
+        self.client_with(id, reqwest::redirect::Policy::default())
+    }
+
+    /// As [`Self::client`], with a redirect policy.
+    pub fn client_with(
+        &self,
+        id: Option<&Identity>,
+        redirects: reqwest::redirect::Policy,
+    ) -> reqwest::Client {
         let mut roots = rustls::RootCertStore::empty();
         roots
             .add(CertificateDer::from(pem_der(&self.ca_pem)))
@@ -255,6 +264,7 @@ impl Api {
         };
         reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
+            .redirect(redirects)
             .build()
             .unwrap()
     }

@@ -2,12 +2,16 @@
 //! Integration tests: the real server on real sockets, real TLS, client
 //! certificates generated per test. One binary, one module per concern.
 
+mod authorize;
+mod browser;
 mod cli;
 mod common;
 mod discovery;
+mod e2e;
 mod headers;
 mod introspect;
 mod openapi;
 mod process;
+mod refresh;
 mod revoke;
 mod token;

@@ -209,3 +209,58 @@ fn an_unusable_list_is_a_clear_startup_error() {
     assert!(output.contains("cannot open"), "{output}");
     assert!(!output.contains("panicked"), "{output}");
 }
+
+/// Used refresh tokens, redeemed codes and revoked families are on disk:
+/// a restart forgets none of them.
+#[tokio::test]
+async fn refresh_reuse_and_code_replay_survive_restarts() {
+    use crate::browser::{self, Browser};
+    let setup = Setup::new(&browser::config(""), "[]", Alg::ES256);
+    let web = browser::identity(&setup.pki, "web");
+    let mut server = ChildServer::spawn(&setup).unwrap();
+    let mut agent = Browser::new(&server);
+    let code = browser::code_for(&mut agent, &[])
+        .await
+        .param("code")
+        .unwrap();
+    let (status, first) = browser::redeem(&server, &web, "web", &code, &[]).await;
+    assert_eq!(status, 200, "{first}");
+    let rt1 = first["refresh_token"].as_str().unwrap().to_string();
+    let (status, second) = browser::refresh(&server, &web, "web", &rt1, &[]).await;
+    assert_eq!(status, 200, "{second}");
+    let rt2 = second["refresh_token"].as_str().unwrap().to_string();
+    let at2 = second["access_token"].as_str().unwrap().to_string();
+
+    server.kill();
+    let mut server = ChildServer::spawn(&setup).unwrap();
+    assert_eq!(
+        browser::introspect(&server, &setup.pki, &at2).await["active"],
+        true
+    );
+    // rt1 was used before the restart: this is a reuse, and revokes the
+    // family (at2, rt2).
+    let (status, body) = browser::refresh(&server, &web, "web", &rt1, &[]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert_eq!(
+        browser::introspect(&server, &setup.pki, &at2).await["active"],
+        false
+    );
+
+    server.kill();
+    let server = ChildServer::spawn(&setup).unwrap();
+    // The family revocation and the spent code are on disk too.
+    let (status, body) = browser::refresh(&server, &web, "web", &rt2, &[]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert_eq!(
+        browser::introspect(&server, &setup.pki, &rt2).await["active"],
+        false
+    );
+    let (status, _) = browser::redeem(&server, &web, "web", &code, &[]).await;
+    assert_eq!(status, 400);
+}

@@ -1,0 +1,215 @@
+//! End to end in a real browser: headless Chromium, driven over WebDriver
+//! (chromedriver, fantoccini), opens the authorize URL, logs in, approves,
+//! lands on a redirect URI served by this test; the code is then redeemed
+//! over mTLS and the ID token verified with the JWKS.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them;
+//! `just e2e` runs this test alone). Paths can be overridden with
+//! `CHROMEDRIVER` and `CHROMIUM`.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{ClientBuilder, Locator};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::browser::*;
+use crate::common::{TestServer, jwt_part};
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Serves one request on `listener` and sends back its request line.
+async fn capture_redirect(listener: tokio::net::TcpListener) -> String {
+    let (mut socket, _) = listener.accept().await.unwrap();
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut read = 0;
+    while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = socket.read(&mut buf[read..]).await.unwrap();
+        assert!(n > 0, "connection closed early");
+        read += n;
+    }
+    let request = String::from_utf8_lossy(&buf[..read]).to_string();
+    let body = "<!DOCTYPE html><title>callback</title><p id=\"done\">Signed in</p>";
+    let response = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    socket.write_all(response.as_bytes()).await.unwrap();
+    request.lines().next().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn browser_login_consent_and_code_redemption() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // The client's redirect URI, served by this test.
+    let callback = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let redirect_uri = format!("http://{}/callback", callback.local_addr().unwrap());
+    let extra = format!(
+        "{}\n[[clients]]\nclient_id = \"spa\"\nclient_name = \"Browser test app\"\n\
+         token_endpoint_auth_method = \"tls_client_auth\"\ntls_client_auth_subject_dn = \"CN=spa\"\n\
+         grant_types = [\"authorization_code\", \"refresh_token\"]\n\
+         redirect_uris = [\"{redirect_uri}\"]\nscope = \"openid profile email\"\n",
+        config("")
+    );
+    let server = TestServer::start(&extra).await;
+    let captured = tokio::spawn(capture_redirect(callback));
+
+    let driver_path = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+    let port = free_port();
+    let driver = Command::new(&driver_path)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(Driver)
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start {driver_path} ({e}): install Debian's chromium and chromium-driver \
+                 (apt-get install chromium chromium-driver), or set CHROMEDRIVER"
+            )
+        });
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--ignore-certificate-errors", "--disable-background-networking",
+                     "--window-size=420,900"]
+        }),
+    );
+    let mut browser = None;
+    for _ in 0..100 {
+        match ClientBuilder::rustls()
+            .unwrap()
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(c) => {
+                browser = Some(c);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let browser = browser.expect("chromedriver answers within 10 s");
+    let _driver = driver;
+
+    let query = crate::common::serde_urlencoded(&[
+        ("response_type", "code"),
+        ("client_id", "spa"),
+        ("redirect_uri", &redirect_uri),
+        ("scope", "openid profile email"),
+        ("state", "browser-state"),
+        ("nonce", "browser-nonce"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ]);
+    let run = async {
+        browser
+            .goto(&server.https_url(&format!("/oauth2/authorize?{query}")))
+            .await?;
+        let title = browser.title().await?;
+        assert!(title.contains("Sign in"), "{title}");
+        // A wrong password first: the page says so and keeps the name.
+        browser
+            .find(Locator::Id("username"))
+            .await?
+            .send_keys("alice@example.com")
+            .await?;
+        browser
+            .find(Locator::Id("password"))
+            .await?
+            .send_keys("wrong")
+            .await?;
+        browser.find(Locator::Id("sign-in")).await?.click().await?;
+        let error = browser.wait().for_element(Locator::Id("error")).await?;
+        assert_eq!(error.text().await?, "Invalid username or password.");
+        browser
+            .find(Locator::Id("password"))
+            .await?
+            .send_keys(PASSWORD)
+            .await?;
+        browser.find(Locator::Id("sign-in")).await?.click().await?;
+        let approve = browser
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Id("approve-once"))
+            .await?;
+        let scopes = browser.find(Locator::Id("scopes")).await?.text().await?;
+        assert!(scopes.contains("email"), "{scopes}");
+        approve.click().await?;
+        browser
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Id("done"))
+            .await?;
+        let url = browser.current_url().await?;
+        Ok::<_, fantoccini::error::CmdError>(url)
+    };
+    let landed = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("browser flow within 60 s")
+        .expect("browser flow");
+    let _ = browser.close().await;
+    let request_line = tokio::time::timeout(Duration::from_secs(5), captured)
+        .await
+        .expect("the redirect URI was called")
+        .unwrap();
+    assert!(request_line.starts_with("GET /callback?"), "{request_line}");
+    let params: std::collections::HashMap<String, String> = landed
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    assert_eq!(params["state"], "browser-state");
+    assert_eq!(params["iss"], "https://certbound.test");
+    let code = &params["code"];
+
+    // Redeem over mTLS with the client's certificate.
+    let spa = identity(&server.pki, "spa");
+    let (status, body, _) = server
+        .post(
+            &server.client(Some(&spa)),
+            &server.https_url("/oauth2/token"),
+            &[
+                ("grant_type", "authorization_code"),
+                ("client_id", "spa"),
+                ("code", code),
+                ("redirect_uri", &redirect_uri),
+                ("code_verifier", VERIFIER),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let access = body["access_token"].as_str().unwrap();
+    let id_token = body["id_token"].as_str().unwrap();
+    crate::authorize::verify_with_jwks(&server, id_token, "spa").await;
+    let id = jwt_part(id_token, 1);
+    assert_eq!(id["nonce"], "browser-nonce");
+    assert_eq!(id["at_hash"], half_sha256(access));
+    assert_eq!(id["c_hash"], half_sha256(code));
+    assert_eq!(id["sub"], "alice@example.com");
+    assert_eq!(
+        jwt_part(access, 1)["cnf"]["x5t#S256"],
+        spa.thumbprint(),
+        "bound to the redeeming certificate"
+    );
+}
