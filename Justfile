@@ -12,6 +12,14 @@ run *ARGS:
 test:
     cargo test
 
+# The headless-Chromium end-to-end test alone (needs Debian's chromium and chromium-driver)
+e2e:
+    cargo test --test it -- e2e:: --nocapture
+
+# Hash a user password for [[users]] password_hash (reads the terminal or stdin)
+hash-password:
+    cargo run --quiet -- users hash-password
+
 # Formatting and lints, as CI runs them
 lint:
     cargo fmt --all -- --check

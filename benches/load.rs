@@ -89,6 +89,7 @@ client_id = "pinned"
 token_endpoint_auth_method = "self_signed_tls_client_auth"
 certificates = ["{k}/client.crt"]
 scope = "read write"
+grant_types = ["client_credentials", "refresh_token"]
 [[clients]]
 client_id = "pki"
 token_endpoint_auth_method = "tls_client_auth"
@@ -99,7 +100,11 @@ client_id = "rs"
 token_endpoint_auth_method = "client_secret_basic"
 client_secret_sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
 introspection = true
+[[users]]
+username = "bench"
+password_hash = "{hash}"
 "#,
+        hash = certbound::users::hash_password("bench").unwrap(),
         k = keys_dir.display(),
         r = run.display()
     );
@@ -147,6 +152,16 @@ introspection = true
         n_tokens,
         "rs",
         &revoke_bodies,
+    );
+    // Refresh rotation: distinct refresh tokens bound to the client
+    // certificate, each used once (a second use would be a reuse).
+    let refresh_bodies = run.join("refresh-bodies.txt");
+    mint_refresh_bodies(
+        &keys_dir,
+        &format!("https://127.0.0.1:{https}"),
+        n_tokens,
+        &certbound::cert::thumbprint(&der),
+        &refresh_bodies,
     );
     let warm_token = mint_over_http(&http_addr, &header_value);
 
@@ -272,6 +287,23 @@ introspection = true
         (floor.verify, "one verification (+ a share of one fdatasync)"),
     ));
     scenarios.push(scenario(
+        "g. refresh rotation, distinct tokens, mutual TLS, c=32".into(),
+        "refresh_token grant: verify, certificate check, old jti recorded (group-committed fdatasync), new access + refresh token",
+        32,
+        vec![
+            tls_client.to_vec(),
+            strings(&[
+                "-Z",
+                &refresh_bodies.display().to_string(),
+                &https_url("/oauth2/token"),
+            ]),
+        ],
+        (
+            floor.verify + 2.0 * floor.sign + floor.thumbprint + floor.parse,
+            "verify + 2 sign + thumbprint + parse (+ a share of one fdatasync)",
+        ),
+    ));
+    scenarios.push(scenario(
         "e. token, new TLS connection per request, c=8".into(),
         "full TLS 1.3 handshake with a client certificate, then a token",
         8,
@@ -328,7 +360,7 @@ introspection = true
             })
             .unwrap_or(0u64);
         let errors = (total - ok) + (transport_errors - aborted);
-        if (s.name.starts_with("c.") || s.name.starts_with("f.")) && ok as usize > n_tokens {
+        if ["c.", "f.", "g."].iter().any(|p| s.name.starts_with(p)) && ok as usize > n_tokens {
             eprintln!(
                 "  warning: {} served {ok} requests from {n_tokens} tokens: some were warm",
                 s.name
@@ -481,6 +513,37 @@ fn mint_bodies(keys_dir: &Path, issuer: &str, n: usize, client_id: &str, path: &
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     for _ in 0..n {
         writeln!(out, "token={}", tokens.mint(&keys, grant, now).unwrap()).unwrap();
+    }
+}
+
+fn mint_refresh_bodies(keys_dir: &Path, issuer: &str, n: usize, x5t: &str, path: &Path) {
+    let keys = KeySet::load(keys_dir, None).unwrap();
+    let tokens = certbound::token::TokenService {
+        issuer: issuer.into(),
+        audience: issuer.into(),
+        lifetime: 3600,
+        refresh_audience: format!("{issuer}/oauth2/token"),
+        refresh_lifetime: 86_400,
+    };
+    let now = certbound::keys::unix_now();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    for i in 0..n {
+        let fid = format!("bench-family-{i}");
+        let grant = certbound::token::RefreshGrant {
+            username: "bench",
+            client_id: "pinned",
+            scope: "read",
+            binding: Some(x5t),
+            fid: &fid,
+            auth_time: now,
+            sid: "bench",
+        };
+        let token = tokens.mint_refresh(&keys, grant, now).unwrap();
+        writeln!(
+            out,
+            "grant_type=refresh_token&client_id=pinned&refresh_token={token}"
+        )
+        .unwrap();
     }
 }
 

@@ -53,6 +53,8 @@ pub struct Pending {
     pub cc: Option<String>,
     /// `prompt=consent`: ask even if "Approve always" was given.
     pub pc: bool,
+    /// The user the consent page was shown to.
+    pub u: Option<String>,
     /// The CSRF token this form belongs to.
     pub x: String,
     /// Expiry of the form.
@@ -139,12 +141,12 @@ pub async fn get(req: &Request, state: Data<&Arc<AppState>>) -> Response {
         Err(e) => return page_error(e),
     };
     let st = text(&params, "state");
-    let pending = match validate(state, &params, &client, redirect_uri, given, now) {
+    let pending = match validate(state, &params, &client, &redirect_uri, given, now) {
         Ok(p) => p,
         Err(e) => {
             return redirect_to(
                 state,
-                &redirect_uri_of(&params, &client),
+                &redirect_uri,
                 st.filter(|s| s.len() <= MAX_STATE_LEN),
                 Err(e),
             );
@@ -324,7 +326,9 @@ fn consent_step(
     client: &Client,
     now: u64,
 ) -> Result<Response, PageError> {
-    let Some((session, _)) = current_session(state, req, now) else {
+    let Some((session, _)) = current_session(state, req, now)
+        .filter(|(s, _)| pending.u.as_deref() == Some(s.u.as_str()))
+    else {
         return Ok(login_page(
             state,
             req,
@@ -385,8 +389,9 @@ fn after_login(
     let (csrf, csrf_cookie) = csrf_token(req);
     let mut pending = pending;
     pending.x = csrf.clone();
-    let scopes: Vec<&str> = pending.s.split(' ').filter(|s| !s.is_empty()).collect();
     pending.e = now + state.config.login.form_lifetime;
+    pending.u = Some(session.u.clone());
+    let scopes: Vec<&str> = pending.s.split(' ').filter(|s| !s.is_empty()).collect();
     let sealed = match state.sealer.seal(Purpose::Form, &pending) {
         Ok(s) => s,
         Err(e) => return page_error(OAuthError::internal(e).into()),
@@ -563,19 +568,12 @@ fn trusted_redirect(
     Ok((client, redirect.0, redirect.1))
 }
 
-fn redirect_uri_of(params: &Map<String, Value>, client: &Client) -> String {
-    text(params, "redirect_uri")
-        .map(str::to_string)
-        .or_else(|| client.redirect_uris.first().cloned())
-        .unwrap_or_default()
-}
-
 /// Checks everything after the client and redirect URI.
 fn validate(
     state: &AppState,
     params: &Map<String, Value>,
     client: &Client,
-    redirect_uri: String,
+    redirect_uri: &str,
     redirect_given: bool,
     now: u64,
 ) -> Result<Pending, RedirectError> {
@@ -683,13 +681,14 @@ fn validate(
     }
     Ok(Pending {
         c: client.id.clone(),
-        r: redirect_uri,
+        r: redirect_uri.to_string(),
         ri: redirect_given,
         s: scope,
         st: st.map(str::to_string),
         n: nonce.map(str::to_string),
         cc: challenge.map(str::to_string),
         pc: prompts.contains(&"consent"),
+        u: None,
         // Set when a page carrying the form is rendered.
         x: String::new(),
         e: now + state.config.login.form_lifetime,

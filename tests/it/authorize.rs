@@ -457,3 +457,26 @@ async fn client_without_pkce_requirement_and_no_openid() {
         "no refresh_token grant"
     );
 }
+
+#[tokio::test]
+async fn a_consent_page_approves_only_for_the_user_it_was_shown_to() {
+    let server = server().await;
+    let mut browser = Browser::new(&server);
+    let login = browser.authorize(&params(&[])).await;
+    let alice_page = browser.login(&login, "alice@example.com", PASSWORD).await;
+    assert!(alice_page.body.contains("alice@example.com"));
+    // bob signs in in another tab of the same browser.
+    let relogin = browser.authorize(&params(&[("prompt", "login")])).await;
+    let bob_page = browser.login(&relogin, "bob", PASSWORD).await;
+    assert!(bob_page.body.contains("approve-once"));
+    // alice's page no longer approves anything: it asks to sign in.
+    let stale = browser.decide(&alice_page, "approve_once").await;
+    assert_eq!(stale.status, 200);
+    assert!(stale.body.contains("id=\"password\""), "{}", stale.body);
+    // An oversized form is refused with a page, and the server keeps serving.
+    let big = "x".repeat(8192);
+    let page = browser.post(&[("step", "login"), ("request", &big)]).await;
+    assert_eq!(page.status, 413);
+    let done = browser.decide(&bob_page, "approve_once").await;
+    assert_eq!(done.status, 303);
+}
