@@ -31,6 +31,7 @@ struct Scenario {
     name: String,
     what: &'static str,
     connections: u32,
+    /// oha's arguments; empty for the refresh-chain driver.
     oha: Vec<String>,
     /// Floor for one request of this kind, µs, and what it consists of.
     floor: (f64, &'static str),
@@ -153,15 +154,14 @@ password_hash = "{hash}"
         "rs",
         &revoke_bodies,
     );
-    // Refresh rotation: distinct refresh tokens bound to the client
-    // certificate, each used once (a second use would be a reuse).
-    let refresh_bodies = run.join("refresh-bodies.txt");
-    mint_refresh_bodies(
+    // Refresh rotation: 32 clients, each rotating its own chain of refresh
+    // tokens (oha picks body lines at random, and a refresh token used
+    // twice is a reuse, so oha cannot drive this one).
+    let chain_tokens = mint_refresh_tokens(
         &keys_dir,
         &format!("https://127.0.0.1:{https}"),
-        n_tokens,
+        32,
         &certbound::cert::thumbprint(&der),
-        &refresh_bodies,
     );
     let warm_token = mint_over_http(&http_addr, &header_value);
 
@@ -198,10 +198,15 @@ password_hash = "{hash}"
                 name,
                 what,
                 connections,
-                oha: strings(&form)
-                    .into_iter()
-                    .chain(parts.into_iter().flatten())
-                    .collect(),
+                // No parts: the scenario has its own driver.
+                oha: if parts.is_empty() {
+                    Vec::new()
+                } else {
+                    strings(&form)
+                        .into_iter()
+                        .chain(parts.into_iter().flatten())
+                        .collect()
+                },
                 floor,
             }
         };
@@ -290,14 +295,7 @@ password_hash = "{hash}"
         "g. refresh rotation, distinct tokens, mutual TLS, c=32".into(),
         "refresh_token grant: verify, certificate check, old jti recorded (group-committed fdatasync), new access + refresh token",
         32,
-        vec![
-            tls_client.to_vec(),
-            strings(&[
-                "-Z",
-                &refresh_bodies.display().to_string(),
-                &https_url("/oauth2/token"),
-            ]),
-        ],
+        Vec::new(),
         (
             floor.verify + 2.0 * floor.sign + floor.thumbprint + floor.parse,
             "verify + 2 sign + thumbprint + parse (+ a share of one fdatasync)",
@@ -323,6 +321,24 @@ password_hash = "{hash}"
     let mut failed = false;
     for s in &scenarios {
         let cpu_before = proc_cpu_ticks(server.id());
+        if s.oha.is_empty() {
+            let report = refresh_chains(
+                &https_url("/oauth2/token"),
+                &keys_dir,
+                chain_tokens.clone(),
+                secs,
+            );
+            let cpu_after = proc_cpu_ticks(server.id());
+            failed |= record(
+                &mut results,
+                s,
+                &report,
+                cpu_after - cpu_before,
+                &server,
+                n_tokens,
+            );
+            continue;
+        }
         let output = Command::new("oha")
             .args([
                 "-z",
@@ -339,57 +355,13 @@ password_hash = "{hash}"
         let cpu_after = proc_cpu_ticks(server.id());
         let report: Value = serde_json::from_slice(&output.stdout)
             .unwrap_or_else(|_| panic!("oha failed: {}", String::from_utf8_lossy(&output.stderr)));
-        let codes = &report["statusCodeDistribution"];
-        let ok = codes["200"].as_u64().unwrap_or(0);
-        let total: u64 = codes
-            .as_object()
-            .map(|m| m.values().filter_map(Value::as_u64).sum())
-            .unwrap_or(0);
-        let transport_errors: u64 = report["errorDistribution"]
-            .as_object()
-            .map(|m| m.values().filter_map(Value::as_u64).sum())
-            .unwrap_or(0);
-        // oha ends in-flight requests at the deadline; those are not errors.
-        let aborted = report["errorDistribution"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .filter(|(k, _)| k.contains("aborted due to deadline"))
-                    .filter_map(|(_, v)| v.as_u64())
-                    .sum()
-            })
-            .unwrap_or(0u64);
-        let errors = (total - ok) + (transport_errors - aborted);
-        if ["c.", "f.", "g."].iter().any(|p| s.name.starts_with(p)) && ok as usize > n_tokens {
-            eprintln!(
-                "  warning: {} served {ok} requests from {n_tokens} tokens: some were warm",
-                s.name
-            );
-        }
-        failed |= errors > 0 || ok == 0;
-        let cpu_us = (cpu_after - cpu_before) as f64 * 1e6 / clk_tck() / ok.max(1) as f64;
-        let p = &report["latencyPercentiles"];
-        let ms = |k: &str| p[k].as_f64().unwrap_or(f64::NAN) * 1e3;
-        let rps = ok as f64 / report["summary"]["total"].as_f64().unwrap_or(1.0);
-        results.push(json!({
-            "scenario": s.name,
-            "what": s.what,
-            "connections": s.connections,
-            "requests": ok,
-            "errors": errors,
-            "requests_per_sec": rps,
-            "p50_ms": ms("p50"),
-            "p99_ms": ms("p99"),
-            "p99_9_ms": ms("p99.9"),
-            "server_cpu_us_per_request": cpu_us,
-            "floor_us": s.floor.0,
-            "floor": s.floor.1,
-            "ratio_to_floor": cpu_us / s.floor.0,
-            "peak_rss_kb": proc_status(server.id(), "VmHWM"),
-        }));
-        eprintln!(
-            "  {} … {:.0} req/s, {:.1} µs CPU/req, {} errors",
-            s.name, rps, cpu_us, errors
+        failed |= record(
+            &mut results,
+            s,
+            &report,
+            cpu_after - cpu_before,
+            &server,
+            n_tokens,
         );
     }
     let peak_rss_kb = proc_status(server.id(), "VmHWM");
@@ -491,8 +463,8 @@ fn mint_over_http(addr: &SocketAddr, header_value: &str) -> String {
     json["access_token"].as_str().unwrap().to_string()
 }
 
-fn mint_bodies(keys_dir: &Path, issuer: &str, n: usize, client_id: &str, path: &Path) {
-    let keys = KeySet::load(keys_dir, None).unwrap();
+/// The benchmark server's keys and token settings, to mint tokens it accepts.
+fn token_service(keys_dir: &Path, issuer: &str) -> (KeySet, certbound::token::TokenService) {
     let tokens = certbound::token::TokenService {
         issuer: issuer.into(),
         audience: issuer.into(),
@@ -500,6 +472,11 @@ fn mint_bodies(keys_dir: &Path, issuer: &str, n: usize, client_id: &str, path: &
         refresh_audience: format!("{issuer}/oauth2/token"),
         refresh_lifetime: 86_400,
     };
+    (KeySet::load(keys_dir, None).unwrap(), tokens)
+}
+
+fn mint_bodies(keys_dir: &Path, issuer: &str, n: usize, client_id: &str, path: &Path) {
+    let (keys, tokens) = token_service(keys_dir, issuer);
     let now = certbound::keys::unix_now();
     let grant = certbound::token::AccessGrant {
         sub: client_id,
@@ -516,35 +493,187 @@ fn mint_bodies(keys_dir: &Path, issuer: &str, n: usize, client_id: &str, path: &
     }
 }
 
-fn mint_refresh_bodies(keys_dir: &Path, issuer: &str, n: usize, x5t: &str, path: &Path) {
-    let keys = KeySet::load(keys_dir, None).unwrap();
-    let tokens = certbound::token::TokenService {
-        issuer: issuer.into(),
-        audience: issuer.into(),
-        lifetime: 3600,
-        refresh_audience: format!("{issuer}/oauth2/token"),
-        refresh_lifetime: 86_400,
-    };
-    let now = certbound::keys::unix_now();
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    for i in 0..n {
-        let fid = format!("bench-family-{i}");
-        let grant = certbound::token::RefreshGrant {
-            username: "bench",
-            client_id: "pinned",
-            scope: "read",
-            binding: Some(x5t),
-            fid: &fid,
-            auth_time: now,
-            sid: "bench",
-        };
-        let token = tokens.mint_refresh(&keys, grant, now).unwrap();
-        writeln!(
-            out,
-            "grant_type=refresh_token&client_id=pinned&refresh_token={token}"
-        )
-        .unwrap();
+/// Adds a scenario's row to `results` from an oha-shaped JSON report;
+/// true if any request failed.
+fn record(
+    results: &mut Vec<Value>,
+    s: &Scenario,
+    report: &Value,
+    cpu_ticks: u64,
+    server: &Child,
+    n_tokens: usize,
+) -> bool {
+    let codes = &report["statusCodeDistribution"];
+    let ok = codes["200"].as_u64().unwrap_or(0);
+    let total: u64 = codes
+        .as_object()
+        .map(|m| m.values().filter_map(Value::as_u64).sum())
+        .unwrap_or(0);
+    let transport_errors: u64 = report["errorDistribution"]
+        .as_object()
+        .map(|m| m.values().filter_map(Value::as_u64).sum())
+        .unwrap_or(0);
+    // oha ends in-flight requests at the deadline; those are not errors.
+    let aborted = report["errorDistribution"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| k.contains("aborted due to deadline"))
+                .filter_map(|(_, v)| v.as_u64())
+                .sum()
+        })
+        .unwrap_or(0u64);
+    let errors = (total - ok) + (transport_errors - aborted);
+    if ["c.", "f."].iter().any(|p| s.name.starts_with(p)) && ok as usize > n_tokens {
+        eprintln!(
+            "  warning: {} served {ok} requests from {n_tokens} tokens: some were warm",
+            s.name
+        );
     }
+    let cpu_us = cpu_ticks as f64 * 1e6 / clk_tck() / ok.max(1) as f64;
+    let p = &report["latencyPercentiles"];
+    let ms = |k: &str| p[k].as_f64().unwrap_or(f64::NAN) * 1e3;
+    let rps = ok as f64 / report["summary"]["total"].as_f64().unwrap_or(1.0);
+    results.push(json!({
+        "scenario": s.name,
+        "what": s.what,
+        "connections": s.connections,
+        "requests": ok,
+        "errors": errors,
+        "requests_per_sec": rps,
+        "p50_ms": ms("p50"),
+        "p99_ms": ms("p99"),
+        "p99_9_ms": ms("p99.9"),
+        "server_cpu_us_per_request": cpu_us,
+        "floor_us": s.floor.0,
+        "floor": s.floor.1,
+        "ratio_to_floor": cpu_us / s.floor.0,
+        "peak_rss_kb": proc_status(server.id(), "VmHWM"),
+    }));
+    eprintln!(
+        "  {} … {:.0} req/s, {:.1} µs CPU/req, {} errors",
+        s.name, rps, cpu_us, errors
+    );
+    errors > 0 || ok == 0
+}
+
+/// Drives the refresh scenario: one task per token, each rotating its own
+/// chain (the answer's refresh token is the next request's) over mutual TLS
+/// until `secs` have passed. Returns an oha-shaped report.
+fn refresh_chains(url: &str, keys_dir: &Path, tokens: Vec<String>, secs: u64) -> Value {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(keys_dir.join("ca.crt")).unwrap())
+        .unwrap();
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_client_auth_cert(
+        vec![CertificateDer::from_pem_file(keys_dir.join("client.crt")).unwrap()],
+        PrivateKeyDer::from_pem_file(keys_dir.join("client.key")).unwrap(),
+    )
+    .unwrap();
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .build()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(secs);
+        let tasks: Vec<_> = tokens
+            .into_iter()
+            .map(|mut token| {
+                let (client, url) = (client.clone(), url.to_string());
+                tokio::spawn(async move {
+                    let (mut latencies, mut codes, mut errors) = (
+                        Vec::new(),
+                        std::collections::BTreeMap::<String, u64>::new(),
+                        0u64,
+                    );
+                    while Instant::now() < deadline {
+                        let sent = Instant::now();
+                        let resp = client
+                            .post(&url)
+                            .header("content-type", "application/x-www-form-urlencoded")
+                            .body(format!(
+                                "grant_type=refresh_token&client_id=pinned&refresh_token={token}"
+                            ))
+                            .send()
+                            .await;
+                        let Ok(resp) = resp else {
+                            errors += 1;
+                            break;
+                        };
+                        let status = resp.status().as_u16();
+                        let body: Value = resp.json().await.unwrap_or_default();
+                        latencies.push(sent.elapsed().as_secs_f64());
+                        *codes.entry(status.to_string()).or_default() += 1;
+                        match body["refresh_token"].as_str() {
+                            Some(next) if status == 200 => token = next.to_string(),
+                            _ => break,
+                        }
+                    }
+                    (latencies, codes, errors)
+                })
+            })
+            .collect();
+        let (mut latencies, mut codes, mut errors) = (
+            Vec::new(),
+            std::collections::BTreeMap::<String, u64>::new(),
+            0u64,
+        );
+        for task in tasks {
+            let (l, c, e) = task.await.unwrap();
+            latencies.extend(l);
+            for (k, v) in c {
+                *codes.entry(k).or_default() += v;
+            }
+            errors += e;
+        }
+        let total = started.elapsed().as_secs_f64();
+        latencies.sort_by(f64::total_cmp);
+        let pct = |q: f64| {
+            latencies
+                .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+                .copied()
+        };
+        json!({
+            "statusCodeDistribution": codes,
+            "errorDistribution": if errors > 0 { json!({"transport": errors}) } else { json!({}) },
+            "latencyPercentiles": {"p50": pct(0.5), "p99": pct(0.99), "p99.9": pct(0.999)},
+            "summary": {"total": total},
+        })
+    })
+}
+
+fn mint_refresh_tokens(keys_dir: &Path, issuer: &str, n: usize, x5t: &str) -> Vec<String> {
+    let (keys, tokens) = token_service(keys_dir, issuer);
+    let now = certbound::keys::unix_now();
+    (0..n)
+        .map(|i| {
+            let fid = format!("bench-family-{i}");
+            let grant = certbound::token::RefreshGrant {
+                username: "bench",
+                client_id: "pinned",
+                scope: "read",
+                binding: Some(x5t),
+                fid: &fid,
+                auth_time: now,
+                sid: "bench",
+            };
+            tokens.mint_refresh(&keys, grant, now).unwrap()
+        })
+        .collect()
 }
 
 fn proc_cpu_ticks(pid: u32) -> u64 {

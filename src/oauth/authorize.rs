@@ -32,10 +32,10 @@ use crate::seal::{Purpose, random_id};
 /// Longest `state` and `nonce` accepted.
 const MAX_STATE_LEN: usize = 1024;
 
-/// A validated authorization request, sealed into the login and consent
-/// forms while the user is on them.
+/// What the client asked for, once validated: carried by the pending
+/// request and then by the code.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Pending {
+pub struct Asked {
     /// Client id.
     pub c: String,
     /// Redirect URI.
@@ -43,14 +43,23 @@ pub struct Pending {
     /// Whether `redirect_uri` was sent (then the token request must repeat
     /// it, RFC 6749 §4.1.3).
     pub ri: bool,
-    /// Requested scope.
+    /// Scope.
     pub s: String,
-    /// `state`.
-    pub st: Option<String>,
     /// `nonce`.
     pub n: Option<String>,
     /// PKCE `code_challenge` (S256).
     pub cc: Option<String>,
+}
+
+/// A validated authorization request, sealed into the login and consent
+/// forms while the user is on them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pending {
+    /// The request.
+    #[serde(flatten)]
+    pub asked: Asked,
+    /// `state`.
+    pub st: Option<String>,
     /// `prompt=consent`: ask even if "Approve always" was given.
     pub pc: bool,
     /// The user the consent page was shown to.
@@ -67,20 +76,11 @@ pub struct CodeClaims {
     /// Code id: recorded on the revocation list when redeemed; also the
     /// family id of every token minted from it.
     pub id: String,
-    /// Client id.
-    pub c: String,
-    /// Redirect URI.
-    pub r: String,
-    /// Whether the authorization request carried `redirect_uri`.
-    pub ri: bool,
+    /// The approved request.
+    #[serde(flatten)]
+    pub asked: Asked,
     /// Username.
     pub u: String,
-    /// Granted scope.
-    pub s: String,
-    /// `nonce`.
-    pub n: Option<String>,
-    /// PKCE challenge.
-    pub cc: Option<String>,
     /// When the user authenticated.
     pub at: u64,
     /// Login session id.
@@ -221,7 +221,7 @@ async fn post_inner(
     }
     let client = state
         .clients
-        .get(&pending.c)
+        .get(&pending.asked.c)
         .cloned()
         .ok_or_else(|| PageError::bad("The application is no longer registered."))?;
     match text(&form, "step") {
@@ -350,8 +350,8 @@ fn consent_step(
         Some("approve_always") => {
             let consent = Consent {
                 u: session.u.clone(),
-                c: pending.c.clone(),
-                s: pending.s.clone(),
+                c: pending.asked.c.clone(),
+                s: pending.asked.s.clone(),
                 e: now + state.config.login.consent_lifetime,
             };
             let sealed = state
@@ -359,7 +359,7 @@ fn consent_step(
                 .seal(Purpose::Consent, &consent)
                 .map_err(OAuthError::internal)?;
             let cookie = login::set_cookie(
-                &login::consent_cookie_name(&session.u, &pending.c),
+                &login::consent_cookie_name(&session.u, &pending.asked.c),
                 &sealed,
                 "/oauth2/authorize",
                 state.config.login.consent_lifetime,
@@ -383,7 +383,7 @@ fn after_login(
     if consented(state, req, &pending, session, now) {
         return issue_code(state, &pending, session, cookies, now);
     }
-    let Some(client) = state.clients.get(&pending.c) else {
+    let Some(client) = state.clients.get(&pending.asked.c) else {
         return page_error(PageError::bad("The application is no longer registered."));
     };
     let (csrf, csrf_cookie) = csrf_token(req);
@@ -391,7 +391,12 @@ fn after_login(
     pending.x = csrf.clone();
     pending.e = now + state.config.login.form_lifetime;
     pending.u = Some(session.u.clone());
-    let scopes: Vec<&str> = pending.s.split(' ').filter(|s| !s.is_empty()).collect();
+    let scopes: Vec<&str> = pending
+        .asked
+        .s
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .collect();
     let sealed = match state.sealer.seal(Purpose::Form, &pending) {
         Ok(s) => s,
         Err(e) => return page_error(OAuthError::internal(e).into()),
@@ -420,14 +425,15 @@ fn consented(
     if pending.pc {
         return false;
     }
-    let name = login::consent_cookie_name(&session.u, &pending.c);
+    let name = login::consent_cookie_name(&session.u, &pending.asked.c);
     login::cookie(req, &name)
         .and_then(|v| state.sealer.open::<Consent>(Purpose::Consent, v))
         .is_some_and(|c| {
             c.u == session.u
-                && c.c == pending.c
+                && c.c == pending.asked.c
                 && c.e > now
                 && pending
+                    .asked
                     .s
                     .split(' ')
                     .filter(|s| !s.is_empty())
@@ -461,13 +467,8 @@ fn issue_code(
             Purpose::Code,
             &CodeClaims {
                 id,
-                c: pending.c.clone(),
-                r: pending.r.clone(),
-                ri: pending.ri,
+                asked: pending.asked.clone(),
                 u: session.u.clone(),
-                s: pending.s.clone(),
-                n: pending.n.clone(),
-                cc: pending.cc.clone(),
                 at: session.at,
                 sid: session.sid.clone(),
                 e: now + state.config.tokens.code_lifetime,
@@ -476,7 +477,7 @@ fn issue_code(
     });
     match code {
         Ok(code) => {
-            let mut resp = redirect_to(state, &pending.r, pending.st.as_deref(), Ok(&code));
+            let mut resp = redirect_to(state, &pending.asked.r, pending.st.as_deref(), Ok(&code));
             for c in cookies {
                 if let Ok(v) = c.parse() {
                     resp.headers_mut().append(header::SET_COOKIE, v);
@@ -496,7 +497,7 @@ fn redirect_error_to(
 ) -> Response {
     redirect_to(
         state,
-        &pending.r,
+        &pending.asked.r,
         pending.st.as_deref(),
         Err(redirect_error(code, description)),
     )
@@ -680,13 +681,15 @@ fn validate(
         ));
     }
     Ok(Pending {
-        c: client.id.clone(),
-        r: redirect_uri.to_string(),
-        ri: redirect_given,
-        s: scope,
+        asked: Asked {
+            c: client.id.clone(),
+            r: redirect_uri.to_string(),
+            ri: redirect_given,
+            s: scope,
+            n: nonce.map(str::to_string),
+            cc: challenge.map(str::to_string),
+        },
         st: st.map(str::to_string),
-        n: nonce.map(str::to_string),
-        cc: challenge.map(str::to_string),
         pc: prompts.contains(&"consent"),
         u: None,
         // Set when a page carrying the form is rendered.

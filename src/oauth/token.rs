@@ -143,21 +143,21 @@ async fn authorization_code(
             "the authorization code has expired".into(),
         ));
     }
-    if claims.c != client.client.id {
+    if claims.asked.c != client.client.id {
         return Err(OAuthError::InvalidGrant(
             "the authorization code was issued to another client".into(),
         ));
     }
     let redirect_ok = match form.redirect_uri.as_deref() {
-        Some(uri) => uri == claims.r,
-        None => !claims.ri,
+        Some(uri) => uri == claims.asked.r,
+        None => !claims.asked.ri,
     };
     if !redirect_ok {
         return Err(OAuthError::InvalidGrant(
             "redirect_uri differs from the authorization request".into(),
         ));
     }
-    check_pkce(claims.cc.as_deref(), form.code_verifier.as_deref())?;
+    check_pkce(claims.asked.cc.as_deref(), form.code_verifier.as_deref())?;
     let user = state
         .login
         .users
@@ -177,11 +177,11 @@ async fn authorization_code(
         client,
         UserGrant {
             username: &user.username,
-            scope: &claims.s,
+            scope: &claims.asked.s,
             fid: &claims.id,
             auth_time: claims.at,
             sid: &claims.sid,
-            nonce: claims.n.as_deref(),
+            nonce: claims.asked.n.as_deref(),
             code: Some(code),
         },
         now,

@@ -1,7 +1,7 @@
 //! The authorization-code flow over real HTTPS: the authorize endpoint's
 //! pages and refusals, login, consent, and code redemption with mTLS.
 
-use certbound::oauth::authorize::CodeClaims;
+use certbound::oauth::authorize::{Asked, CodeClaims};
 use certbound::seal::Purpose;
 
 use crate::browser::*;
@@ -75,7 +75,7 @@ async fn code_flow_issues_bound_tokens_id_token_and_userinfo() {
     assert!(id["auth_time"].as_u64().unwrap() <= id["iat"].as_u64().unwrap());
     assert!(id["exp"].as_u64().unwrap() > id["iat"].as_u64().unwrap());
     // The ID token verifies with the published JWKS (jsonwebtoken, ES256).
-    verify_with_jwks(&server, id_token, "web").await;
+    crate::common::verify_with_jwks(&server, id_token, "web").await;
 
     // Introspection: the seed's fields, username for user tokens.
     let i = introspect(&server, &server.pki, access).await;
@@ -121,25 +121,6 @@ async fn code_flow_issues_bound_tokens_id_token_and_userinfo() {
     assert!(www.unwrap().contains("invalid_token"));
     let (status, _, _) = userinfo(None).await;
     assert_eq!(status, 401);
-}
-
-pub async fn verify_with_jwks(server: &TestServer, token: &str, audience: &str) {
-    let jwks: jsonwebtoken::jwk::JwkSet = server
-        .client(None)
-        .get(server.https_url("/oauth2/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let header = jsonwebtoken::decode_header(token).unwrap();
-    let jwk = jwks.find(header.kid.as_deref().unwrap()).unwrap();
-    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
-    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
-    validation.set_audience(&[audience]);
-    validation.set_issuer(&["https://certbound.test"]);
-    jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation).unwrap();
 }
 
 #[tokio::test]
@@ -401,13 +382,15 @@ async fn code_refusals() {
             Purpose::Code,
             &CodeClaims {
                 id: "expired-code-id".into(),
-                c: "web".into(),
-                r: REDIRECT.into(),
-                ri: true,
+                asked: Asked {
+                    c: "web".into(),
+                    r: REDIRECT.into(),
+                    ri: true,
+                    s: "openid".into(),
+                    n: None,
+                    cc: Some(CHALLENGE.into()),
+                },
                 u: "alice@example.com".into(),
-                s: "openid".into(),
-                n: None,
-                cc: Some(CHALLENGE.into()),
                 at: now - 100,
                 sid: "s".into(),
                 e: now - 1,

@@ -260,11 +260,20 @@ pub async fn redeem(
             form.push((k, v));
         }
     }
+    token_request(server, id, &form).await
+}
+
+/// POSTs `form` to the token endpoint over mTLS with `id`.
+async fn token_request(
+    server: &Api,
+    id: &Identity,
+    form: &[(&str, &str)],
+) -> (u16, serde_json::Value) {
     let (status, body, _) = server
         .post(
             &server.client(Some(id)),
             &server.https_url("/oauth2/token"),
-            &form,
+            form,
             &[],
         )
         .await;
@@ -285,15 +294,7 @@ pub async fn refresh(
         ("refresh_token", token),
     ];
     form.extend_from_slice(extra);
-    let (status, body, _) = server
-        .post(
-            &server.client(Some(id)),
-            &server.https_url("/oauth2/token"),
-            &form,
-            &[],
-        )
-        .await;
-    (status, body)
+    token_request(server, id, &form).await
 }
 
 /// Introspects as client `rs`.

@@ -485,3 +485,28 @@ pub fn jwt_part(token: &str, index: usize) -> Value {
     let part = token.split('.').nth(index).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
 }
+
+/// Verifies a JWT with the published JWKS only, as a resource server would
+/// (ES256, issuer `https://certbound.test`, `audience`); returns its claims.
+pub async fn verify_with_jwks(api: &Api, token: &str, audience: &str) -> Value {
+    let jwks: jsonwebtoken::jwk::JwkSet = api
+        .client(None)
+        .get(api.https_url("/oauth2/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    let jwk = jwks
+        .find(header.kid.as_deref().unwrap())
+        .expect("kid is published");
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.set_audience(&[audience]);
+    validation.set_issuer(&["https://certbound.test"]);
+    jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .expect("verifies with the JWKS")
+        .claims
+}

@@ -201,7 +201,7 @@ async fn browser_login_consent_and_code_redemption() {
     assert_eq!(status, 200, "{body}");
     let access = body["access_token"].as_str().unwrap();
     let id_token = body["id_token"].as_str().unwrap();
-    crate::authorize::verify_with_jwks(&server, id_token, "spa").await;
+    crate::common::verify_with_jwks(&server, id_token, "spa").await;
     let id = jwt_part(id_token, 1);
     assert_eq!(id["nonce"], "browser-nonce");
     assert_eq!(id["at_hash"], half_sha256(access));

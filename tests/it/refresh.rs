@@ -185,3 +185,25 @@ async fn revoking_a_refresh_token_revokes_its_family() {
     let (status, _) = refresh(&server, &web, "web", &rt, &[]).await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn client_credentials_tokens_carry_username_only_with_an_owner() {
+    let extra = format!(
+        "{}\n[[clients]]\nclient_id = \"owned\"\ntoken_endpoint_auth_method = \"tls_client_auth\"\n\
+         tls_client_auth_subject_dn = \"CN=owned\"\nscope = \"read\"\nowner = \"bob\"\n\
+         [[clients]]\nclient_id = \"plain\"\ntoken_endpoint_auth_method = \"tls_client_auth\"\n\
+         tls_client_auth_subject_dn = \"CN=plain\"\nscope = \"read\"\n",
+        config("")
+    );
+    let server = TestServer::start(&extra).await;
+    let owned = server.token(&identity(&server.pki, "owned"), "owned").await;
+    let i = introspect(&server, &server.pki, &owned).await;
+    assert_eq!(
+        (i["sub"].as_str(), i["username"].as_str()),
+        (Some("owned"), Some("bob"))
+    );
+    let plain = server.token(&identity(&server.pki, "plain"), "plain").await;
+    let i = introspect(&server, &server.pki, &plain).await;
+    assert_eq!(i["active"], true);
+    assert!(i.get("username").is_none(), "{i}");
+}

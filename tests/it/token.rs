@@ -1,10 +1,9 @@
 //! The token endpoint: every client authentication method, every refusal.
 
-use jsonwebtoken::{DecodingKey, Validation, jwk::JwkSet};
 use rcgen::{DnType, SanType};
 use sha2::Digest;
 
-use crate::common::{Pki, TestServer, jwt_part, self_signed};
+use crate::common::{Pki, TestServer, jwt_part, self_signed, verify_with_jwks};
 
 const DN_CLIENT: &str = r#"
 [[clients]]
@@ -54,28 +53,7 @@ async fn tls_client_auth_issues_a_bound_rfc9068_token_verifiable_with_the_jwks()
     assert_eq!(header["alg"], "ES256");
 
     // Verify with the published JWKS only, as a resource server would.
-    let jwks: JwkSet = server
-        .client(None)
-        .get(server.https_url("/oauth2/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let jwk = jwks
-        .find(header["kid"].as_str().unwrap())
-        .expect("kid is published");
-    let mut validation = Validation::new(jsonwebtoken::Algorithm::ES256);
-    validation.set_audience(&["https://certbound.test"]);
-    validation.set_issuer(&["https://certbound.test"]);
-    let claims = jsonwebtoken::decode::<serde_json::Value>(
-        token,
-        &DecodingKey::from_jwk(jwk).unwrap(),
-        &validation,
-    )
-    .expect("token verifies with the JWKS")
-    .claims;
+    let claims = verify_with_jwks(&server, token, "https://certbound.test").await;
     // cnf = base64url(SHA-256(DER)), computed here independently.
     assert_eq!(claims["cnf"]["x5t#S256"], id.thumbprint());
     let independent = base64::Engine::encode(
