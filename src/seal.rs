@@ -73,7 +73,11 @@ impl Sealer {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut key = [0u8; 32];
                 aws_lc_rs::rand::fill(&mut key).map_err(|_| "random source failed".to_string())?;
-                write_private(path, hex::encode(key).as_bytes())
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                }
+                crate::dev::write_private(path, hex::encode(key).as_bytes())
                     .map_err(|e| format!("cannot create sealing key {name}: {e}"))?;
                 tracing::info!(file = %name, "generated a new sealing key (authorization codes, login cookies)");
                 return Self::new(&key);
@@ -129,22 +133,6 @@ pub fn random_id() -> Result<String, String> {
     let mut bytes = [0u8; 16];
     aws_lc_rs::rand::fill(&mut bytes).map_err(|_| "random source failed".to_string())?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
-}
-
-/// Creates `path` with `contents`, readable by the owner only; never
-/// overwrites.
-fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(contents)?;
-    file.sync_all()
 }
 
 #[cfg(test)]

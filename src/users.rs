@@ -83,11 +83,6 @@ impl Users {
         self.by_name.get(username)
     }
 
-    /// Whether no user is configured.
-    pub fn is_empty(&self) -> bool {
-        self.by_name.is_empty()
-    }
-
     /// Checks a password. Slow by design (argon2id): call it off the async
     /// runtime. Unknown users cost one verification too, and fail.
     pub fn verify(&self, username: &str, password: &str) -> Option<Arc<User>> {

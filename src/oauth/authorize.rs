@@ -476,15 +476,10 @@ fn issue_code(
         )
     });
     match code {
-        Ok(code) => {
-            let mut resp = redirect_to(state, &pending.asked.r, pending.st.as_deref(), Ok(&code));
-            for c in cookies {
-                if let Ok(v) = c.parse() {
-                    resp.headers_mut().append(header::SET_COOKIE, v);
-                }
-            }
-            resp
-        }
+        Ok(code) => with_cookies(
+            redirect_to(state, &pending.asked.r, pending.st.as_deref(), Ok(&code)),
+            cookies,
+        ),
         Err(e) => page_error(OAuthError::internal(e).into()),
     }
 }
@@ -753,7 +748,7 @@ fn html_response(
     html: String,
     cookies: impl IntoIterator<Item = String>,
 ) -> Response {
-    let mut resp = Response::builder()
+    let resp = Response::builder()
         .status(status)
         .content_type("text/html; charset=utf-8")
         .header(header::CACHE_CONTROL, "no-store")
@@ -765,6 +760,11 @@ fn html_response(
             "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
         )
         .body(html);
+    with_cookies(resp, cookies)
+}
+
+/// Adds a `Set-Cookie` header per cookie.
+fn with_cookies(mut resp: Response, cookies: impl IntoIterator<Item = String>) -> Response {
     for c in cookies {
         if let Ok(v) = c.parse() {
             resp.headers_mut().append(header::SET_COOKIE, v);
