@@ -71,6 +71,29 @@ pub struct ServerConfig {
     pub shutdown_timeout: u64,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// Seconds a client has to send a request's headers (slowloris bound).
+    pub header_read_timeout: u64,
+    /// Seconds a client has to send a request's body once its headers are in.
+    pub body_read_timeout: u64,
+    /// Seconds a connection may stay open with no request in flight.
+    pub idle_timeout: u64,
+    /// Seconds between HTTP/2 keep-alive pings; a peer that does not answer
+    /// one within the same time is disconnected.
+    pub http2_keep_alive_interval: u64,
+    /// Concurrent HTTP/2 streams per connection.
+    pub http2_max_streams: u32,
+    /// Open connections (both listeners, TLS handshakes included); past it
+    /// new connections are closed at once.
+    pub max_connections: usize,
+    /// Open connections per client address. Addresses in
+    /// `mtls.trusted_proxies` are exempt (a proxy carries many clients).
+    pub max_connections_per_address: usize,
+    /// After the answer to a request whose body was not read to the end, at
+    /// most this many bytes are read and discarded before the connection is
+    /// closed, so the client sees the answer instead of a reset.
+    pub linger_bytes: usize,
+    /// Seconds that discarding may take.
+    pub linger_timeout: u64,
 }
 
 /// `[mtls]`
@@ -243,6 +266,15 @@ impl Default for Config {
                 handshake_timeout: 10,
                 shutdown_timeout: 10,
                 max_body_bytes: 16 * 1024,
+                header_read_timeout: 10,
+                body_read_timeout: 10,
+                idle_timeout: 60,
+                http2_keep_alive_interval: 30,
+                http2_max_streams: 100,
+                max_connections: 4096,
+                max_connections_per_address: 256,
+                linger_bytes: 4 * 1024 * 1024,
+                linger_timeout: 5,
             },
             mtls: MtlsConfig {
                 client_certificate_header: None,
@@ -358,6 +390,19 @@ impl Config {
             ("login.session_lifetime", self.login.session_lifetime),
             ("login.form_lifetime", self.login.form_lifetime),
             ("login.failure_window", self.login.failure_window),
+            ("server.header_read_timeout", self.server.header_read_timeout),
+            ("server.body_read_timeout", self.server.body_read_timeout),
+            ("server.idle_timeout", self.server.idle_timeout),
+            (
+                "server.http2_keep_alive_interval",
+                self.server.http2_keep_alive_interval,
+            ),
+            ("server.max_connections", self.server.max_connections as u64),
+            (
+                "server.max_connections_per_address",
+                self.server.max_connections_per_address as u64,
+            ),
+            ("server.http2_max_streams", u64::from(self.server.http2_max_streams)),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!("{name} must be at least 1")));

@@ -6,6 +6,7 @@
 //! [`app`] builds the whole HTTP service from an [`AppState`]; `main` and the
 //! integration tests both call it.
 
+pub mod addr;
 pub mod cert;
 pub mod clients;
 pub mod config;

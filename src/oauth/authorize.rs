@@ -198,7 +198,7 @@ async fn post_inner(
         return Err(OAuthError::UnsupportedMediaType.into());
     }
     let bytes =
-        crate::oauth::extract::read_limited(req, body, state.config.server.max_body_bytes).await?;
+        crate::oauth::extract::read_limited(req, body, &state.config.server).await?;
     let form = crate::oauth::extract::parse_form(&bytes)?;
     let expired = || PageError::bad("This form has expired or is not valid.");
     let pending: Pending = text(&form, "request")

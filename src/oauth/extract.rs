@@ -60,18 +60,17 @@ impl<'a, T: ParseFromJSON + Type> ApiExtractor<'a> for OAuthForm<T> {
         body: &mut RequestBody,
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        let limit = request
-            .data::<Arc<AppState>>()
-            .map(|s| s.config.server.max_body_bytes)
-            .unwrap_or(16 * 1024);
         let parsed = async {
+            let state = request
+                .data::<Arc<AppState>>()
+                .ok_or_else(|| OAuthError::internal("no state attached to the request"))?;
             if !request.content_type().is_some_and(is_form) {
                 return Err(OAuthError::UnsupportedMediaType);
             }
             let body = body
                 .take()
                 .map_err(|_| OAuthError::InvalidRequest("request body already read".into()))?;
-            let bytes = read_limited(request, body, limit).await?;
+            let bytes = read_limited(request, body, &state.config.server).await?;
             let object = parse_form(&bytes)?;
             T::parse_from_json(Some(serde_json::Value::Object(object))).map_err(|e| {
                 OAuthError::InvalidRequest(
@@ -83,13 +82,21 @@ impl<'a, T: ParseFromJSON + Type> ApiExtractor<'a> for OAuthForm<T> {
     }
 }
 
-/// Reads the body, refusing more than `limit` bytes (by `Content-Length`
-/// before reading, and while reading chunked bodies).
+/// Reads the body, refusing more than `server.max_body_bytes` (by
+/// `Content-Length` before reading, and while reading chunked bodies) and a
+/// body that takes longer than `server.body_read_timeout` to arrive.
 pub(crate) async fn read_limited(
     req: &Request,
     body: poem::Body,
-    limit: usize,
+    server: &crate::config::ServerConfig,
 ) -> Result<Bytes, OAuthError> {
+    let timeout = std::time::Duration::from_secs(server.body_read_timeout);
+    tokio::time::timeout(timeout, read_body(req, body, server.max_body_bytes))
+        .await
+        .map_err(|_| OAuthError::InvalidRequest("the request body did not arrive in time".into()))?
+}
+
+async fn read_body(req: &Request, body: poem::Body, limit: usize) -> Result<Bytes, OAuthError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

@@ -110,6 +110,11 @@ impl Setup {
     /// `[mtls]` basics, so keys before its first table land in `[mtls]`.
     /// `trusted` is the `mtls.trusted_proxies` list.
     pub fn new(extra: &str, trusted: &str, alg: Alg) -> Self {
+        Self::with_server("", extra, trusted, alg)
+    }
+
+    /// As [`Self::new`], with `server` (TOML lines) added to `[server]`.
+    pub fn with_server(server: &str, extra: &str, trusted: &str, alg: Alg) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::new("test CA");
         let server_id = pki.server();
@@ -127,6 +132,7 @@ http = "127.0.0.1:0"
 tls_certificate = "{dir}/server.crt"
 tls_private_key = "{dir}/server.key"
 max_body_bytes = 4096
+{server}
 [keys]
 dir = "{dir}/keys"
 [revocation]
@@ -166,6 +172,7 @@ pub struct TestServer {
     pub pki: Pki,
     pub state: Arc<AppState>,
     pub dir: tempfile::TempDir,
+    admission: Arc<certbound::server::admission::Admission>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -188,6 +195,11 @@ impl Drop for TestServer {
 pub const HEADER: &str = "x-client-cert";
 
 impl TestServer {
+    /// Connections the server holds open now.
+    pub fn open_connections(&self) -> usize {
+        self.admission.open()
+    }
+
     /// Stops the server and hands back its directory.
     pub fn stop(mut self) -> tempfile::TempDir {
         std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
@@ -199,12 +211,17 @@ impl TestServer {
     }
 
     pub async fn start_with(extra: &str, trusted: &str, alg: Alg) -> Self {
-        let setup = Setup::new(extra, trusted, alg);
+        Self::start_setup(Setup::new(extra, trusted, alg)).await
+    }
+
+    /// Starts the server of `setup` in this process.
+    pub async fn start_setup(setup: Setup) -> Self {
         let config = Config::load(&Source::File(setup.config.clone())).expect("config loads");
         let keys = KeySet::load(&setup.dir.path().join("keys"), None).unwrap();
         let state = Arc::new(AppState::new(config, keys).expect("state builds"));
         let server = Server::bind(state.clone()).await.unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let admission = server.admission();
         let api = Api {
             https: server.https_addr().unwrap(),
             http: server.http_addr(),
@@ -218,6 +235,7 @@ impl TestServer {
             pki: setup.pki,
             state,
             dir: setup.dir,
+            admission,
             shutdown: Some(tx),
         }
     }
@@ -243,6 +261,15 @@ impl Api {
         id: Option<&Identity>,
         redirects: reqwest::redirect::Policy,
     ) -> reqwest::Client {
+        reqwest::Client::builder()
+            .tls_backend_preconfigured(self.tls_config(id))
+            .redirect(redirects)
+            .build()
+            .unwrap()
+    }
+
+    /// A rustls client configuration trusting the test CA, presenting `id`.
+    pub fn tls_config(&self, id: Option<&Identity>) -> rustls::ClientConfig {
         let mut roots = rustls::RootCertStore::empty();
         roots
             .add(CertificateDer::from(pem_der(&self.ca_pem)))
@@ -253,7 +280,7 @@ impl Api {
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots);
-        let tls = match id {
+        match id {
             Some(id) => builder
                 .with_client_auth_cert(
                     vec![CertificateDer::from(id.cert_der.clone())],
@@ -261,12 +288,7 @@ impl Api {
                 )
                 .unwrap(),
             None => builder.with_no_client_auth(),
-        };
-        reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .redirect(redirects)
-            .build()
-            .unwrap()
+        }
     }
 
     /// POSTs a form and returns (status, JSON body, headers).

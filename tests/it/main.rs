@@ -10,6 +10,7 @@ mod discovery;
 mod e2e;
 mod headers;
 mod introspect;
+mod limits;
 mod openapi;
 mod process;
 mod refresh;

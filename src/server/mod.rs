@@ -1,0 +1,382 @@
+//! Listeners: HTTPS (rustls, client certificate requested, kept for the
+//! handlers) and optional plain HTTP for use behind a TLS-terminating proxy.
+//! certbound owns the accept loop so that each request carries its
+//! connection's peer certificate and the listener it came in on.
+//!
+//! Every resource a client can hold is bounded: connections (in total and
+//! per address, [`admission`]), the TLS handshake, the request head (time
+//! and size), the body (time and size, in the extractor), idle time between
+//! requests, HTTP/2 streams and unanswered pings; a connection closed with
+//! unread input lingers briefly so the client reads the answer
+//! ([`linger`]).
+
+pub mod admission;
+pub mod linger;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use poem::http::uri::Scheme;
+use poem::web::{LocalAddr, RemoteAddr};
+use poem::{Endpoint, EndpointExt, IntoEndpoint};
+use rustls::pki_types::CertificateDer;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+
+use self::admission::Admission;
+use self::linger::{LingerLimits, Lingering, RawTcp};
+
+use crate::AppState;
+use crate::cert::{ClientCertificate, PeerCertificate};
+
+type SharedEndpoint = Arc<poem::endpoint::BoxEndpoint<'static>>;
+
+/// Bound listeners, ready to serve.
+pub struct Server {
+    state: Arc<AppState>,
+    https: Option<(TcpListener, TlsAcceptor)>,
+    http: Option<TcpListener>,
+    admission: Arc<Admission>,
+}
+
+impl Server {
+    /// Binds the configured listeners (port 0 picks a free port).
+    pub async fn bind(state: Arc<AppState>) -> Result<Self, String> {
+        let server = &state.config.server;
+        let https = match server.https {
+            Some(addr) => {
+                let tls =
+                    crate::tls::server_config(&server.tls_certificate, &server.tls_private_key)?;
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| format!("cannot listen on https {addr}: {e}"))?;
+                Some((listener, TlsAcceptor::from(tls)))
+            }
+            None => None,
+        };
+        let http = match server.http {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| format!("cannot listen on http {addr}: {e}"))?,
+            ),
+            None => None,
+        };
+        let admission = Admission::new(
+            server.max_connections,
+            server.max_connections_per_address,
+            state.config.mtls.trusted_proxies.clone(),
+        );
+        Ok(Self {
+            state,
+            https,
+            http,
+            admission,
+        })
+    }
+
+    /// The bound HTTPS address.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
+    /// The connection counters (open connections, for tests and metrics).
+    pub fn admission(&self) -> Arc<Admission> {
+        self.admission.clone()
+    }
+
+    /// The bound plain HTTP address.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests
+    /// finish for up to `server.shutdown_timeout` seconds.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let config = &self.state.config.server;
+        let handshake_timeout = Duration::from_secs(config.handshake_timeout);
+        let shutdown_timeout = Duration::from_secs(config.shutdown_timeout);
+        let admission = self.admission.clone();
+        let endpoint: SharedEndpoint = Arc::new(
+            crate::app(self.state.clone())
+                .into_endpoint()
+                .map_to_response()
+                .boxed(),
+        );
+        let conn = Arc::new(ConnSettings::new(config));
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let https_acceptor = self.https.as_ref().map(|(_, a)| a.clone());
+        tokio::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                () = &mut shutdown => break,
+                conn = accept(self.https.as_ref().map(|(l, _)| l)) => conn.map(|c| (c, https_acceptor.clone())),
+                conn = accept(self.http.as_ref()) => conn.map(|c| (c, None)),
+            };
+            let ((stream, remote), acceptor) = match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off briefly.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let admitted = match admission.admit(remote.ip()) {
+                Ok(admitted) => admitted,
+                Err(why) => {
+                    tracing::debug!(%remote, ?why, "connection refused: at the limit");
+                    // Closed at once: nothing is kept for it.
+                    drop(stream);
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let local = stream.local_addr().ok();
+            let peer = ConnPeer {
+                local,
+                remote,
+                settings: conn.clone(),
+                endpoint: endpoint.clone(),
+                stop: stop_rx.clone(),
+            };
+            tokio::spawn(async move {
+                let _admitted = admitted;
+                let Some(acceptor) = acceptor else {
+                    peer.serve(stream, None, Listener::Http).await;
+                    return;
+                };
+                match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(tls_stream)) => {
+                        let cert = tls_stream
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .map(|chain| {
+                                chain
+                                    .iter()
+                                    .map(|c| c.clone().into_owned())
+                                    .collect::<Vec<CertificateDer<'static>>>()
+                            })
+                            .and_then(ClientCertificate::from_chain)
+                            .map(|c| PeerCertificate(Arc::new(c)));
+                        peer.serve(tls_stream, cert, Listener::Https).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
+                }
+            });
+        }
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stop_tx.send(true);
+        let drained = tokio::time::timeout(shutdown_timeout, async {
+            while admission.open() > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        if drained.await.is_err() {
+            tracing::warn!("shutdown timeout passed with connections still open");
+        }
+    }
+}
+
+async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Which listener a request arrived on; attached to every request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// The HTTPS listener (`server.https`).
+    Https,
+    /// The plain HTTP listener for a proxy (`server.http`).
+    Http,
+}
+
+/// Per-connection protocol settings, built once.
+struct ConnSettings {
+    builder: auto::Builder<TokioExecutor>,
+    idle: Duration,
+    linger: LingerLimits,
+}
+
+impl ConnSettings {
+    fn new(config: &crate::config::ServerConfig) -> Self {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(config.header_read_timeout))
+            .max_buf_size(MAX_HEADER_BYTES);
+        let ping = Duration::from_secs(config.http2_keep_alive_interval);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(ping)
+            .keep_alive_timeout(ping)
+            .max_concurrent_streams(config.http2_max_streams)
+            .max_header_list_size(MAX_HEADER_BYTES as u32)
+            .max_pending_accept_reset_streams(Some(20))
+            .max_local_error_reset_streams(Some(256));
+        Self {
+            builder,
+            idle: Duration::from_secs(config.idle_timeout),
+            linger: LingerLimits {
+                bytes: config.linger_bytes,
+                timeout: Duration::from_secs(config.linger_timeout),
+            },
+        }
+    }
+}
+
+/// Largest request head (HTTP/1 buffer, HTTP/2 header list): room for a
+/// forwarded certificate chain, far below what would cost memory.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// What a connection task needs.
+struct ConnPeer {
+    local: Option<SocketAddr>,
+    remote: SocketAddr,
+    settings: Arc<ConnSettings>,
+    endpoint: SharedEndpoint,
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+impl ConnPeer {
+    /// Serves HTTP/1.1 or HTTP/2 on `io` until the client leaves, the
+    /// connection has been idle for `server.idle_timeout`, or the server
+    /// stops.
+    async fn serve<Io: RawTcp + Send + 'static>(
+        mut self,
+        io: Io,
+        cert: Option<PeerCertificate>,
+        listener: Listener,
+    ) {
+        let local = LocalAddr(self.local.map_or(
+            poem::Addr::Custom("unknown", "".into()),
+            poem::Addr::SocketAddr,
+        ));
+        let remote_addr = RemoteAddr(poem::Addr::SocketAddr(self.remote));
+        let scheme = match listener {
+            Listener::Https => Scheme::HTTPS,
+            Listener::Http => Scheme::HTTP,
+        };
+        let activity = Arc::new(Activity::new());
+        let endpoint = self.endpoint.clone();
+        let tracker = activity.clone();
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            let in_flight = tracker.begin();
+            let endpoint = endpoint.clone();
+            let mut req =
+                poem::Request::from((req, local.clone(), remote_addr.clone(), scheme.clone()));
+            req.extensions_mut().insert(listener);
+            if let Some(cert) = &cert {
+                req.extensions_mut().insert(cert.clone());
+            }
+            async move {
+                let resp = endpoint.get_response(req).await;
+                drop(in_flight);
+                Ok::<_, std::convert::Infallible>(hyper::Response::from(resp))
+            }
+        });
+        let io = TokioIo::new(Lingering::new(io, self.settings.linger));
+        let conn = self.settings.builder.serve_connection(io, service);
+        tokio::pin!(conn);
+        let idle = self.settings.idle;
+        // Once closing, the connection gets this long to finish on its own.
+        let mut closing: Option<Instant> = None;
+        loop {
+            let wake = closing.unwrap_or_else(|| activity.idle_deadline(idle));
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(remote = %self.remote, error = %e, "connection ended with an error");
+                    }
+                    return;
+                }
+                () = tokio::time::sleep_until(wake) => {
+                    if closing.is_some() {
+                        tracing::debug!(remote = %self.remote, "connection dropped after its grace period");
+                        return;
+                    }
+                    if activity.is_idle(idle) {
+                        tracing::debug!(remote = %self.remote, "closing idle connection");
+                        conn.as_mut().graceful_shutdown();
+                        closing = Some(Instant::now() + idle.min(CLOSE_GRACE) + self.settings.linger.timeout);
+                    }
+                }
+                changed = self.stop.changed(), if closing.is_none() => {
+                    if changed.is_err() || *self.stop.borrow() {
+                        conn.as_mut().graceful_shutdown();
+                        closing = Some(Instant::now() + SHUTDOWN_GRACE);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How long an idle connection told to close may take to do so.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// On server shutdown, connections are dropped after this (the process
+/// waits at most `server.shutdown_timeout` anyway).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3600);
+
+/// Requests in flight on one connection and when the last one ended.
+struct Activity {
+    start: Instant,
+    in_flight: AtomicU32,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            in_flight: AtomicU32::new(0),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(self.clone())
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// When the connection becomes idle if nothing happens.
+    fn idle_deadline(&self, idle: Duration) -> Instant {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return Instant::now() + idle;
+        }
+        self.start + Duration::from_millis(self.last_ms.load(Ordering::Acquire)) + idle
+    }
+
+    fn is_idle(&self, idle: Duration) -> bool {
+        self.in_flight.load(Ordering::Acquire) == 0
+            && self.now_ms() >= self.last_ms.load(Ordering::Acquire) + idle.as_millis() as u64
+    }
+}
+
+/// One request in flight; dropping it marks the connection active now.
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.last_ms.store(self.0.now_ms(), Ordering::Release);
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
