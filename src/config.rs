@@ -146,13 +146,21 @@ pub struct LoginConfig {
     pub consent_lifetime: u64,
     /// Seconds a login or consent page may stay open before its form expires.
     pub form_lifetime: u64,
-    /// Failed logins per username within `failure_window` before it is
-    /// locked for the rest of the window.
+    /// Failed logins of one username from one address before each further
+    /// attempt from there waits: 1 s, 2 s, 4 s … up to `failure_window`.
+    /// Other addresses are not slowed down (no lockout).
     pub max_failures_per_user: u32,
-    /// Failed logins per client address within `failure_window`.
+    /// Failed logins per client address within `failure_window`; past it
+    /// the address may not log in until the window ends.
     pub max_failures_per_address: u32,
     /// Seconds over which failed logins are counted.
     pub failure_window: u64,
+    /// Password-hashing worker threads (each keeps one argon2 memory
+    /// buffer, 19 MiB with the default parameters); 0: one per core.
+    pub hash_workers: usize,
+    /// Password checks that may wait for a worker; past it a login is
+    /// answered 503 with `Retry-After`.
+    pub hash_queue: usize,
 }
 
 /// One `[[users]]` entry.
@@ -300,6 +308,8 @@ impl Default for Config {
                 max_failures_per_user: 5,
                 max_failures_per_address: 20,
                 failure_window: 300,
+                hash_workers: 0,
+                hash_queue: 32,
             },
             keys: KeysConfig {
                 dir: PathBuf::from("keys"),
@@ -390,7 +400,10 @@ impl Config {
             ("login.session_lifetime", self.login.session_lifetime),
             ("login.form_lifetime", self.login.form_lifetime),
             ("login.failure_window", self.login.failure_window),
-            ("server.header_read_timeout", self.server.header_read_timeout),
+            (
+                "server.header_read_timeout",
+                self.server.header_read_timeout,
+            ),
             ("server.body_read_timeout", self.server.body_read_timeout),
             ("server.idle_timeout", self.server.idle_timeout),
             (
@@ -402,7 +415,10 @@ impl Config {
                 "server.max_connections_per_address",
                 self.server.max_connections_per_address as u64,
             ),
-            ("server.http2_max_streams", u64::from(self.server.http2_max_streams)),
+            (
+                "server.http2_max_streams",
+                u64::from(self.server.http2_max_streams),
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!("{name} must be at least 1")));

@@ -9,8 +9,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use subtle::ConstantTimeEq;
 
 use crate::config::{UserConfig, UsersFile};
 
@@ -19,7 +20,7 @@ use crate::config::{UserConfig, UsersFile};
 pub struct User {
     /// Login name, also the `sub` of their tokens.
     pub username: String,
-    password_hash: String,
+    password: Verifier,
     /// `email`, `email_verified`, `name`, `given_name`, `family_name`.
     pub claims: UserClaims,
 }
@@ -47,12 +48,89 @@ pub struct UserClaims {
     pub family_name: Option<String>,
 }
 
+/// A parsed argon2id hash: parameters, salt and expected output.
+#[derive(Clone)]
+struct Verifier {
+    params: Params,
+    version: Version,
+    salt: Vec<u8>,
+    hash: Vec<u8>,
+}
+
+impl Verifier {
+    fn parse(phc: &str) -> Result<Self, &'static str> {
+        let not_phc = "password_hash is not a PHC string (certbound users hash-password)";
+        let parsed = PasswordHash::new(phc).map_err(|_| not_phc)?;
+        if parsed.algorithm != Algorithm::Argon2id.ident() {
+            return Err("password_hash must be argon2id");
+        }
+        let hash = parsed.hash.ok_or(not_phc)?.as_bytes().to_vec();
+        let mut salt_buf = [0u8; 64];
+        let salt = parsed
+            .salt
+            .ok_or(not_phc)?
+            .decode_b64(&mut salt_buf)
+            .map_err(|_| not_phc)?
+            .to_vec();
+        let base = Params::try_from(&parsed).map_err(|_| not_phc)?;
+        let params = Params::new(
+            base.m_cost(),
+            base.t_cost(),
+            base.p_cost(),
+            Some(hash.len()),
+        )
+        .map_err(|_| not_phc)?;
+        let version = match parsed.version {
+            None | Some(0x13) => Version::V0x13,
+            Some(0x10) => Version::V0x10,
+            Some(_) => return Err(not_phc),
+        };
+        if params.block_count() > MAX_BLOCKS {
+            return Err("password_hash uses more than 256 MiB (m)");
+        }
+        Ok(Self {
+            params,
+            version,
+            salt,
+            hash,
+        })
+    }
+
+    /// Hashes `password` in `memory` (grown to this hash's size, then kept
+    /// by the caller for the next check) and compares in constant time.
+    fn check(&self, password: &str, memory: &mut Vec<Block>) -> bool {
+        let blocks = self.params.block_count();
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::default());
+        }
+        let mut out = vec![0u8; self.hash.len()];
+        Argon2::new(Algorithm::Argon2id, self.version, self.params.clone())
+            .hash_password_into_with_memory(
+                password.as_bytes(),
+                &self.salt,
+                &mut out,
+                &mut memory[..blocks],
+            )
+            .is_ok()
+            && bool::from(out.ct_eq(&self.hash))
+    }
+
+    /// Memory one check takes, in bytes.
+    fn memory_bytes(&self) -> usize {
+        self.params.block_count() * Block::SIZE
+    }
+}
+
+/// argon2 memory per check is bounded (m ≤ 256 MiB) so a users file cannot
+/// make each hashing worker hold more.
+const MAX_BLOCKS: usize = 256 * 1024;
+
 /// The user registry.
 #[derive(Debug, Default)]
 pub struct Users {
     by_name: HashMap<String, Arc<User>>,
-    /// The hash an unknown name is checked against, so it costs the same.
-    decoy: Option<String>,
+    /// The user an unknown name is checked against, so it costs the same.
+    decoy: Option<Arc<User>>,
 }
 
 impl Users {
@@ -74,7 +152,11 @@ impl Users {
                 return Err(format!("user {:?} is defined twice", c.username));
             }
         }
-        let decoy = by_name.values().map(|u| &u.password_hash).min().cloned();
+        // The costliest hash: an unknown name never answers faster.
+        let decoy = by_name
+            .values()
+            .max_by_key(|u| (u.password.memory_bytes(), u.password.params.t_cost()))
+            .cloned();
         Ok(Self { by_name, decoy })
     }
 
@@ -83,14 +165,26 @@ impl Users {
         self.by_name.get(username)
     }
 
-    /// Checks a password. Slow by design (argon2id): call it off the async
-    /// runtime. Unknown users cost one verification too, and fail.
-    pub fn verify(&self, username: &str, password: &str) -> Option<Arc<User>> {
+    /// Memory the costliest password check takes, in bytes.
+    pub fn max_check_bytes(&self) -> usize {
+        self.decoy.as_ref().map_or(0, |u| u.password.memory_bytes())
+    }
+
+    /// Checks a password in `memory`, which the caller keeps between checks
+    /// (so memory is allocated once per hashing worker, not per check).
+    /// Slow by design (argon2id): call it off the async runtime. Unknown
+    /// users cost one verification too, and fail.
+    pub fn verify(
+        &self,
+        username: &str,
+        password: &str,
+        memory: &mut Vec<Block>,
+    ) -> Option<Arc<User>> {
         match self.by_name.get(username) {
-            Some(user) => check(&user.password_hash, password).then(|| user.clone()),
+            Some(user) => user.password.check(password, memory).then(|| user.clone()),
             None => {
                 if let Some(decoy) = &self.decoy {
-                    let _ = check(decoy, password);
+                    let _ = decoy.password.check(password, memory);
                 }
                 None
             }
@@ -110,14 +204,9 @@ fn build(c: &UserConfig) -> Result<User, String> {
     if c.username.is_empty() || c.username.len() > 256 || c.username.chars().any(char::is_control) {
         return Err("username must be 1 to 256 characters without control characters".into());
     }
-    let parsed = PasswordHash::new(&c.password_hash)
-        .map_err(|_| "password_hash is not a PHC string (certbound users hash-password)")?;
-    if parsed.algorithm != Algorithm::Argon2id.ident() {
-        return Err("password_hash must be argon2id".into());
-    }
     Ok(User {
         username: c.username.clone(),
-        password_hash: c.password_hash.clone(),
+        password: Verifier::parse(&c.password_hash)?,
         claims: UserClaims {
             email: c.email.clone(),
             email_verified: c.email_verified,
@@ -125,14 +214,6 @@ fn build(c: &UserConfig) -> Result<User, String> {
             given_name: c.given_name.clone(),
             family_name: c.family_name.clone(),
         },
-    })
-}
-
-fn check(hash: &str, password: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|parsed| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
     })
 }
 
@@ -167,10 +248,15 @@ mod tests {
             None,
         )
         .unwrap();
-        assert!(users.verify("alice@example.com", "correct horse").is_some());
-        assert!(users.verify("alice@example.com", "wrong").is_none());
-        assert!(users.verify("alice", "correct horse").is_none());
-        assert!(users.verify("nobody", "b").is_none());
+        let mut memory = Vec::new();
+        let mut verify = |u: &str, p: &str| users.verify(u, p, &mut memory);
+        assert!(verify("alice@example.com", "correct horse").is_some());
+        assert!(verify("alice@example.com", "wrong").is_none());
+        assert!(verify("alice", "correct horse").is_none());
+        assert!(verify("nobody", "b").is_none());
+        // The memory is kept for the next check: 19 MiB, allocated once.
+        assert_eq!(memory.len() * Block::SIZE, 19 * 1024 * 1024);
+        assert_eq!(users.max_check_bytes(), 19 * 1024 * 1024);
         assert!(format!("{:?}", users.get("bob").unwrap()).contains("bob"));
         assert!(!format!("{:?}", users.get("bob").unwrap()).contains("argon2"));
     }

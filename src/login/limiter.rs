@@ -1,147 +1,336 @@
-//! Failed-login throttling (RFC 6819 §5.1.4.2.3, online guessing): failures
-//! are counted per username and per client address over a fixed window; once
-//! either count reaches its limit, logins for it are refused, without
-//! checking the password, until the window ends.
+//! Failed-login throttling (RFC 6819 §5.1.4.2.3, online guessing).
+//!
+//! - Per (username, address): after `max_failures_per_user` failures, each
+//!   further attempt waits 1 s, then 2 s, 4 s … up to `failure_window`
+//!   after the last failure. Another address is not slowed down, so nobody
+//!   can lock a user out by failing on purpose.
+//! - Per address: `max_failures_per_address` failures within
+//!   `failure_window` refuse every login from it until the window ends.
+//! - In flight: at most [`MAX_IN_FLIGHT_PER_USER`] checks of one username
+//!   and [`MAX_IN_FLIGHT_PER_ADDRESS`] from one address run at once.
+//!
+//! An attempt is counted as a failure *before* its password is checked, in
+//! the same critical section as the limit check ([`Limiter::begin`]), so
+//! parallel attempts cannot slip past the limit; a success takes the count
+//! back. Usernames are kept as 128-bit hashes, and the table is bounded.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash};
-use std::net::IpAddr;
-use std::sync::Mutex;
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
-const SHARDS: usize = 16;
-/// Entries kept per shard before expired ones are swept; past it the oldest
-/// windows are dropped, so memory stays bounded under a flood of names.
-const SHARD_CAPACITY: usize = 8192;
+use sha2::{Digest, Sha256};
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Password checks of one username running at once.
+pub const MAX_IN_FLIGHT_PER_USER: u32 = 2;
+/// Password checks from one address running at once.
+pub const MAX_IN_FLIGHT_PER_ADDRESS: u32 = 4;
+/// Entries kept at most; past it, entries with nothing in flight are dropped.
+const CAPACITY: usize = 50_000;
+
+type UserHash = [u8; 16];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Key {
-    User(String),
+    UserAddress(UserHash, IpAddr),
     Address(IpAddr),
+    User(UserHash),
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Window {
+#[derive(Debug, Clone, Copy, Default)]
+struct Entry {
+    /// Start of the address window.
     start: u64,
     failures: u32,
+    last_failure: u64,
+    in_flight: u32,
 }
 
 /// The throttle.
 #[derive(Debug)]
 pub struct Limiter {
     window: u64,
-    max_per_user: u32,
+    free_per_user: u32,
     max_per_address: u32,
-    hasher: std::collections::hash_map::RandomState,
-    shards: Vec<Mutex<HashMap<Key, Window>>>,
+    table: Mutex<HashMap<Key, Entry>>,
+}
+
+/// A counted attempt. Dropping it ends the attempt as a failure unless
+/// [`Attempt::succeeded`] or [`Attempt::not_checked`] was called.
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    limiter: &'a Limiter,
+    user: UserHash,
+    address: IpAddr,
 }
 
 impl Limiter {
-    /// A throttle allowing `max_per_user` and `max_per_address` failures per
-    /// `window` seconds.
-    pub fn new(window: u64, max_per_user: u32, max_per_address: u32) -> Self {
+    /// A throttle: `free_per_user` failures per (user, address) before
+    /// delays begin, `max_per_address` failures per address per `window`
+    /// seconds.
+    pub fn new(window: u64, free_per_user: u32, max_per_address: u32) -> Self {
         Self {
             window,
-            max_per_user,
+            free_per_user,
             max_per_address,
-            hasher: Default::default(),
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            table: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Seconds until a login for `username` from `address` may be tried, or
-    /// `None` if it may be tried now.
-    pub fn blocked(&self, username: &str, address: Option<IpAddr>, now: u64) -> Option<u64> {
-        let user = self.remaining(&Key::User(username.to_string()), self.max_per_user, now);
-        let addr =
-            address.and_then(|a| self.remaining(&Key::Address(a), self.max_per_address, now));
-        user.max(addr)
+    fn table(&self) -> MutexGuard<'_, HashMap<Key, Entry>> {
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Counts a failed login.
-    pub fn fail(&self, username: &str, address: Option<IpAddr>, now: u64) {
-        self.bump(Key::User(username.to_string()), now);
-        if let Some(a) = address {
-            self.bump(Key::Address(a), now);
+    /// Starts an attempt for `username` from `address` at `now`, counting
+    /// it as a failure until it succeeds; or the seconds to wait.
+    pub fn begin(
+        &self,
+        username: &str,
+        address: Option<IpAddr>,
+        now: u64,
+    ) -> Result<Attempt<'_>, u64> {
+        let user = hash_user(username);
+        let address = address.map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), crate::addr::canonical);
+        let mut table = self.table();
+        if table.len() + 3 > CAPACITY {
+            self.evict(&mut table, now);
         }
-    }
-
-    /// Forgets the username's failures after a successful login (the
-    /// address keeps its count).
-    pub fn succeeded(&self, username: &str) {
-        let key = Key::User(username.to_string());
-        self.shard(&key).remove(&key);
-    }
-
-    fn shard(&self, key: &Key) -> std::sync::MutexGuard<'_, HashMap<Key, Window>> {
-        let i = self.hasher.hash_one(key) as usize % SHARDS;
-        self.shards[i]
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn remaining(&self, key: &Key, max: u32, now: u64) -> Option<u64> {
-        let shard = self.shard(key);
-        let w = shard.get(key)?;
-        let end = w.start + self.window;
-        (w.failures >= max && now < end).then_some(end - now)
-    }
-
-    fn bump(&self, key: Key, now: u64) {
-        let window = self.window;
-        let mut shard = self.shard(&key);
-        if shard.len() >= SHARD_CAPACITY && !shard.contains_key(&key) {
-            shard.retain(|_, w| now < w.start + window);
-            if shard.len() >= SHARD_CAPACITY {
-                let oldest = shard.values().map(|w| w.start).min().unwrap_or(now);
-                shard.retain(|_, w| w.start > oldest);
-            }
+        let pair = self.fresh(&mut table, Key::UserAddress(user, address), now);
+        let addr = self.fresh(&mut table, Key::Address(address), now);
+        let by_user = table.get(&Key::User(user)).copied().unwrap_or_default();
+        let wait = [
+            (pair.failures >= self.free_per_user).then(|| {
+                let delay = 1u64
+                    .checked_shl(pair.failures - self.free_per_user)
+                    .unwrap_or(u64::MAX)
+                    .min(self.window);
+                (pair.last_failure + delay).saturating_sub(now)
+            }),
+            (addr.failures >= self.max_per_address)
+                .then(|| (addr.start + self.window).saturating_sub(now)),
+            (by_user.in_flight >= MAX_IN_FLIGHT_PER_USER).then_some(1),
+            (addr.in_flight >= MAX_IN_FLIGHT_PER_ADDRESS).then_some(1),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .filter(|w| *w > 0);
+        if let Some(wait) = wait {
+            return Err(wait);
         }
-        let w = shard.entry(key).or_insert(Window {
-            start: now,
-            failures: 0,
-        });
-        if now >= w.start + window {
-            *w = Window {
+        for key in [Key::UserAddress(user, address), Key::Address(address)] {
+            let e = table.entry(key).or_insert(Entry {
                 start: now,
-                failures: 0,
+                ..Entry::default()
+            });
+            e.failures = e.failures.saturating_add(1);
+            e.last_failure = now;
+            e.in_flight += 1;
+        }
+        table.entry(Key::User(user)).or_default().in_flight += 1;
+        Ok(Attempt {
+            limiter: self,
+            user,
+            address,
+        })
+    }
+
+    /// The entry for `key` with its window restarted if it is over: the
+    /// address window `window` seconds after it began, the (user, address)
+    /// delays `window` seconds after the last failure.
+    fn fresh(&self, table: &mut HashMap<Key, Entry>, key: Key, now: u64) -> Entry {
+        let Some(e) = table.get_mut(&key) else {
+            return Entry::default();
+        };
+        let over = match key {
+            Key::Address(_) => now >= e.start + self.window,
+            _ => now >= e.last_failure + self.window,
+        };
+        if over {
+            *e = Entry {
+                start: now,
+                in_flight: e.in_flight,
+                ..Entry::default()
             };
         }
-        w.failures = w.failures.saturating_add(1);
+        *e
     }
+
+    /// Drops expired entries; if that is not enough, entries with nothing
+    /// in flight, until a quarter of the table is free.
+    fn evict(&self, table: &mut HashMap<Key, Entry>, now: u64) {
+        let window = self.window;
+        table.retain(|_, e| e.in_flight > 0 || now < e.last_failure.max(e.start) + window);
+        let mut excess = table.len().saturating_sub(CAPACITY * 3 / 4);
+        table.retain(|_, e| {
+            if excess > 0 && e.in_flight == 0 {
+                excess -= 1;
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    fn end(&self, attempt: &Attempt<'_>, outcome: Outcome) {
+        let mut table = self.table();
+        for key in [
+            Key::UserAddress(attempt.user, attempt.address),
+            Key::Address(attempt.address),
+            Key::User(attempt.user),
+        ] {
+            let Some(e) = table.get_mut(&key) else {
+                continue;
+            };
+            e.in_flight = e.in_flight.saturating_sub(1);
+            match (outcome, key) {
+                (Outcome::Failed, _) | (_, Key::User(_)) => {}
+                (Outcome::Succeeded, Key::UserAddress(..)) => {
+                    e.failures = 0;
+                }
+                (Outcome::Succeeded | Outcome::NotChecked, _) => {
+                    e.failures = e.failures.saturating_sub(1);
+                }
+            }
+            if e.in_flight == 0 && e.failures == 0 {
+                table.remove(&key);
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Failed,
+    Succeeded,
+    NotChecked,
+}
+
+impl Attempt<'_> {
+    /// The password was right: the user's failures from this address are
+    /// forgotten, and this attempt is not counted against the address.
+    pub fn succeeded(self) {
+        self.limiter.end(&self, Outcome::Succeeded);
+        std::mem::forget(self);
+    }
+
+    /// The password could not be checked (the server was busy): the
+    /// attempt is not counted.
+    pub fn not_checked(self) {
+        self.limiter.end(&self, Outcome::NotChecked);
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        self.limiter.end(self, Outcome::Failed);
+    }
+}
+
+fn hash_user(username: &str) -> UserHash {
+    let digest = Sha256::digest(username.as_bytes());
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[..16]);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn per_user_and_per_address() {
-        let l = Limiter::new(300, 3, 5);
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
-        let b: IpAddr = "10.0.0.2".parse().unwrap();
-        for _ in 0..3 {
-            assert_eq!(l.blocked("alice", Some(a), 1000), None);
-            l.fail("alice", Some(a), 1000);
-        }
-        assert_eq!(l.blocked("alice", Some(b), 1100), Some(200));
-        assert_eq!(l.blocked("bob", Some(a), 1100), None);
-        assert_eq!(l.blocked("alice", Some(b), 1300), None, "window over");
-        // Address limit across usernames.
-        l.fail("c", Some(a), 1000);
-        l.fail("d", Some(a), 1000);
-        assert_eq!(l.blocked("e", Some(a), 1001), Some(299));
-        assert_eq!(l.blocked("e", Some(b), 1001), None);
-        l.succeeded("alice");
-        assert_eq!(l.blocked("alice", None, 1001), None);
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
     }
 
     #[test]
-    fn memory_is_bounded() {
-        let l = Limiter::new(300, 3, 5);
-        for i in 0..(SHARDS * SHARD_CAPACITY * 2) {
-            l.fail(&format!("u{i}"), None, 1000 + (i as u64 / 1000));
+    fn progressive_delay_per_user_and_address() {
+        let l = Limiter::new(300, 3, 100);
+        let a = ip("10.0.0.1");
+        for _ in 0..3 {
+            drop(l.begin("alice", a, 1000).unwrap());
         }
-        let total: usize = l.shards.iter().map(|s| s.lock().unwrap().len()).sum();
-        assert!(total <= SHARDS * SHARD_CAPACITY, "{total}");
+        // Fourth failure waits 1 s, then 2 s, 4 s.
+        assert_eq!(l.begin("alice", a, 1000).unwrap_err(), 1);
+        drop(l.begin("alice", a, 1001).unwrap());
+        assert_eq!(l.begin("alice", a, 1002).unwrap_err(), 1);
+        drop(l.begin("alice", a, 1003).unwrap());
+        assert_eq!(l.begin("alice", a, 1003).unwrap_err(), 4);
+        // Another address is not slowed down: no lockout by failing on purpose.
+        l.begin("alice", ip("10.0.0.2"), 1003).unwrap().succeeded();
+        // The delay is capped at the window; the count ends a window after
+        // the last failure.
+        drop(l.begin("alice", a, 1007).unwrap());
+        assert!(l.begin("alice", a, 1008).is_err());
+        assert!(l.begin("alice", a, 1007 + 300).is_ok());
+    }
+
+    #[test]
+    fn success_forgets_the_pair() {
+        let l = Limiter::new(300, 2, 100);
+        let a = ip("10.0.0.1");
+        drop(l.begin("bob", a, 1000).unwrap());
+        drop(l.begin("bob", a, 1000).unwrap());
+        assert!(l.begin("bob", a, 1000).is_err());
+        l.begin("bob", a, 1001).unwrap().succeeded();
+        drop(l.begin("bob", a, 1001).unwrap());
+        assert!(l.begin("bob", a, 1001).is_ok());
+    }
+
+    #[test]
+    fn per_address_cap_across_usernames() {
+        let l = Limiter::new(300, 100, 5);
+        let a = ip("10.0.0.1");
+        for i in 0..5 {
+            drop(l.begin(&format!("u{i}"), a, 1000).unwrap());
+        }
+        assert_eq!(l.begin("other", a, 1001).unwrap_err(), 299);
+        assert!(l.begin("other", ip("10.0.0.2"), 1001).is_ok());
+        assert!(l.begin("other", a, 1300).is_ok(), "window over");
+    }
+
+    #[test]
+    fn parallel_attempts_are_counted_before_checking() {
+        let l = Limiter::new(300, 5, 100);
+        let a = ip("10.0.0.1");
+        // Attempts held open (their password being checked) count already,
+        // and at most two of one user run at once.
+        let first = l.begin("carol", a, 1000).unwrap();
+        let second = l.begin("carol", ip("10.0.0.2"), 1000).unwrap();
+        assert_eq!(l.begin("carol", ip("10.0.0.3"), 1000).unwrap_err(), 1);
+        drop((first, second));
+        let mut held = Vec::new();
+        for _ in 0..30 {
+            if let Ok(attempt) = l.begin("dave", a, 1000) {
+                held.push(attempt);
+            }
+            if held.len() == 2 {
+                held.clear();
+            }
+        }
+        // 30 tries in the same second: only the 5 free ones were admitted.
+        assert!(l.begin("dave", a, 1000).is_err());
+        let table = l.table();
+        assert_eq!(
+            table[&Key::UserAddress(hash_user("dave"), a.unwrap())].failures,
+            5
+        );
+    }
+
+    #[test]
+    fn an_unchecked_attempt_is_not_counted() {
+        let l = Limiter::new(300, 1, 100);
+        let a = ip("10.0.0.1");
+        l.begin("erin", a, 1000).unwrap().not_checked();
+        assert!(l.begin("erin", a, 1000).is_ok());
+    }
+
+    #[test]
+    fn memory_is_bounded_and_names_are_hashed() {
+        let l = Limiter::new(300, 3, u32::MAX);
+        let long = "x".repeat(1024);
+        for i in 0..(CAPACITY * 2) {
+            drop(l.begin(&format!("{long}{i}"), ip("10.0.0.1"), 1000));
+        }
+        assert!(l.table().len() <= CAPACITY);
     }
 }

@@ -3,10 +3,12 @@
 //! protection of the forms, and failed-login throttling. Stateless: the
 //! session and consent decisions are sealed cookies ([`crate::seal`]).
 
+pub mod hashing;
 pub mod limiter;
 pub mod pages;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -49,24 +51,31 @@ pub struct Consent {
     pub e: u64,
 }
 
-/// Users, throttling and the limit on concurrent password checks.
+/// Users, throttling and the password-checking pool.
 #[derive(Debug)]
 pub struct Login {
     /// Who can log in.
-    pub users: Users,
+    pub users: Arc<Users>,
     /// Failed-login throttle.
     pub limiter: limiter::Limiter,
-    /// argon2id takes ~19 MiB and tens of milliseconds per check: at most
-    /// one per core runs at once, on blocking threads, never on the token
-    /// or introspection path.
-    pub hashing: tokio::sync::Semaphore,
+    /// argon2id takes ~19 MiB and tens of milliseconds per check: a fixed
+    /// pool of workers, never on the token or introspection path.
+    pub hashing: hashing::HashPool,
 }
 
 impl Login {
-    /// Loads users from `[[users]]` and `login.users_file`.
+    /// Loads users from `[[users]]` and `login.users_file` and starts the
+    /// hashing workers.
     pub fn new(config: &Config) -> Result<Self, String> {
-        let users = Users::new(&config.users, config.login.users_file.as_deref())?;
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let users = Arc::new(Users::new(
+            &config.users,
+            config.login.users_file.as_deref(),
+        )?);
+        let workers = match config.login.hash_workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let hashing = hashing::HashPool::start(users.clone(), workers, config.login.hash_queue)?;
         Ok(Self {
             users,
             limiter: limiter::Limiter::new(
@@ -74,7 +83,7 @@ impl Login {
                 config.login.max_failures_per_user,
                 config.login.max_failures_per_address,
             ),
-            hashing: tokio::sync::Semaphore::new(cores),
+            hashing,
         })
     }
 }
@@ -121,12 +130,8 @@ pub fn cookie<'a>(req: &'a poem::Request, name: &str) -> Option<&'a str> {
 /// The address a login attempt comes from: the TCP peer, or, when the peer
 /// is a trusted proxy, the last address it put in `X-Forwarded-For`.
 pub fn client_address(req: &poem::Request, trusted_proxies: &[ipnet::IpNet]) -> Option<IpAddr> {
-    let peer = req.remote_addr().as_socket_addr().map(|a| a.ip())?;
-    let peer = match peer {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    };
-    if !trusted_proxies.iter().any(|net| net.contains(&peer)) {
+    let peer = crate::addr::canonical(req.remote_addr().as_socket_addr().map(|a| a.ip())?);
+    if !crate::addr::in_any(trusted_proxies, peer) {
         return Some(peer);
     }
     let forwarded = req

@@ -197,8 +197,7 @@ async fn post_inner(
     {
         return Err(OAuthError::UnsupportedMediaType.into());
     }
-    let bytes =
-        crate::oauth::extract::read_limited(req, body, &state.config.server).await?;
+    let bytes = crate::oauth::extract::read_limited(req, body, &state.config.server).await?;
     let form = crate::oauth::extract::parse_form(&bytes)?;
     let expired = || PageError::bad("This form has expired or is not valid.");
     let pending: Pending = text(&form, "request")
@@ -251,36 +250,48 @@ async fn login_step(
         ));
     };
     let address = login::client_address(req, &state.config.mtls.trusted_proxies);
-    if let Some(wait) = state.login.limiter.blocked(username, address, now) {
-        tracing::warn!(address = ?address, "login throttled after repeated failures");
+    let refused = |status, message, wait: u64| {
         let mut resp = login_page(
             state,
             req,
             &pending,
             client,
             username,
-            Some("Too many failed sign-in attempts. Wait a few minutes and try again."),
-            StatusCode::TOO_MANY_REQUESTS,
+            Some(message),
+            status,
         );
         if let Ok(v) = wait.to_string().parse() {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
-        return Ok(resp);
-    }
-    let user = {
-        let _permit = state
-            .login
-            .hashing
-            .acquire()
-            .await
-            .map_err(OAuthError::internal)?;
-        let (shared, name, pass) = (state.clone(), username.to_string(), password.to_string());
-        tokio::task::spawn_blocking(move || shared.login.users.verify(&name, &pass))
-            .await
-            .map_err(OAuthError::internal)?
+        resp
+    };
+    // Counted before the password is checked, so parallel attempts cannot
+    // slip past the limit.
+    let attempt = match state.login.limiter.begin(username, address, now) {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            tracing::warn!(address = ?address, "login throttled after repeated failures");
+            return Ok(refused(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many failed sign-in attempts. Wait a little and try again.",
+                wait,
+            ));
+        }
+    };
+    let user = match state.login.hashing.verify(username, password).await {
+        Ok(user) => user,
+        Err(e) => {
+            attempt.not_checked();
+            tracing::warn!(error = %e, "password check not run");
+            return Ok(refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The server is busy. Try again in a moment.",
+                1,
+            ));
+        }
     };
     let Some(user) = user else {
-        state.login.limiter.fail(username, address, now);
+        drop(attempt);
         tracing::info!(address = ?address, "failed login");
         return Ok(login_page(
             state,
@@ -292,7 +303,7 @@ async fn login_step(
             StatusCode::OK,
         ));
     };
-    state.login.limiter.succeeded(&user.username);
+    attempt.succeeded();
     let session = Session {
         u: user.username.clone(),
         at: now,

@@ -121,6 +121,39 @@ impl Browser {
         }
     }
 
+    /// A browser behind the (trusted, loopback) proxy at `address`: plain
+    /// HTTP, with `X-Forwarded-For` set as nginx sets it.
+    pub fn via_proxy(server: &Api, address: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-forwarded-for", address.parse().unwrap());
+        Self {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .default_headers(headers)
+                .build()
+                .unwrap(),
+            cookies: HashMap::new(),
+            base: server.http_url(""),
+        }
+    }
+
+    /// Over HTTPS, with `X-Forwarded-For: address` (believed when the
+    /// loopback peer is a trusted proxy).
+    pub fn forwarded(server: &Api, address: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-forwarded-for", address.parse().unwrap());
+        Self {
+            client: reqwest::Client::builder()
+                .tls_backend_preconfigured(server.tls_config(None))
+                .redirect(reqwest::redirect::Policy::none())
+                .default_headers(headers)
+                .build()
+                .unwrap(),
+            cookies: HashMap::new(),
+            base: server.https_url(""),
+        }
+    }
+
     fn cookie_header(&self) -> String {
         self.cookies
             .iter()

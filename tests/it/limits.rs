@@ -70,17 +70,26 @@ async fn idle_slowloris_and_half_open_connections_are_closed() {
     // Plain connections that never send a byte.
     for _ in 0..40 {
         let s = TcpStream::connect(http).await.unwrap();
-        waiting.push(("idle http", tokio::spawn(closed_within(s, Duration::from_secs(8)))));
+        waiting.push((
+            "idle http",
+            tokio::spawn(closed_within(s, Duration::from_secs(8))),
+        ));
     }
     // TCP to the HTTPS port without a handshake.
     for _ in 0..40 {
         let s = TcpStream::connect(server.https).await.unwrap();
-        waiting.push(("no handshake", tokio::spawn(closed_within(s, Duration::from_secs(8)))));
+        waiting.push((
+            "no handshake",
+            tokio::spawn(closed_within(s, Duration::from_secs(8))),
+        ));
     }
     // A finished TLS handshake, then nothing.
     for _ in 0..40 {
         let s = tls(&server, TcpStream::connect(server.https).await.unwrap()).await;
-        waiting.push(("idle tls", tokio::spawn(closed_within(s, Duration::from_secs(8)))));
+        waiting.push((
+            "idle tls",
+            tokio::spawn(closed_within(s, Duration::from_secs(8))),
+        ));
     }
     // An HTTP/2 preface and SETTINGS, then nothing.
     for _ in 0..20 {
@@ -88,7 +97,10 @@ async fn idle_slowloris_and_half_open_connections_are_closed() {
         s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
             .await
             .unwrap();
-        waiting.push(("idle h2", tokio::spawn(closed_within(s, Duration::from_secs(8)))));
+        waiting.push((
+            "idle h2",
+            tokio::spawn(closed_within(s, Duration::from_secs(8))),
+        ));
     }
     // Slowloris: a header line every 300 ms, never finished.
     for _ in 0..40 {
@@ -102,7 +114,10 @@ async fn idle_slowloris_and_half_open_connections_are_closed() {
                     .ok()?;
                 for i in 0..40 {
                     tokio::time::sleep(Duration::from_millis(300)).await;
-                    if s.write_all(format!("X-{i}: y\r\n").as_bytes()).await.is_err() {
+                    if s.write_all(format!("X-{i}: y\r\n").as_bytes())
+                        .await
+                        .is_err()
+                    {
                         return Some(start.elapsed());
                     }
                 }
@@ -111,7 +126,9 @@ async fn idle_slowloris_and_half_open_connections_are_closed() {
         ));
     }
     // Meanwhile a normal client is served, over both listeners.
-    let id = server.pki.client(&[(rcgen::DnType::CommonName, "svc")], vec![]);
+    let id = server
+        .pki
+        .client(&[(rcgen::DnType::CommonName, "svc")], vec![]);
     for _ in 0..5 {
         server.token(&id, "svc").await;
         let (status, _, _) = server
@@ -185,7 +202,9 @@ async fn connection_caps_refuse_at_once_and_free_places() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let refused = connect_from([127, 0, 0, 2], http).await;
     assert!(
-        closed_within(refused, Duration::from_secs(2)).await.is_some(),
+        closed_within(refused, Duration::from_secs(2))
+            .await
+            .is_some(),
         "over the per-address cap"
     );
     // Another address is still admitted and served.
@@ -207,7 +226,9 @@ async fn connection_caps_refuse_at_once_and_free_places() {
     assert_eq!(server.open_connections(), 12);
     let refused = connect_from([127, 0, 0, 9], http).await;
     assert!(
-        closed_within(refused, Duration::from_secs(2)).await.is_some(),
+        closed_within(refused, Duration::from_secs(2))
+            .await
+            .is_some(),
         "over the total cap"
     );
     // Closing frees places.

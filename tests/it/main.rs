@@ -11,6 +11,7 @@ mod e2e;
 mod headers;
 mod introspect;
 mod limits;
+mod login_limits;
 mod openapi;
 mod process;
 mod refresh;
