@@ -1,16 +1,31 @@
 //! Scope parameter (RFC 6749 §3.3): a space-delimited list of
-//! `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
+//! `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`, at most
+//! [`MAX_TOKENS`] tokens and [`MAX_LEN`] characters.
+
+use std::collections::HashSet;
 
 use crate::error::OAuthError;
 
-/// Parses a scope string into its tokens, in order, without duplicates.
-/// Any character outside the RFC 6749 §3.3 grammar, or an empty token
-/// between two spaces, is `invalid_scope`.
+/// Most scope tokens accepted in one parameter.
+pub const MAX_TOKENS: usize = 64;
+/// Longest scope parameter accepted.
+pub const MAX_LEN: usize = 2048;
+
+/// Parses a scope string into its tokens, in order, without duplicates, in
+/// linear time. Any character outside the RFC 6749 §3.3 grammar, an empty
+/// token between two spaces, more than [`MAX_TOKENS`] tokens or more than
+/// [`MAX_LEN`] characters is `invalid_scope`.
 pub fn parse(s: &str) -> Result<Vec<&str>, OAuthError> {
     let mut out: Vec<&str> = Vec::new();
     if s.is_empty() {
         return Ok(out);
     }
+    if s.len() > MAX_LEN {
+        return Err(OAuthError::InvalidScope(
+            format!("scope is longer than {MAX_LEN} characters").into(),
+        ));
+    }
+    let mut seen = HashSet::new();
     for token in s.split(' ') {
         if token.is_empty() {
             return Err(OAuthError::InvalidScope("scope has an empty token".into()));
@@ -20,7 +35,12 @@ pub fn parse(s: &str) -> Result<Vec<&str>, OAuthError> {
                 "scope has a character outside RFC 6749 §3.3".into(),
             ));
         }
-        if !out.contains(&token) {
+        if seen.insert(token) {
+            if out.len() == MAX_TOKENS {
+                return Err(OAuthError::InvalidScope(
+                    format!("scope has more than {MAX_TOKENS} tokens").into(),
+                ));
+            }
             out.push(token);
         }
     }
@@ -81,6 +101,28 @@ mod tests {
         ));
         assert!(contains("a b c", "b"));
         assert!(!contains("a bc", "b"));
+    }
+
+    #[test]
+    fn counts_and_lengths_are_capped() {
+        let many: Vec<String> = (0..=MAX_TOKENS).map(|i| format!("s{i}")).collect();
+        assert!(parse(&many[..MAX_TOKENS].join(" ")).is_ok());
+        assert!(matches!(
+            parse(&many.join(" ")),
+            Err(OAuthError::InvalidScope(_))
+        ));
+        // Repeats of allowed tokens do not count twice.
+        assert_eq!(parse(&["a"; 500].join(" ")).unwrap(), vec!["a"]);
+        assert!(parse(&"a".repeat(MAX_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn the_reported_12000_token_scope_is_refused_on_length() {
+        let s: String = (0..12_000).map(|i| format!("t{} ", i % 40)).collect();
+        assert!(matches!(
+            parse(s.trim_end()),
+            Err(OAuthError::InvalidScope(_))
+        ));
     }
 
     proptest! {

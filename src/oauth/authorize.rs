@@ -644,14 +644,23 @@ fn validate(
             "max_age must be a number of seconds",
         ));
     }
-    let scope =
-        crate::scope::grant(text(params, "scope"), &client.scopes).map_err(|e| match e {
-            OAuthError::InvalidScope(_) => redirect_error(
-                "invalid_scope",
-                "a requested scope is unknown or not allowed for this client",
-            ),
-            _ => redirect_error("invalid_request", "scope is malformed"),
-        })?;
+    // A user's token never inherits the client's machine scopes: scope
+    // must be asked for, and the introspection scope is never granted here.
+    let requested = text(params, "scope")
+        .ok_or_else(|| redirect_error("invalid_scope", "scope is required"))?;
+    let scope = crate::scope::grant(Some(requested), &client.scopes).map_err(|e| match e {
+        OAuthError::InvalidScope(_) => redirect_error(
+            "invalid_scope",
+            "a requested scope is unknown or not allowed for this client",
+        ),
+        _ => redirect_error("invalid_request", "scope is malformed"),
+    })?;
+    if crate::scope::contains(&scope, &state.config.tokens.introspection_scope) {
+        return Err(redirect_error(
+            "invalid_scope",
+            "the introspection scope is for clients, not users",
+        ));
+    }
     let challenge = text(params, "code_challenge");
     let method = text(params, "code_challenge_method");
     match (challenge, method) {

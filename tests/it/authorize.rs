@@ -164,7 +164,16 @@ async fn untrusted_client_or_redirect_is_shown_never_redirected() {
 async fn later_errors_are_redirected_with_state_and_iss() {
     let server = server().await;
     let mut browser = Browser::new(&server);
+    // Finding 5: thousands of scope tokens are refused, in linear time.
+    let huge: String = (0..5000)
+        .map(|i| format!("t{}", i % 40))
+        .collect::<Vec<_>>()
+        .join(" ");
     let cases: &[(&[(&str, &str)], &str)] = &[
+        // Finding 11: no scope, or the introspection scope, for a user.
+        (&[("scope", "")], "invalid_scope"),
+        (&[("scope", "openid introspect")], "invalid_scope"),
+        (&[("scope", &huge)], "invalid_scope"),
         (
             &[("code_challenge", ""), ("code_challenge_method", "")],
             "invalid_request",

@@ -32,7 +32,7 @@ token_endpoint_auth_method = "tls_client_auth"
 tls_client_auth_subject_dn = "CN=web"
 grant_types = ["authorization_code", "refresh_token"]
 redirect_uris = ["{REDIRECT}", "https://app.test/other"]
-scope = "openid profile email read write"
+scope = "openid profile email read write introspect"
 
 [[clients]]
 client_id = "other"
