@@ -55,6 +55,9 @@ pub enum AuthMethod {
     Tls {
         /// The registered subject.
         subject: Subject,
+        /// The client's own anchors (`tls_client_auth_trust_anchors`);
+        /// `None`: the shared `mtls.trust_anchors`.
+        anchors: Option<TrustAnchors>,
     },
     /// RFC 6749 §2.3.1, HTTP Basic.
     SecretBasic {
@@ -154,14 +157,17 @@ pub struct Clients {
 
 impl Clients {
     /// Builds the registry; an inconsistent client is an error naming it.
+    /// `allow_missing_eku` applies to the clients' own anchors as it does
+    /// to `trust`.
     pub fn new(
         configs: &[ClientConfig],
         trust: Option<TrustAnchors>,
         base_dir: &Path,
+        allow_missing_eku: bool,
     ) -> Result<Self, String> {
         let mut by_id = HashMap::new();
         for c in configs {
-            let client = build(c, base_dir, trust.is_some())
+            let client = build(c, base_dir, trust.is_some(), allow_missing_eku)
                 .map_err(|e| format!("client {:?}: {e}", c.client_id))?;
             if by_id
                 .insert(c.client_id.clone(), Arc::new(client))
@@ -229,10 +235,13 @@ impl Clients {
                 creds.basic.is_none()
                     && cert.is_some_and(|c| thumbprints.contains(&c.thumbprint))
             }
-            AuthMethod::Tls { subject } => {
+            AuthMethod::Tls { subject, anchors } => {
                 creds.basic.is_none()
                     && cert.is_some_and(|c| {
-                        let chain = self.trust.as_ref().map(|t| t.verify(c, now));
+                        let chain = anchors
+                            .as_ref()
+                            .or(self.trust.as_ref())
+                            .map(|t| t.verify(c, now));
                         if let Some(Err(e)) = &chain {
                             tracing::debug!(client_id = %id, error = %e, "client certificate chain rejected");
                         }
@@ -260,23 +269,48 @@ fn secret_matches(secret: &str, hash: &[u8; 32]) -> bool {
     Sha256::digest(secret.as_bytes()).ct_eq(hash).into()
 }
 
-fn build(c: &ClientConfig, base_dir: &Path, have_trust: bool) -> Result<Client, String> {
+fn build(
+    c: &ClientConfig,
+    base_dir: &Path,
+    have_trust: bool,
+    allow_missing_eku: bool,
+) -> Result<Client, String> {
     if c.client_id.is_empty() {
         return Err("client_id is empty".into());
     }
     let subjects = subjects(c)?;
     let has_pins = !c.certificates.is_empty() || c.jwks.is_some();
+    if c.tls_client_auth_trust_anchors.is_some()
+        && c.token_endpoint_auth_method != "tls_client_auth"
+    {
+        return Err("tls_client_auth_trust_anchors is for tls_client_auth only".into());
+    }
     let method = match c.token_endpoint_auth_method.as_str() {
         "tls_client_auth" => {
             if has_pins || c.client_secret_sha256.is_some() {
                 return Err("tls_client_auth takes a subject, not certificates or a secret".into());
             }
-            if !have_trust {
-                return Err("tls_client_auth needs mtls.trust_anchors".into());
-            }
+            let anchors = match &c.tls_client_auth_trust_anchors {
+                Some(file) => {
+                    let path = base_dir.join(file);
+                    Some(
+                        TrustAnchors::new(read_pem_certificates(&path)?, allow_missing_eku)
+                            .map_err(|e| {
+                                format!("tls_client_auth_trust_anchors {}: {e}", path.display())
+                            })?,
+                    )
+                }
+                None if have_trust => None,
+                None => {
+                    return Err(
+                        "tls_client_auth needs mtls.trust_anchors or tls_client_auth_trust_anchors"
+                            .into(),
+                    );
+                }
+            };
             let mut subjects = subjects;
             match (subjects.pop(), subjects.is_empty()) {
-                (Some(subject), true) => AuthMethod::Tls { subject },
+                (Some(subject), true) => AuthMethod::Tls { subject, anchors },
                 (None, _) => {
                     return Err(
                         "tls_client_auth needs one tls_client_auth_subject_dn or _san_* value"
@@ -459,7 +493,7 @@ mod tests {
 
     #[test]
     fn inconsistent_clients_are_named() {
-        let no_subject = Clients::new(&[cfg("tls_client_auth")], None, Path::new("."));
+        let no_subject = Clients::new(&[cfg("tls_client_auth")], None, Path::new("."), false);
         assert!(no_subject.unwrap_err().contains("client \"c\""));
 
         let mut two = cfg("tls_client_auth");
@@ -469,16 +503,24 @@ mod tests {
             let key = rcgen::KeyPair::generate().unwrap();
             let mut p = rcgen::CertificateParams::new(vec![]).unwrap();
             p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-            TrustAnchors::new(vec![p.self_signed(&key).unwrap().der().clone()]).unwrap()
+            TrustAnchors::new(vec![p.self_signed(&key).unwrap().der().clone()], false).unwrap()
         };
-        let err = Clients::new(&[two], Some(anchors), Path::new(".")).unwrap_err();
+        let err = Clients::new(&[two], Some(anchors), Path::new("."), false).unwrap_err();
         assert!(err.contains("exactly one subject"), "{err}");
 
         let mut secret = cfg("client_secret_basic");
         secret.client_secret_sha256 = Some("zz".into());
-        assert!(Clients::new(&[secret], None, Path::new(".")).is_err());
-        assert!(Clients::new(&[cfg("private_key_jwt")], None, Path::new(".")).is_err());
-        assert!(Clients::new(&[cfg("self_signed_tls_client_auth")], None, Path::new(".")).is_err());
+        assert!(Clients::new(&[secret], None, Path::new("."), false).is_err());
+        assert!(Clients::new(&[cfg("private_key_jwt")], None, Path::new("."), false).is_err());
+        assert!(
+            Clients::new(
+                &[cfg("self_signed_tls_client_auth")],
+                None,
+                Path::new("."),
+                false
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -489,7 +531,7 @@ mod tests {
         let mut post = cfg("client_secret_post");
         post.client_id = "p".into();
         post.client_secret_sha256 = Some(hash);
-        let clients = Clients::new(&[basic, post], None, Path::new(".")).unwrap();
+        let clients = Clients::new(&[basic, post], None, Path::new("."), false).unwrap();
         let basic_creds = |secret: &str| Credentials {
             basic: Some(("c".into(), secret.into())),
             ..Default::default()

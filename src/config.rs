@@ -105,8 +105,15 @@ pub struct MtlsConfig {
     pub client_certificate_header: Option<String>,
     /// CIDRs of proxies whose certificate header is believed.
     pub trusted_proxies: Vec<IpNet>,
-    /// PEM bundle of CAs trusted for `tls_client_auth` (RFC 8705 §2.1).
+    /// PEM bundle of CAs trusted for `tls_client_auth` (RFC 8705 §2.1),
+    /// shared by every client without `tls_client_auth_trust_anchors`.
     pub trust_anchors: Option<PathBuf>,
+    /// Accept `tls_client_auth` leaves that carry no extended key usage
+    /// extension. Off: the leaf must list clientAuth.
+    pub allow_leaf_without_eku: bool,
+    /// Believe the certificate header on the HTTPS listener too (a
+    /// TLS-to-TLS proxy in front). Off: only the plain HTTP listener reads it.
+    pub header_on_https: bool,
     /// Base URL of an mTLS-only host; when set, discovery publishes
     /// `mtls_endpoint_aliases` (RFC 8705 §5) under it.
     pub endpoint_aliases_base: Option<String>,
@@ -252,6 +259,9 @@ pub struct ClientConfig {
     pub tls_client_auth_san_ip: Option<String>,
     /// `tls_client_auth`: expected rfc822Name SAN.
     pub tls_client_auth_san_email: Option<String>,
+    /// `tls_client_auth`: PEM bundle of the CAs that may issue this
+    /// client's certificate, instead of the shared `mtls.trust_anchors`.
+    pub tls_client_auth_trust_anchors: Option<PathBuf>,
     /// `self_signed_tls_client_auth`: pinned certificates, each a PEM file
     /// path or inline PEM.
     #[serde(default)]
@@ -288,6 +298,8 @@ impl Default for Config {
                 client_certificate_header: None,
                 trusted_proxies: Vec::new(),
                 trust_anchors: None,
+                allow_leaf_without_eku: false,
+                header_on_https: false,
                 endpoint_aliases_base: None,
             },
             tokens: TokensConfig {

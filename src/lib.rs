@@ -77,18 +77,27 @@ impl AppState {
     ) -> Result<Self, String> {
         let trust = match &config.mtls.trust_anchors {
             Some(path) => Some(
-                TrustAnchors::new(clients::read_pem_certificates(path)?)
-                    .map_err(|e| format!("mtls.trust_anchors {}: {e}", path.display()))?,
+                TrustAnchors::new(
+                    clients::read_pem_certificates(path)?,
+                    config.mtls.allow_leaf_without_eku,
+                )
+                .map_err(|e| format!("mtls.trust_anchors {}: {e}", path.display()))?,
             ),
             None => None,
         };
-        let clients = Clients::new(&config.clients, trust, Path::new(""))?;
+        let clients = Clients::new(
+            &config.clients,
+            trust,
+            Path::new(""),
+            config.mtls.allow_leaf_without_eku,
+        )?;
         let cert_header = match &config.mtls.client_certificate_header {
             Some(name) => Some(HeaderSource {
                 name: poem::http::HeaderName::try_from(name.trim().to_ascii_lowercase()).map_err(
                     |_| format!("mtls.client_certificate_header {name:?} is not a header name"),
                 )?,
                 trusted_proxies: config.mtls.trusted_proxies.clone(),
+                on_https: config.mtls.header_on_https,
             }),
             None => None,
         };

@@ -1,18 +1,28 @@
 //! Subject DN comparison for `tls_client_auth_subject_dn` (RFC 8705 §2.1.2,
 //! strings per RFC 4514).
 //!
-//! A DN is compared as a set of (attribute type OID, value) pairs: type names
-//! and OIDs are interchangeable and case-insensitive, values compare
-//! case-insensitively with insignificant whitespace removed (RFC 4518
-//! `caseIgnoreMatch`), escapes are decoded, and the order of attributes does
-//! not matter (RFC 4514 strings list RDNs in reverse ASN.1 order; tools
-//! differ in which order they print).
+//! A DN is a sequence of RDNs, each a set of (attribute type, value) pairs,
+//! and it is compared as such (X.501 distinguishedNameMatch):
+//! - RDNs in order. An RFC 4514 string lists them last-to-first (`CN=…`
+//!   first); the whole sequence reversed (`C=…` first, as some tools print
+//!   it) is accepted too, but no other order.
+//! - A multi-valued RDN (`CN=a+O=b`) is one RDN: it never equals two RDNs
+//!   (`CN=a,O=b`). Inside it, the order of its attributes does not matter.
+//! - Type names and dotted OIDs are interchangeable and case-insensitive.
+//! - Values: escapes decoded, leading and trailing spaces dropped, inner
+//!   runs of spaces folded to one (RFC 4518 §2.6.1 insignificant space),
+//!   then ASCII letters compared case-insensitively. Other characters
+//!   compare exactly: no Unicode case folding, so `K` (U+212A KELVIN SIGN)
+//!   is not `k`.
 
 use x509_parser::x509::X509Name;
 
-/// A parsed, normalised DN.
+/// One RDN: its attributes as (OID, normalised value), sorted.
+type Rdn = Vec<(String, String)>;
+
+/// A parsed, normalised DN, RDNs in ASN.1 order (most significant first).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Dn(Vec<(String, String)>);
+pub struct Dn(Vec<Rdn>);
 
 /// Why a DN string is malformed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -62,40 +72,60 @@ const NAMES: &[(&str, &str)] = &[
 impl Dn {
     /// Parses an RFC 4514 string such as `CN=client, O=Example\, Inc.`.
     pub fn parse(s: &str) -> Result<Self, DnError> {
-        let mut attrs = Vec::new();
-        for part in split_escaped(s, &[',', ';', '+']) {
-            let part = part.trim();
-            if part.is_empty() {
+        let mut rdns = Vec::new();
+        for rdn in split_escaped(s, &[',', ';']) {
+            if rdn.trim().is_empty() {
                 continue;
             }
-            let (typ, value) = part
-                .split_once('=')
-                .ok_or_else(|| DnError::NoEquals(part.to_string()))?;
-            let oid = type_oid(typ.trim()).ok_or_else(|| DnError::UnknownType(typ.to_string()))?;
-            let value = unescape(value.trim()).ok_or_else(|| DnError::Escape(part.to_string()))?;
-            attrs.push((oid, normalise(&value)));
+            let mut attrs = Vec::new();
+            for part in split_escaped(rdn, &['+']) {
+                let part = part.trim();
+                let (typ, value) = part
+                    .split_once('=')
+                    .ok_or_else(|| DnError::NoEquals(part.to_string()))?;
+                let oid =
+                    type_oid(typ.trim()).ok_or_else(|| DnError::UnknownType(typ.to_string()))?;
+                let value =
+                    unescape(value.trim()).ok_or_else(|| DnError::Escape(part.to_string()))?;
+                attrs.push((oid, normalise(&value)));
+            }
+            attrs.sort();
+            rdns.push(attrs);
         }
-        if attrs.is_empty() {
+        if rdns.is_empty() {
             return Err(DnError::Empty);
         }
-        attrs.sort();
-        Ok(Self(attrs))
+        // RFC 4514 §2.1: the string lists the last RDN first.
+        rdns.reverse();
+        Ok(Self(rdns))
     }
 
     /// The DN of a certificate subject.
     pub fn from_x509(name: &X509Name<'_>) -> Self {
-        let mut attrs: Vec<(String, String)> = name
-            .iter_attributes()
-            .map(|attr| {
-                let value = match attr.as_str() {
-                    Ok(s) => normalise(s),
-                    Err(_) => format!("#{}", hex::encode(attr.attr_value().data)),
-                };
-                (attr.attr_type().to_id_string(), value)
-            })
-            .collect();
-        attrs.sort();
-        Self(attrs)
+        Self(
+            name.iter_rdn()
+                .map(|rdn| {
+                    let mut attrs: Rdn = rdn
+                        .iter()
+                        .map(|attr| {
+                            let value = match attr.as_str() {
+                                Ok(s) => normalise(s),
+                                Err(_) => format!("#{}", hex::encode(attr.attr_value().data)),
+                            };
+                            (attr.attr_type().to_id_string(), value)
+                        })
+                        .collect();
+                    attrs.sort();
+                    attrs
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether a certificate's DN `cert` is this registered DN, in RFC
+    /// 4514 order or with the whole sequence reversed.
+    pub fn matches(&self, cert: &Dn) -> bool {
+        self.0 == cert.0 || (self.0.len() == cert.0.len() && self.0.iter().rev().eq(cert.0.iter()))
     }
 }
 
@@ -113,13 +143,18 @@ fn type_oid(typ: &str) -> Option<String> {
     is_oid.then(|| lower.to_string())
 }
 
-/// Case-folded, leading/trailing whitespace removed, inner runs collapsed.
+/// RFC 4518 insignificant space handling (spaces only), then ASCII case
+/// folding; other characters are kept as they are.
 fn normalise(value: &str) -> String {
-    value
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase()
+    let mut out = String::with_capacity(value.len());
+    for word in value.split(' ').filter(|w| !w.is_empty()) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out.make_ascii_lowercase();
+    out
 }
 
 /// Splits on any of `seps` that is not escaped with `\` nor inside quotes.
@@ -172,26 +207,91 @@ fn unescape(v: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn cert_dn(attrs: &[(rcgen::DnType, &str)]) -> Dn {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        for (t, v) in attrs {
+            params.distinguished_name.push(t.clone(), *v);
+        }
+        let cert = params.self_signed(&key).unwrap();
+        let (_, x509) = x509_parser::parse_x509_certificate(cert.der()).unwrap();
+        Dn::from_x509(x509.subject())
+    }
+
+    fn demo() -> Dn {
+        cert_dn(&[
+            (rcgen::DnType::OrganizationName, "certbound dev"),
+            (rcgen::DnType::CommonName, "demo-client"),
+        ])
+    }
+
     #[test]
-    fn spacing_case_and_order_do_not_matter() {
-        let a = Dn::parse("CN=demo-client,O=certbound dev").unwrap();
+    fn spacing_case_escapes_and_type_names_do_not_matter() {
+        let cert = demo();
         for same in [
+            "CN=demo-client,O=certbound dev",
             "cn=demo-client, o=certbound dev",
-            "O = certbound  dev ; CN = Demo-Client",
-            "2.5.4.3=demo-client+2.5.4.10=certbound dev",
+            "CN = Demo-Client ; O = certbound  dev",
+            "2.5.4.3=demo-client,2.5.4.10=certbound dev",
             "commonName=demo-client,organizationName=\"certbound dev\"",
             "CN=demo\\2Dclient,O=certbound\\20dev",
+            // The whole sequence reversed, as `openssl -nameopt` prints it.
+            "O=certbound dev,CN=demo-client",
         ] {
-            assert_eq!(Dn::parse(same).unwrap(), a, "{same}");
+            assert!(Dn::parse(same).unwrap().matches(&cert), "{same}");
         }
-        assert_ne!(Dn::parse("CN=demo-client").unwrap(), a);
-        assert_ne!(Dn::parse("CN=demo-client,O=other").unwrap(), a);
+        for other in [
+            "CN=demo-client",
+            "CN=demo-client,O=other",
+            "CN=demo-client,O=certbound dev,C=US",
+        ] {
+            assert!(!Dn::parse(other).unwrap().matches(&cert), "{other}");
+        }
+    }
+
+    #[test]
+    fn unicode_case_folding_never_matches() {
+        // Finding 6: U+212A KELVIN SIGN lower-cases to "k" in Unicode.
+        let cert = cert_dn(&[(rcgen::DnType::CommonName, "kube-admin")]);
+        assert!(Dn::parse("CN=Kube-admin").unwrap().matches(&cert));
+        assert!(!Dn::parse("CN=\u{212A}ube-admin").unwrap().matches(&cert));
+        let kelvin = cert_dn(&[(rcgen::DnType::CommonName, "\u{212A}ube-admin")]);
+        assert!(!Dn::parse("CN=kube-admin").unwrap().matches(&kelvin));
+        assert!(Dn::parse("CN=\u{212A}ube-admin").unwrap().matches(&kelvin));
+        // Non-ASCII letters compare exactly.
+        let umlaut = cert_dn(&[(rcgen::DnType::CommonName, "Ärger")]);
+        assert!(!Dn::parse("CN=ärger").unwrap().matches(&umlaut));
+    }
+
+    #[test]
+    fn rdn_order_and_multi_valued_rdns_are_kept() {
+        let three = cert_dn(&[
+            (rcgen::DnType::CountryName, "US"),
+            (rcgen::DnType::OrganizationName, "o"),
+            (rcgen::DnType::CommonName, "c"),
+        ]);
+        assert!(Dn::parse("CN=c,O=o,C=US").unwrap().matches(&three));
+        assert!(Dn::parse("C=US,O=o,CN=c").unwrap().matches(&three));
+        // Any other permutation is another DN.
+        assert!(!Dn::parse("O=o,CN=c,C=US").unwrap().matches(&three));
+        assert!(!Dn::parse("CN=c,C=US,O=o").unwrap().matches(&three));
+        // One multi-valued RDN is not two RDNs.
+        assert!(!Dn::parse("CN=c+O=o,C=US").unwrap().matches(&three));
+        let parsed = Dn::parse("CN=c+O=o,C=US").unwrap();
+        assert_eq!(parsed, Dn::parse("O=o+CN=c,C=US").unwrap());
+        assert_eq!(parsed.0.len(), 2);
     }
 
     #[test]
     fn escaped_separators_stay_in_the_value() {
         let dn = Dn::parse("CN=Example\\, Inc.,C=US").unwrap();
-        assert!(dn.0.contains(&("2.5.4.3".into(), "example, inc.".into())));
+        assert!(dn.0.contains(&vec![("2.5.4.3".into(), "example, inc.".into())]));
+        let plus = Dn::parse("CN=a\\+b").unwrap();
+        assert_eq!(
+            plus.0,
+            vec![vec![("2.5.4.3".to_string(), "a+b".to_string())]]
+        );
     }
 
     #[test]
@@ -200,24 +300,6 @@ mod tests {
         assert!(matches!(Dn::parse("CN"), Err(DnError::NoEquals(_))));
         assert!(matches!(Dn::parse("XX=1"), Err(DnError::UnknownType(_))));
         assert!(matches!(Dn::parse("CN=a\\"), Err(DnError::Escape(_))));
-    }
-
-    #[test]
-    fn certificate_subject_matches() {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "demo-client");
-        params
-            .distinguished_name
-            .push(rcgen::DnType::OrganizationName, "certbound dev");
-        let cert = params.self_signed(&key).unwrap();
-        let (_, x509) = x509_parser::parse_x509_certificate(cert.der()).unwrap();
-        assert_eq!(
-            Dn::from_x509(x509.subject()),
-            Dn::parse("o=Certbound Dev, cn=demo-client").unwrap()
-        );
+        assert!(matches!(Dn::parse("CN=a+"), Err(DnError::NoEquals(_))));
     }
 }

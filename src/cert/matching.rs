@@ -37,7 +37,7 @@ impl Subject {
             return false;
         };
         if let Subject::Dn(dn) = self {
-            return Dn::from_x509(cert.subject()) == *dn;
+            return dn.matches(&Dn::from_x509(cert.subject()));
         }
         let Ok(Some(san)) = cert.subject_alternative_name() else {
             return false;
@@ -69,10 +69,12 @@ fn email_eq(a: &str, b: &str) -> bool {
     }
 }
 
-/// CAs trusted for `tls_client_auth` (`mtls.trust_anchors`).
+/// CAs trusted for `tls_client_auth` (`mtls.trust_anchors`, or a client's
+/// own `tls_client_auth_trust_anchors`).
 #[derive(Clone)]
 pub struct TrustAnchors {
     verifier: Arc<dyn ClientCertVerifier>,
+    allow_missing_eku: bool,
 }
 
 impl std::fmt::Debug for TrustAnchors {
@@ -83,7 +85,13 @@ impl std::fmt::Debug for TrustAnchors {
 
 impl TrustAnchors {
     /// Builds from DER certificates; fails on an empty or unusable set.
-    pub fn new(certs: Vec<CertificateDer<'static>>) -> Result<Self, String> {
+    /// A leaf without an extended key usage extension is refused unless
+    /// `allow_missing_eku` (one that has the extension must list clientAuth
+    /// either way).
+    pub fn new(
+        certs: Vec<CertificateDer<'static>>,
+        allow_missing_eku: bool,
+    ) -> Result<Self, String> {
         let mut roots = RootCertStore::empty();
         let (added, _) = roots.add_parsable_certificates(certs);
         if added == 0 {
@@ -95,11 +103,15 @@ impl TrustAnchors {
         )
         .build()
         .map_err(|e| e.to_string())?;
-        Ok(Self { verifier })
+        Ok(Self {
+            verifier,
+            allow_missing_eku,
+        })
     }
 
     /// Validates the chain to one of the anchors at `now` (Unix seconds),
-    /// including validity dates and the clientAuth extended key usage.
+    /// including validity dates, name constraints and the clientAuth
+    /// extended key usage (RFC 5280 §4.2.1.12), which must be present.
     pub fn verify(&self, cert: &ClientCertificate, now: u64) -> Result<(), String> {
         self.verifier
             .verify_client_cert(
@@ -107,7 +119,15 @@ impl TrustAnchors {
                 cert.intermediates(),
                 UnixTime::since_unix_epoch(Duration::from_secs(now)),
             )
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        let (_, leaf) = x509_parser::parse_x509_certificate(cert.leaf())
+            .map_err(|_| "the leaf cannot be parsed".to_string())?;
+        match leaf.extended_key_usage() {
+            Ok(Some(eku)) if eku.value.client_auth || eku.value.any => Ok(()),
+            Ok(Some(_)) => Err("the leaf's extended key usage lacks clientAuth".into()),
+            Ok(None) if self.allow_missing_eku => Ok(()),
+            Ok(None) => Err("the leaf has no extended key usage (clientAuth required)".into()),
+            Err(_) => Err("the leaf's extended key usage cannot be parsed".into()),
+        }
     }
 }

@@ -15,6 +15,7 @@ use rustls::pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
 
 use crate::error::OAuthError;
+use crate::server::Listener;
 
 /// A client certificate presented for this request: the leaf (DER), any
 /// intermediates, and the leaf's `x5t#S256` thumbprint.
@@ -61,22 +62,31 @@ pub struct HeaderSource {
     pub name: poem::http::HeaderName,
     /// Peers whose header is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Believed on the HTTPS listener too, not only on the plain one.
+    pub on_https: bool,
 }
 
 impl HeaderSource {
     fn trusts(&self, peer: Option<IpAddr>) -> bool {
-        let Some(ip) = peer else { return false };
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        self.trusted_proxies.iter().any(|net| net.contains(&ip))
+        peer.is_some_and(|ip| crate::addr::in_any(&self.trusted_proxies, ip))
+    }
+
+    /// Whether the listener a request came in on faces a proxy. A request
+    /// that carries no listener (never the case over a socket) does not.
+    fn faces_proxy(&self, listener: Option<&Listener>) -> bool {
+        match listener {
+            Some(Listener::Http) => true,
+            Some(Listener::Https) => self.on_https,
+            None => false,
+        }
     }
 }
 
 /// The certificate for this request: the TLS peer certificate when there is
-/// one; otherwise the proxy header, but only from a trusted proxy address.
-/// A header from a trusted proxy that cannot be parsed is `invalid_client`.
+/// one; otherwise the proxy header, but only on a listener that faces a
+/// proxy (the plain HTTP one, or HTTPS with `mtls.header_on_https`) and
+/// only from a trusted proxy address. A header from a trusted proxy that
+/// cannot be parsed is `invalid_client`.
 pub fn from_request(
     req: &poem::Request,
     source: Option<&HeaderSource>,
@@ -87,6 +97,12 @@ pub fn from_request(
     let Some(source) = source else {
         return Ok(None);
     };
+    if !source.faces_proxy(req.extensions().get::<Listener>()) {
+        if req.headers().contains_key(&source.name) {
+            tracing::debug!(header = %source.name, "ignoring certificate header on a listener that does not face a proxy");
+        }
+        return Ok(None);
+    }
     let mut values = req.headers().get_all(&source.name).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -129,9 +145,24 @@ mod tests {
         let source = HeaderSource {
             name: poem::http::HeaderName::from_static("x-cert"),
             trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
+            on_https: false,
         };
         assert!(source.trusts(Some("::ffff:127.0.0.1".parse().unwrap())));
         assert!(!source.trusts(Some("127.0.0.2".parse().unwrap())));
         assert!(!source.trusts(None));
+    }
+
+    #[test]
+    fn the_header_is_read_only_on_listeners_facing_a_proxy() {
+        let mut source = HeaderSource {
+            name: poem::http::HeaderName::from_static("x-cert"),
+            trusted_proxies: vec![],
+            on_https: false,
+        };
+        assert!(source.faces_proxy(Some(&Listener::Http)));
+        assert!(!source.faces_proxy(Some(&Listener::Https)));
+        assert!(!source.faces_proxy(None));
+        source.on_https = true;
+        assert!(source.faces_proxy(Some(&Listener::Https)));
     }
 }

@@ -62,11 +62,22 @@ impl Pki {
 
     /// A client certificate with this subject and these SANs.
     pub fn client(&self, subject: &[(DnType, &str)], sans: Vec<SanType>) -> Identity {
+        self.client_with_eku(subject, sans, vec![ExtendedKeyUsagePurpose::ClientAuth])
+    }
+
+    /// A client certificate with these extended key usages (none: no
+    /// extension at all).
+    pub fn client_with_eku(
+        &self,
+        subject: &[(DnType, &str)],
+        sans: Vec<SanType>,
+        ekus: Vec<ExtendedKeyUsagePurpose>,
+    ) -> Identity {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.distinguished_name = dn(subject);
         params.subject_alt_names = sans;
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.extended_key_usages = ekus;
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         identity(cert, key)
     }

@@ -17,3 +17,4 @@ mod process;
 mod refresh;
 mod revoke;
 mod token;
+mod trust;
