@@ -103,7 +103,8 @@ impl AppState {
         };
         let login = login::Login::new(&config)?;
         let keys = keys(&config)?;
-        let sealer = seal::Sealer::load_or_create(&config.keys.dir.join("sealing.key"))?;
+        let sealer = seal::Sealer::load_or_create(&config.keys.dir.join("sealing.key"))?
+            .with_max_json(oauth::authorize::max_sealed_json(&clients));
         let issuer = config.issuer();
         let tokens = TokenService {
             refresh_audience: format!("{issuer}/oauth2/token"),

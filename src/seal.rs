@@ -16,8 +16,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// Longest sealed value accepted for opening.
-pub const MAX_SEALED_LEN: usize = 4096;
+/// Longest sealed value opened when no other limit is set.
+pub const DEFAULT_MAX_SEALED_LEN: usize = 4096;
+
+/// The length of a sealed value whose JSON is `json_len` bytes.
+pub const fn sealed_len(json_len: usize) -> usize {
+    (NONCE_LEN + json_len + 16).div_ceil(3) * 4
+}
 
 /// What a sealed value is for; bound as associated data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,9 +48,10 @@ impl Purpose {
     }
 }
 
-/// The sealing key.
+/// The sealing key, and the longest sealed value it opens.
 pub struct Sealer {
     key: LessSafeKey,
+    max_len: usize,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -60,7 +66,15 @@ impl Sealer {
         let key = UnboundKey::new(&AES_256_GCM, key).map_err(|_| "bad sealing key".to_string())?;
         Ok(Self {
             key: LessSafeKey::new(key),
+            max_len: DEFAULT_MAX_SEALED_LEN,
         })
+    }
+
+    /// Opens values up to the sealed length of `max_json` bytes of JSON:
+    /// the largest value the server itself seals, sized from its limits.
+    pub fn with_max_json(mut self, max_json: usize) -> Self {
+        self.max_len = sealed_len(max_json);
+        self
     }
 
     /// Reads the key file (64 hex characters), creating it with a random key
@@ -111,7 +125,7 @@ impl Sealer {
     /// Opens a value sealed for `purpose`; `None` if it is too long,
     /// malformed, forged, or sealed for another purpose or with another key.
     pub fn open<T: DeserializeOwned>(&self, purpose: Purpose, sealed: &str) -> Option<T> {
-        if sealed.len() > MAX_SEALED_LEN {
+        if sealed.len() > self.max_len {
             return None;
         }
         let mut raw = URL_SAFE_NO_PAD.decode(sealed).ok()?;
@@ -168,9 +182,19 @@ mod tests {
         assert_eq!(s.open::<V>(Purpose::Code, ""), None);
         assert_eq!(s.open::<V>(Purpose::Code, "!!"), None);
         assert_eq!(
-            s.open::<V>(Purpose::Code, &"A".repeat(MAX_SEALED_LEN + 1)),
+            s.open::<V>(Purpose::Code, &"A".repeat(DEFAULT_MAX_SEALED_LEN + 1)),
             None
         );
+        // The limit follows the largest value sealed.
+        let big = V {
+            a: "x".repeat(6000),
+            n: 1,
+        };
+        let sealed = s.seal(Purpose::Code, &big).unwrap();
+        assert_eq!(s.open::<V>(Purpose::Code, &sealed), None);
+        let s = s.with_max_json(6100);
+        assert!(sealed.len() <= sealed_len(6100));
+        assert_eq!(s.open::<V>(Purpose::Code, &sealed), Some(big));
         // Two seals of one value differ (fresh nonce).
         assert_ne!(
             s.seal(Purpose::Code, &1u8).unwrap(),

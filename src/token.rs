@@ -25,6 +25,12 @@ pub const REFRESH_TOKEN_TYP: &str = "rt+jwt";
 /// Longest token we try to verify; anything longer is inactive.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
+/// Seconds an `iat` may lie in the future (clocks of replicas that share
+/// keys differ a little).
+pub const MAX_CLOCK_SKEW: u64 = 60;
+
+use crate::revocation::record::valid_id;
+
 /// Confirmation claim (RFC 8705 §3.1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, poem_openapi::Object)]
 pub struct Confirmation {
@@ -220,6 +226,16 @@ pub enum Inactive {
     /// `nbf` is in the future.
     #[error("not yet valid")]
     NotYetValid,
+    /// `iat` is further in the future than clock skew explains.
+    #[error("issued in the future")]
+    IssuedInFuture,
+    /// `aud` does not name this server's audience.
+    #[error("wrong audience")]
+    WrongAudience,
+    /// The header has `crit`: an extension this server does not implement
+    /// (RFC 7515 §4.1.11).
+    #[error("critical header extension")]
+    CriticalExtension,
     /// On the revocation list.
     #[error("revoked")]
     Revoked,
@@ -293,20 +309,42 @@ impl TokenService {
         if claims.aud != self.refresh_audience {
             return Err(Inactive::WrongType);
         }
-        self.check_window(&claims.iss, claims.nbf, claims.exp, now)?;
+        if !valid_id(&claims.jti) || !valid_id(&claims.fid) {
+            return Err(Inactive::Malformed);
+        }
+        self.check_window(&claims.iss, claims.iat, claims.nbf, claims.exp, now)?;
         Ok(claims)
     }
 
     /// Verifies an access token at `now`: known `kid`, that key's algorithm
-    /// only, signature, `typ`, issuer and validity window.
+    /// only, no `crit`, signature, `typ`, issuer, audience (RFC 9068 §4),
+    /// ids usable on the revocation list, and the validity window.
     pub fn verify(&self, keys: &KeySet, token: &str, now: u64) -> Result<AccessClaims, Inactive> {
         let claims: AccessClaims =
             verify_jws(keys, token, &[ACCESS_TOKEN_TYP, "application/at+jwt"])?;
-        self.check_window(&claims.iss, claims.nbf, claims.exp, now)?;
+        let audience_ok = match &claims.aud {
+            serde_json::Value::String(aud) => *aud == self.audience,
+            serde_json::Value::Array(list) => list.iter().any(|a| *a == *self.audience),
+            _ => false,
+        };
+        if !audience_ok {
+            return Err(Inactive::WrongAudience);
+        }
+        if !valid_id(&claims.jti) || claims.fid.as_deref().is_some_and(|f| !valid_id(f)) {
+            return Err(Inactive::Malformed);
+        }
+        self.check_window(&claims.iss, claims.iat, claims.nbf, claims.exp, now)?;
         Ok(claims)
     }
 
-    fn check_window(&self, iss: &str, nbf: u64, exp: u64, now: u64) -> Result<(), Inactive> {
+    fn check_window(
+        &self,
+        iss: &str,
+        iat: u64,
+        nbf: u64,
+        exp: u64,
+        now: u64,
+    ) -> Result<(), Inactive> {
         if iss != self.issuer {
             return Err(Inactive::ForeignIssuer);
         }
@@ -315,6 +353,9 @@ impl TokenService {
         }
         if nbf > now {
             return Err(Inactive::NotYetValid);
+        }
+        if iat > now + MAX_CLOCK_SKEW {
+            return Err(Inactive::IssuedInFuture);
         }
         Ok(())
     }
@@ -342,7 +383,16 @@ fn verify_jws<T: DeserializeOwned>(
     if token.len() > MAX_TOKEN_LEN {
         return Err(Inactive::Malformed);
     }
-    let header = jsonwebtoken::decode_header(token).map_err(|_| Inactive::Malformed)?;
+    let encoded = token.split('.').next().ok_or(Inactive::Malformed)?;
+    let mut buf = [0u8; 512];
+    let len = URL_SAFE_NO_PAD
+        .decode_slice(encoded, &mut buf)
+        .map_err(|_| Inactive::Malformed)?;
+    let header: JoseHeader<'_> =
+        serde_json::from_slice(&buf[..len]).map_err(|_| Inactive::Malformed)?;
+    if header.crit.is_some() {
+        return Err(Inactive::CriticalExtension);
+    }
     let typ_ok = header
         .typ
         .as_deref()
@@ -355,7 +405,7 @@ fn verify_jws<T: DeserializeOwned>(
         .as_deref()
         .and_then(|kid| keys.get(kid))
         .ok_or(Inactive::UnknownKey)?;
-    if header.alg != key.jwt_alg {
+    if header.alg != key.alg.name() {
         return Err(Inactive::AlgorithmMismatch);
     }
     let mut validation = Validation::new(key.jwt_alg);
@@ -369,6 +419,19 @@ fn verify_jws<T: DeserializeOwned>(
             jsonwebtoken::errors::ErrorKind::InvalidSignature => Inactive::BadSignature,
             _ => Inactive::Malformed,
         })
+}
+
+/// The JOSE header fields verification looks at (RFC 7515 §4.1).
+#[derive(Deserialize)]
+struct JoseHeader<'a> {
+    #[serde(borrow)]
+    alg: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    kid: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    typ: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    crit: Option<serde::de::IgnoredAny>,
 }
 
 /// JWS compact serialisation with the current key.
@@ -570,5 +633,94 @@ mod tests {
             svc.verify(&keys, &"a".repeat(MAX_TOKEN_LEN + 1), 1001),
             Err(Inactive::Malformed)
         );
+    }
+
+    /// Signs `header` and `claims` as given, with the current key.
+    fn forge(keys: &KeySet, header: serde_json::Value, claims: serde_json::Value) -> String {
+        let mut out = URL_SAFE_NO_PAD.encode(header.to_string());
+        out.push('.');
+        out.push_str(&URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let signature = keys.current().sign(out.as_bytes()).unwrap();
+        out.push('.');
+        out.push_str(&URL_SAFE_NO_PAD.encode(signature));
+        out
+    }
+
+    #[test]
+    fn audience_crit_future_iat_and_bad_ids_are_inactive() {
+        let (_d, keys, svc) = setup(Alg::ES256);
+        let key = keys.current();
+        let header = serde_json::json!({"alg": key.alg.name(), "kid": key.kid, "typ": "at+jwt"});
+        let claims = serde_json::json!({
+            "iss": "https://as.example", "sub": "c", "aud": "https://as.example",
+            "client_id": "c", "iat": 1000, "nbf": 1000, "exp": 2000, "jti": "j1",
+        });
+        let with = |field: &str, value: serde_json::Value| {
+            let mut c = claims.clone();
+            c[field] = value;
+            forge(&keys, header.clone(), c)
+        };
+        assert!(
+            svc.verify(&keys, &forge(&keys, header.clone(), claims.clone()), 1001)
+                .is_ok()
+        );
+        assert!(
+            svc.verify(
+                &keys,
+                &with("aud", serde_json::json!(["x", "https://as.example"])),
+                1001
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            svc.verify(&keys, &with("aud", "https://rs.elsewhere".into()), 1001),
+            Err(Inactive::WrongAudience)
+        );
+        assert_eq!(
+            svc.verify(&keys, &with("aud", serde_json::json!(["x"])), 1001),
+            Err(Inactive::WrongAudience)
+        );
+        assert_eq!(
+            svc.verify(&keys, &with("aud", 5.into()), 1001),
+            Err(Inactive::WrongAudience)
+        );
+        assert_eq!(
+            svc.verify(
+                &keys,
+                &with("iat", (1001 + MAX_CLOCK_SKEW + 1).into()),
+                1001
+            ),
+            Err(Inactive::IssuedInFuture)
+        );
+        assert!(
+            svc.verify(&keys, &with("iat", (1001 + MAX_CLOCK_SKEW).into()), 1001)
+                .is_ok()
+        );
+        for jti in ["", "a b", "\u{7f}"] {
+            assert_eq!(
+                svc.verify(&keys, &with("jti", jti.into()), 1001),
+                Err(Inactive::Malformed),
+                "{jti:?}"
+            );
+        }
+        let mut crit = header.clone();
+        crit["crit"] = serde_json::json!(["exp"]);
+        assert_eq!(
+            svc.verify(&keys, &forge(&keys, crit, claims.clone()), 1001),
+            Err(Inactive::CriticalExtension)
+        );
+        // A header naming alg twice is not guessed at.
+        let twice = format!(
+            "{{\"alg\":\"none\",\"alg\":\"{}\",\"kid\":\"{}\",\"typ\":\"at+jwt\"}}",
+            key.alg.name(),
+            key.kid
+        );
+        let mut token = URL_SAFE_NO_PAD.encode(twice);
+        token.push('.');
+        token.push_str(&URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let sig = keys.current().sign(token.as_bytes()).unwrap();
+        token.push('.');
+        token.push_str(&URL_SAFE_NO_PAD.encode(sig));
+        assert_eq!(svc.verify(&keys, &token, 1001), Err(Inactive::Malformed));
     }
 }

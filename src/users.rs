@@ -121,6 +121,9 @@ impl Verifier {
     }
 }
 
+/// Longest username, in bytes.
+pub const MAX_USERNAME_LEN: usize = 256;
+
 /// argon2 memory per check is bounded (m ≤ 256 MiB) so a users file cannot
 /// make each hashing worker hold more.
 const MAX_BLOCKS: usize = 256 * 1024;
@@ -201,7 +204,10 @@ fn toml_users(text: &str) -> Result<Vec<UserConfig>, String> {
 }
 
 fn build(c: &UserConfig) -> Result<User, String> {
-    if c.username.is_empty() || c.username.len() > 256 || c.username.chars().any(char::is_control) {
+    if c.username.is_empty()
+        || c.username.len() > MAX_USERNAME_LEN
+        || c.username.chars().any(char::is_control)
+    {
         return Err("username must be 1 to 256 characters without control characters".into());
     }
     Ok(User {

@@ -29,8 +29,31 @@ use crate::login::pages::{self, Hidden};
 use crate::login::{self, Consent, Session};
 use crate::seal::{Purpose, random_id};
 
-/// Longest `state` and `nonce` accepted.
+/// Longest `state` and `nonce` accepted, in bytes; both must be printable
+/// ASCII (RFC 6749 Appendix A.5 `state = 1*VSCHAR`).
 const MAX_STATE_LEN: usize = 1024;
+
+/// The largest JSON of a [`Pending`] or [`CodeClaims`] these clients can
+/// make, so sealed values are accepted exactly up to what the server seals
+/// (each escaped character counted twice).
+pub fn max_sealed_json(clients: &crate::clients::Clients) -> usize {
+    let client = clients
+        .iter()
+        .map(|c| c.id.len() + c.redirect_uris.iter().map(String::len).max().unwrap_or(0))
+        .max()
+        .unwrap_or(0);
+    // Field names, punctuation, numbers, ids, the PKCE challenge.
+    const FIXED: usize = 400;
+    FIXED
+        + 2 * client
+        + crate::scope::MAX_LEN
+        + 2 * 2 * MAX_STATE_LEN
+        + 2 * crate::users::MAX_USERNAME_LEN
+}
+
+fn printable(s: &str) -> bool {
+    s.bytes().all(|b| (0x20..=0x7e).contains(&b))
+}
 
 /// What the client asked for, once validated: carried by the pending
 /// request and then by the code.
@@ -147,7 +170,7 @@ pub async fn get(req: &Request, state: Data<&Arc<AppState>>) -> Response {
             return redirect_to(
                 state,
                 &redirect_uri,
-                st.filter(|s| s.len() <= MAX_STATE_LEN),
+                st.filter(|s| s.len() <= MAX_STATE_LEN && printable(s)),
                 Err(e),
             );
         }
@@ -619,11 +642,14 @@ fn validate(
     }
     let st = text(params, "state");
     let nonce = text(params, "nonce");
-    if st.is_some_and(|s| s.len() > MAX_STATE_LEN) || nonce.is_some_and(|n| n.len() > MAX_STATE_LEN)
+    if [st, nonce]
+        .into_iter()
+        .flatten()
+        .any(|v| v.len() > MAX_STATE_LEN || !printable(v))
     {
         return Err(redirect_error(
             "invalid_request",
-            "state or nonce is too long",
+            "state and nonce must be at most 1024 printable ASCII characters",
         ));
     }
     let prompt = text(params, "prompt").unwrap_or("");

@@ -221,22 +221,28 @@ fn parse_authorization(req: &Request) -> Result<Option<Authorization>, OAuthErro
         let decoded = STANDARD.decode(rest).map_err(|_| bad())?;
         let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
         let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
-        let form_decode = |s: &str| -> String {
-            form_urlencoded::parse(format!("v={s}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default()
-        };
-        let id = form_decode(id);
+        let id = basic_decode(id).ok_or_else(bad)?;
+        let secret = basic_decode(secret).ok_or_else(bad)?;
         if id.is_empty() {
             return Err(bad());
         }
-        Ok(Some(Authorization::Basic(id, form_decode(secret))))
+        Ok(Some(Authorization::Basic(id, secret)))
     } else if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
         Ok(Some(Authorization::Bearer(rest.to_string())))
     } else {
         Err(bad())
     }
+}
+
+/// RFC 6749 §2.3.1: id and secret are form-encoded before base64, so `+`
+/// is a space and `%XX` a byte; nothing else is special (a raw `&` or `=`
+/// is part of the value). `None` if the result is not UTF-8.
+fn basic_decode(s: &str) -> Option<String> {
+    let spaced = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(|v| v.into_owned())
 }
 
 /// JSON serialised once at startup, documented with the schema of `T`.
@@ -320,6 +326,11 @@ mod tests {
             parse_authorization(&req(&format!("Basic {}", b64("my%20id:s%3Acret+x")))).unwrap(),
             Some(Authorization::Basic("my id".into(), "s:cret x".into()))
         );
+        // Finding 13: a raw `&` or `=` is part of the secret.
+        assert_eq!(
+            parse_authorization(&req(&format!("Basic {}", b64("id:a&b=c%26d")))).unwrap(),
+            Some(Authorization::Basic("id".into(), "a&b=c&d".into()))
+        );
         assert_eq!(
             parse_authorization(&req("bearer abc")).unwrap(),
             Some(Authorization::Bearer("abc".into()))
@@ -330,6 +341,7 @@ mod tests {
             &format!("Basic {}", b64("nocolon")),
             "Digest x",
             "Bearer ",
+            &format!("Basic {}", b64("id:%FF")),
         ] {
             assert!(parse_authorization(&req(bad)).is_err(), "{bad}");
         }

@@ -142,10 +142,11 @@ impl Api {
     /// The client authenticates as at the token endpoint. A valid token
     /// issued to it is put on the revocation list, durably, before the
     /// answer: introspection then reports it inactive. Invalid, expired or
-    /// unknown tokens also get 200 (RFC 7009 §2.2). A token issued to
-    /// another client is refused with `invalid_grant` and stays valid. If the
-    /// list cannot be written the answer is 503 `temporarily_unavailable`
-    /// and the token stays valid. Resource servers that validate tokens
+    /// unknown tokens also get 200 (RFC 7009 §2.2), and so does a token
+    /// issued to another client, which stays valid. A refresh token revokes
+    /// its whole family, even one that was already used. If the list cannot
+    /// be written the answer is 503 `temporarily_unavailable` and the token
+    /// stays valid. Resource servers that validate tokens
     /// offline with the JWKS cannot see revocations.
     #[oai(
         path = "/oauth2/revoke",

@@ -31,8 +31,12 @@ pub struct RevokeRequest {
 ///
 /// - invalid, expired, unknown or already revoked token: `Ok` (§2.2: the
 ///   client cannot do anything about it, and the purpose is achieved);
-/// - a valid token of another client: `invalid_grant` ("issued to another
-///   client", RFC 6749 §5.2), and the token stays valid;
+/// - a valid token of another client: `Ok`, and nothing changes (§2.1: the
+///   server "invalidates the token" only for its own client; answering
+///   differently would tell the caller the token is valid);
+/// - a validly signed refresh token of this client revokes its family even
+///   when it was already used: an old, rotated refresh token presented
+///   again is a replay wherever it appears (RFC 9700 §4.14.2);
 /// - the list cannot be written: `temporarily_unavailable` (503), and the
 ///   token stays valid.
 pub async fn revoke(
@@ -43,29 +47,42 @@ pub async fn revoke(
     now: u64,
 ) -> Result<(), OAuthError> {
     let client = super::authenticate_client(state, req, auth, &form.client, now)?;
-    let not_theirs = || OAuthError::InvalidGrant("the token was issued to another client".into());
-    let claims = match state.active_access_token(&form.token, now) {
-        Ok(claims) => claims,
+    let ours = |client_id: &str| {
+        let ours = client_id == client.client.id;
+        if !ours {
+            tracing::debug!(client_id = %client.client.id, "revocation of another client's token: nothing done");
+        }
+        ours
+    };
+    match state.active_access_token(&form.token, now) {
+        Ok(claims) if ours(&claims.client_id) => {
+            let record = Record::new(Kind::Jti, &claims.jti, claims.exp)
+                .ok_or_else(|| OAuthError::internal("verified jti is not a list identifier"))?;
+            state.revocations.record(record).await?;
+            Ok(())
+        }
+        Ok(_) => Ok(()),
         Err(Inactive::WrongType) => {
-            return match state.active_refresh_token(&form.token, now) {
-                Ok(refresh) if refresh.client_id != client.client.id => Err(not_theirs()),
-                Ok(refresh) => super::token::revoke_family(state, &refresh.fid, now).await,
+            match state.tokens.verify_refresh(&state.keys, &form.token, now) {
+                Ok(refresh) if ours(&refresh.client_id) => {
+                    if state.revocations.contains(Kind::Family, &refresh.fid) {
+                        return Ok(());
+                    }
+                    if state.revocations.contains(Kind::Jti, &refresh.jti) {
+                        tracing::warn!(client_id = %client.client.id, "a used refresh token was presented for revocation: its token family is revoked");
+                    }
+                    super::token::revoke_family(state, &refresh.fid, now).await
+                }
+                Ok(_) => Ok(()),
                 Err(reason) => {
                     tracing::debug!(%reason, "revocation of an inactive token: nothing to do");
                     Ok(())
                 }
-            };
+            }
         }
         Err(reason) => {
             tracing::debug!(%reason, "revocation of an inactive token: nothing to do");
-            return Ok(());
+            Ok(())
         }
-    };
-    if claims.client_id != client.client.id {
-        return Err(not_theirs());
     }
-    let record = Record::new(Kind::Jti, &claims.jti, claims.exp)
-        .ok_or_else(|| OAuthError::internal("token jti is not a valid list identifier"))?;
-    state.revocations.record(record).await?;
-    Ok(())
 }

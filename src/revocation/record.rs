@@ -153,7 +153,9 @@ impl Record {
     }
 }
 
-fn valid_id(id: &str) -> bool {
+/// Whether `id` can be a record's id: 1 to `MAX_ID_LEN` visible ASCII
+/// characters.
+pub fn valid_id(id: &str) -> bool {
     (1..=MAX_ID_LEN).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
 }
 

@@ -130,6 +130,11 @@ impl Setup {
         let pki = Pki::new("test CA");
         let server_id = pki.server();
         let path = |name: &str| dir.path().join(name);
+        let body_limit = if server.contains("max_body_bytes") {
+            ""
+        } else {
+            "max_body_bytes = 4096"
+        };
         std::fs::write(path("ca.crt"), &pki.ca_pem).unwrap();
         std::fs::write(path("server.crt"), &server_id.cert_pem).unwrap();
         std::fs::write(path("server.key"), &server_id.key_pem).unwrap();
@@ -142,7 +147,7 @@ https = "127.0.0.1:0"
 http = "127.0.0.1:0"
 tls_certificate = "{dir}/server.crt"
 tls_private_key = "{dir}/server.key"
-max_body_bytes = 4096
+{body_limit}
 {server}
 [keys]
 dir = "{dir}/keys"
@@ -547,4 +552,22 @@ pub async fn verify_with_jwks(api: &Api, token: &str, audience: &str) -> Value {
     jsonwebtoken::decode::<Value>(token, &key, &validation)
         .expect("verifies with the JWKS")
         .claims
+}
+
+/// A JWS over `header` and `claims` exactly as given, signed with the
+/// server's current key: a token only the server could have made.
+pub fn forge(keys: &KeySet, header: &Value, claims: &Value) -> String {
+    let mut out = URL_SAFE_NO_PAD.encode(header.to_string());
+    out.push('.');
+    out.push_str(&URL_SAFE_NO_PAD.encode(claims.to_string()));
+    let signature = keys.current().sign(out.as_bytes()).unwrap();
+    out.push('.');
+    out.push_str(&URL_SAFE_NO_PAD.encode(signature));
+    out
+}
+
+/// The header the server's current key signs access tokens with.
+pub fn access_header(keys: &KeySet) -> Value {
+    let key = keys.current();
+    serde_json::json!({"alg": key.alg.name(), "kid": key.kid, "typ": "at+jwt"})
 }

@@ -153,7 +153,7 @@ async fn revoking_a_refresh_token_revokes_its_family() {
     let web = identity(&server.pki, "web");
     let t = tokens(&server, &web, "read").await;
     let (rt, at) = (s(&t, "refresh_token"), s(&t, "access_token"));
-    // Another client may not revoke it.
+    // Another client may not revoke it: 200, and nothing changes.
     let other = identity(&server.pki, "other");
     let (status, body, _) = server
         .post(
@@ -163,10 +163,8 @@ async fn revoking_a_refresh_token_revokes_its_family() {
             &[],
         )
         .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(introspect(&server, &server.pki, &rt).await["active"], true);
     let (status, _, _) = server
         .post(
             &server.client(Some(&web)),
@@ -184,6 +182,46 @@ async fn revoking_a_refresh_token_revokes_its_family() {
     assert_eq!(introspect(&server, &server.pki, &at).await["active"], false);
     let (status, _) = refresh(&server, &web, "web", &rt, &[]).await;
     assert_eq!(status, 400);
+}
+
+/// Finding 10: an already-rotated refresh token is a replay at the
+/// revocation endpoint too.
+#[tokio::test]
+async fn revoking_an_already_rotated_refresh_token_revokes_the_family() {
+    let server = TestServer::start(&config("")).await;
+    let web = identity(&server.pki, "web");
+    let t = tokens(&server, &web, "read").await;
+    let old = s(&t, "refresh_token");
+    let (status, rotated) = refresh(&server, &web, "web", &old, &[]).await;
+    assert_eq!(status, 200, "{rotated}");
+    let (new_rt, new_at) = (s(&rotated, "refresh_token"), s(&rotated, "access_token"));
+    assert_eq!(
+        introspect(&server, &server.pki, &new_at).await["active"],
+        true
+    );
+    let (status, _, _) = server
+        .post(
+            &server.client(Some(&web)),
+            &server.https_url("/oauth2/revoke"),
+            &[("client_id", "web"), ("token", &old)],
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200);
+    // The whole family is gone, the newest tokens included.
+    assert_eq!(
+        introspect(&server, &server.pki, &new_at).await["active"],
+        false
+    );
+    assert_eq!(
+        introspect(&server, &server.pki, &new_rt).await["active"],
+        false
+    );
+    let (status, body) = refresh(&server, &web, "web", &new_rt, &[]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
 }
 
 #[tokio::test]
