@@ -46,10 +46,19 @@ pub enum OAuthError {
     InvalidToken(Description),
     /// RFC 6750 §3.1: the access token lacks the scope the resource needs.
     #[error("insufficient_scope: {0}")]
-    InsufficientScope(&'static str),
+    InsufficientScope(Description),
+    /// No endpoint at this path.
+    #[error("no such endpoint")]
+    NotFound,
+    /// The endpoint exists, but not for this HTTP method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
     /// The request body is larger than the configured limit.
     #[error("request body too large")]
     PayloadTooLarge,
+    /// The request's headers are larger than the server accepts.
+    #[error("request headers too large")]
+    HeadersTooLarge,
     /// The request body is not `application/x-www-form-urlencoded`.
     #[error("unsupported content type")]
     UnsupportedMediaType,
@@ -66,9 +75,12 @@ impl OAuthError {
     /// The RFC 6749 §5.2 `error` code.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidRequest(_) | Self::PayloadTooLarge | Self::UnsupportedMediaType => {
-                "invalid_request"
-            }
+            Self::InvalidRequest(_)
+            | Self::NotFound
+            | Self::MethodNotAllowed
+            | Self::PayloadTooLarge
+            | Self::HeadersTooLarge
+            | Self::UnsupportedMediaType => "invalid_request",
             Self::InvalidClient(_) => "invalid_client",
             Self::InvalidGrant(_) => "invalid_grant",
             Self::UnauthorizedClient(_) => "unauthorized_client",
@@ -86,7 +98,10 @@ impl OAuthError {
         match self {
             Self::InvalidClient(_) | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::ServerError(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -106,7 +121,10 @@ impl OAuthError {
             | Self::InvalidToken(d)
             | Self::TemporarilyUnavailable(d) => d,
             Self::InsufficientScope(_) => "the access token lacks the scope this resource needs",
+            Self::NotFound => "there is no endpoint at this path",
+            Self::MethodNotAllowed => "this endpoint does not take this HTTP method",
             Self::PayloadTooLarge => "request body too large",
+            Self::HeadersTooLarge => "request headers too large",
             Self::UnsupportedMediaType => "content type must be application/x-www-form-urlencoded",
             Self::ServerError(_) => "internal server error",
         }
@@ -168,6 +186,39 @@ impl IntoResponse for OAuthError {
     }
 }
 
+/// Every answer a client gets is ours: an error response the framework made
+/// itself (plain text: an unknown path, a wrong method, a request it could
+/// not parse) is replaced by the matching RFC 6749 §5.2 JSON error. Our own
+/// errors (JSON) and pages (HTML) pass unchanged.
+pub fn only_oauth_errors(resp: Response) -> Response {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let ours = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json") || ct.starts_with("text/html"));
+    if ours {
+        return resp;
+    }
+    let err = match status {
+        StatusCode::NOT_FOUND => OAuthError::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => OAuthError::MethodNotAllowed,
+        StatusCode::PAYLOAD_TOO_LARGE => OAuthError::PayloadTooLarge,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => OAuthError::HeadersTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => OAuthError::UnsupportedMediaType,
+        s if s.is_server_error() => OAuthError::internal(format!("framework answered {s}")),
+        _ => OAuthError::InvalidRequest("the request is malformed".into()),
+    };
+    let mut out = err.into_response();
+    if let Some(allow) = resp.headers().get(header::ALLOW) {
+        out.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    out
+}
+
 impl From<crate::revocation::RevocationError> for OAuthError {
     /// The revocation list could not record something: fail closed with a
     /// retryable error; the client was not told it succeeded.
@@ -216,11 +267,11 @@ impl ApiResponse for OAuthError {
                 ),
                 entry(
                     401,
-                    "Client authentication failed: `invalid_client`; or (userinfo) the access token is not valid: `invalid_token`",
+                    "Client authentication failed: `invalid_client`; or (userinfo, Bearer introspection) the access token is not active or not presented with its certificate: `invalid_token`",
                 ),
                 entry(
                     403,
-                    "(userinfo) the access token lacks `openid`: `insufficient_scope`",
+                    "(userinfo, Bearer introspection) the access token lacks the scope needed (`openid`, the introspection scope): `insufficient_scope`",
                 ),
                 entry(413, "Request body too large: `invalid_request`"),
                 entry(415, "Unsupported content type: `invalid_request`"),
@@ -265,11 +316,14 @@ mod tests {
             (OAuthError::InvalidScope("x".into()), 400, "invalid_scope"),
             (OAuthError::InvalidToken("x".into()), 401, "invalid_token"),
             (
-                OAuthError::InsufficientScope("openid"),
+                OAuthError::InsufficientScope("openid".into()),
                 403,
                 "insufficient_scope",
             ),
             (OAuthError::PayloadTooLarge, 413, "invalid_request"),
+            (OAuthError::NotFound, 404, "invalid_request"),
+            (OAuthError::HeadersTooLarge, 431, "invalid_request"),
+            (OAuthError::MethodNotAllowed, 405, "invalid_request"),
             (OAuthError::UnsupportedMediaType, 415, "invalid_request"),
             (
                 OAuthError::TemporarilyUnavailable("x".into()),
@@ -293,6 +347,23 @@ mod tests {
                 status == 401 || status == 403
             );
         }
+    }
+
+    #[test]
+    fn framework_errors_become_oauth_errors() {
+        for (status, code) in [(404, 404), (405, 405), (400, 400), (500, 500), (413, 413)] {
+            let framework = Response::builder()
+                .status(StatusCode::from_u16(status).unwrap())
+                .content_type("text/plain; charset=utf-8")
+                .body("Expected input type \"string\", found null.");
+            let out = only_oauth_errors(framework);
+            assert_eq!(out.status().as_u16(), code);
+            assert_eq!(out.headers()[header::CONTENT_TYPE], "application/json");
+        }
+        let ours = OAuthError::InvalidGrant("x".into()).into_response();
+        assert_eq!(only_oauth_errors(ours).status(), StatusCode::BAD_REQUEST);
+        let ok = Response::builder().body("fine");
+        assert_eq!(only_oauth_errors(ok).status(), StatusCode::OK);
     }
 
     #[test]

@@ -55,6 +55,31 @@ pub fn thumbprint(der: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(der))
 }
 
+/// Why a certificate-bound token (RFC 8705 §3) may not be used here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BindingError {
+    /// No client certificate came with the request.
+    #[error("the token is bound to a client certificate; present that certificate")]
+    NoCertificate,
+    /// A certificate came, but not the one the token is bound to.
+    #[error("the token is bound to another client certificate")]
+    OtherCertificate,
+}
+
+/// RFC 8705 §3: a token with `cnf.x5t#S256` is good only with the
+/// certificate of that thumbprint; a token without `cnf` with any or none.
+pub fn check_binding(
+    bound_to: Option<&str>,
+    presented: Option<&ClientCertificate>,
+) -> Result<(), BindingError> {
+    match (bound_to, presented) {
+        (None, _) => Ok(()),
+        (Some(_), None) => Err(BindingError::NoCertificate),
+        (Some(want), Some(cert)) if cert.thumbprint == want => Ok(()),
+        (Some(_), Some(_)) => Err(BindingError::OtherCertificate),
+    }
+}
+
 /// Where a proxy-forwarded certificate may come from.
 #[derive(Debug, Clone)]
 pub struct HeaderSource {

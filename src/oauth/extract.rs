@@ -26,6 +26,13 @@ use crate::error::OAuthError;
 #[derive(Debug)]
 pub struct OAuthForm<T>(pub T);
 
+/// A form's required parameters, named in the error when one is missing
+/// (the framework's own parse message never reaches a client).
+pub trait FormFields {
+    /// Parameters that must be present and non-empty.
+    const REQUIRED: &'static [&'static str];
+}
+
 const FORM: &str = "application/x-www-form-urlencoded";
 
 pub(crate) fn is_form(content_type: &str) -> bool {
@@ -35,7 +42,7 @@ pub(crate) fn is_form(content_type: &str) -> bool {
         .is_some_and(|m| m.trim().eq_ignore_ascii_case(FORM))
 }
 
-impl<'a, T: ParseFromJSON + Type> ApiExtractor<'a> for OAuthForm<T> {
+impl<'a, T: ParseFromJSON + Type + FormFields> ApiExtractor<'a> for OAuthForm<T> {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
     type ParamType = ();
     type ParamRawType = ();
@@ -72,11 +79,13 @@ impl<'a, T: ParseFromJSON + Type> ApiExtractor<'a> for OAuthForm<T> {
                 .map_err(|_| OAuthError::InvalidRequest("request body already read".into()))?;
             let bytes = read_limited(request, body, &state.config.server).await?;
             let object = parse_form(&bytes)?;
-            T::parse_from_json(Some(serde_json::Value::Object(object))).map_err(|e| {
-                OAuthError::InvalidRequest(
-                    format!("invalid parameter: {}", e.into_message()).into(),
-                )
-            })
+            if let Some(missing) = T::REQUIRED.iter().find(|k| !object.contains_key(**k)) {
+                return Err(OAuthError::InvalidRequest(
+                    format!("parameter {missing} is missing").into(),
+                ));
+            }
+            T::parse_from_json(Some(serde_json::Value::Object(object)))
+                .map_err(|_| OAuthError::InvalidRequest("a parameter is malformed".into()))
         };
         Ok(Self(parsed.await?))
     }

@@ -24,6 +24,10 @@ pub struct IntrospectRequest {
     pub client: ClientParams,
 }
 
+impl super::extract::FormFields for IntrospectRequest {
+    const REQUIRED: &'static [&'static str] = &["token"];
+}
+
 /// Introspection response (RFC 7662 §2.2, RFC 8705 §3.2 `cnf`).
 #[derive(Debug, Default, Object, serde::Deserialize, PartialEq)]
 #[oai(skip_serializing_if_is_none)]
@@ -128,20 +132,22 @@ fn authenticate_caller(
     form: &IntrospectRequest,
     now: u64,
 ) -> Result<(), OAuthError> {
-    let denied = || OAuthError::InvalidClient("caller may not introspect".into());
+    // RFC 6750 §3.1 for a Bearer caller: invalid_token (401), or
+    // insufficient_scope (403) naming the scope it needs.
     if let Some(Authorization::Bearer(token)) = &auth {
-        let claims = state
-            .active_access_token(token, now)
-            .map_err(|_| denied())?;
-        if !crate::scope::contains(&claims.scope, &state.config.tokens.introspection_scope) {
-            return Err(denied());
-        }
+        let claims = state.active_access_token(token, now).map_err(|reason| {
+            tracing::debug!(%reason, "introspection Bearer token refused");
+            OAuthError::InvalidToken("the Bearer token is not active".into())
+        })?;
         // RFC 8705 §3: a bound token is only good with its certificate.
         if let Some(cnf) = &claims.cnf {
             let cert = crate::cert::from_request(req, state.cert_header.as_ref())?;
-            if cert.is_none_or(|c| c.thumbprint != cnf.x5t_s256) {
-                return Err(denied());
-            }
+            crate::cert::check_binding(Some(&cnf.x5t_s256), cert.as_deref())
+                .map_err(|e| OAuthError::InvalidToken(e.to_string().into()))?;
+        }
+        let needed = &state.config.tokens.introspection_scope;
+        if !crate::scope::contains(&claims.scope, needed) {
+            return Err(OAuthError::InsufficientScope(needed.clone().into()));
         }
         return Ok(());
     }
@@ -154,6 +160,8 @@ fn authenticate_caller(
     if caller.client.introspection {
         Ok(())
     } else {
-        Err(denied())
+        Err(OAuthError::InvalidClient(
+            "this client may not call introspection (its introspection setting is off)".into(),
+        ))
     }
 }

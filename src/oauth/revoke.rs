@@ -26,6 +26,10 @@ pub struct RevokeRequest {
     pub client: ClientParams,
 }
 
+impl super::extract::FormFields for RevokeRequest {
+    const REQUIRED: &'static [&'static str] = &["token"];
+}
+
 /// Authenticates the client, then revokes the token if it is valid and was
 /// issued to that client.
 ///

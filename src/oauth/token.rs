@@ -44,6 +44,10 @@ pub struct TokenRequest {
     pub refresh_token: Option<String>,
 }
 
+impl super::extract::FormFields for TokenRequest {
+    const REQUIRED: &'static [&'static str] = &["grant_type"];
+}
+
 /// Token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
 #[derive(Debug, Object, serde::Deserialize)]
 pub struct TokenBody {
@@ -244,16 +248,9 @@ async fn refresh(
             "the refresh token is revoked".into(),
         ));
     }
-    if let Some(cnf) = &claims.cnf
-        && client
-            .certificate
-            .as_deref()
-            .is_none_or(|c| c.thumbprint != cnf.x5t_s256)
-    {
-        return Err(OAuthError::InvalidGrant(
-            "the refresh token is bound to another certificate".into(),
-        ));
-    }
+    let bound_to = claims.cnf.as_ref().map(|c| c.x5t_s256.as_str());
+    crate::cert::check_binding(bound_to, client.certificate.as_deref())
+        .map_err(|e| OAuthError::InvalidGrant(e.to_string().into()))?;
     let scope = match form.scope.as_deref() {
         None => claims.scope.clone(),
         Some(requested) => {

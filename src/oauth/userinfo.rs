@@ -29,14 +29,11 @@ pub fn userinfo(
     })?;
     if let Some(cnf) = &claims.cnf {
         let cert = crate::cert::from_request(req, state.cert_header.as_ref())?;
-        if cert.is_none_or(|c| c.thumbprint != cnf.x5t_s256) {
-            return Err(OAuthError::InvalidToken(
-                "the access token is bound to another certificate".into(),
-            ));
-        }
+        crate::cert::check_binding(Some(&cnf.x5t_s256), cert.as_deref())
+            .map_err(|e| OAuthError::InvalidToken(e.to_string().into()))?;
     }
     if !crate::scope::contains(&claims.scope, OPENID) {
-        return Err(OAuthError::InsufficientScope(OPENID));
+        return Err(OAuthError::InsufficientScope(OPENID.into()));
     }
     let user = claims
         .username

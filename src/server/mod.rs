@@ -217,7 +217,7 @@ impl ConnSettings {
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(Duration::from_secs(config.header_read_timeout))
-            .max_buf_size(MAX_HEADER_BYTES);
+            .max_buf_size(MAX_READ_HEADER_BYTES);
         let ping = Duration::from_secs(config.http2_keep_alive_interval);
         builder
             .http2()
@@ -225,7 +225,7 @@ impl ConnSettings {
             .keep_alive_interval(ping)
             .keep_alive_timeout(ping)
             .max_concurrent_streams(config.http2_max_streams)
-            .max_header_list_size(MAX_HEADER_BYTES as u32)
+            .max_header_list_size(MAX_READ_HEADER_BYTES as u32)
             .max_pending_accept_reset_streams(Some(20))
             .max_local_error_reset_streams(Some(256));
         Self {
@@ -239,9 +239,22 @@ impl ConnSettings {
     }
 }
 
-/// Largest request head (HTTP/1 buffer, HTTP/2 header list): room for a
-/// forwarded certificate chain, far below what would cost memory.
-const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Largest request head answered normally: room for a forwarded
+/// certificate chain. Up to [`MAX_READ_HEADER_BYTES`] a larger head gets
+/// our JSON 431; beyond, the HTTP layer refuses it itself.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// HTTP/1 read buffer and HTTP/2 header list limit (memory per connection).
+const MAX_READ_HEADER_BYTES: usize = 2 * MAX_HEADER_BYTES;
+
+/// The size of a request head as counted against [`MAX_HEADER_BYTES`].
+fn head_bytes<B>(req: &hyper::Request<B>) -> usize {
+    req.uri().path_and_query().map_or(0, |p| p.as_str().len())
+        + req
+            .headers()
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum::<usize>()
+}
 
 /// What a connection task needs.
 struct ConnPeer {
@@ -277,6 +290,7 @@ impl ConnPeer {
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let in_flight = tracker.begin();
             let endpoint = endpoint.clone();
+            let too_large = head_bytes(&req) > MAX_HEADER_BYTES;
             let mut req =
                 poem::Request::from((req, local.clone(), remote_addr.clone(), scheme.clone()));
             req.extensions_mut().insert(listener);
@@ -284,7 +298,11 @@ impl ConnPeer {
                 req.extensions_mut().insert(cert.clone());
             }
             async move {
-                let resp = endpoint.get_response(req).await;
+                let resp = if too_large {
+                    poem::IntoResponse::into_response(crate::error::OAuthError::HeadersTooLarge)
+                } else {
+                    crate::error::only_oauth_errors(endpoint.get_response(req).await)
+                };
                 drop(in_flight);
                 Ok::<_, std::convert::Infallible>(hyper::Response::from(resp))
             }

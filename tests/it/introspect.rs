@@ -125,21 +125,45 @@ scope = "read"
         (200, json!(true)),
         "{body}"
     );
-    // A certificate-bound caller token without its certificate (RFC 8705 §3).
+    // A certificate-bound caller token without its certificate (RFC 8705
+    // §3), or with another: RFC 6750 errors that say which.
     let (status, body) = introspect(&server, None, &[("token", &subject)], Some(&bearer)).await;
     assert_eq!(
         (status, body["error"].as_str()),
-        (401, Some("invalid_client"))
+        (401, Some("invalid_token"))
     );
-    // Without the introspection scope.
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("present that certificate"),
+        "{body}"
+    );
+    let other = server.pki.client(&[(DnType::CommonName, "weak")], vec![]);
+    let (_, body) = introspect(&server, Some(&other), &[("token", &subject)], Some(&bearer)).await;
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("another client certificate"),
+        "{body}"
+    );
+    // Without the introspection scope: 403 naming the scope.
     let weak_id = server.pki.client(&[(DnType::CommonName, "weak")], vec![]);
     let weak = format!("Bearer {}", server.token(&weak_id, "weak").await);
-    let (status, _) =
+    let (status, body) =
         introspect(&server, Some(&weak_id), &[("token", &subject)], Some(&weak)).await;
-    assert_eq!(status, 401);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("insufficient_scope"))
+    );
     // A garbage bearer.
-    let (status, _) = introspect(&server, None, &[("token", &subject)], Some("Bearer nope")).await;
-    assert_eq!(status, 401);
+    let (status, body) =
+        introspect(&server, None, &[("token", &subject)], Some("Bearer nope")).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_token"))
+    );
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ mod common;
 mod discovery;
 mod e2e;
 mod headers;
+mod hostile;
 mod introspect;
 mod limits;
 mod login_limits;
