@@ -8,9 +8,13 @@ default:
 run *ARGS:
     cargo run --release -- {{ARGS}}
 
-# Run the whole test suite
-test:
-    cargo test
+# Run the whole test suite, installing what it needs (chromium, schemathesis, cargo-fuzz)
+test *ARGS:
+    cargo xtask test {{ARGS}}
+
+# Only the Rust tests (unit and integration; the browser test needs chromium)
+test-rust:
+    cargo test --workspace
 
 # The headless-Chromium end-to-end test alone (needs Debian's chromium and chromium-driver)
 e2e:
@@ -23,7 +27,7 @@ hash-password:
 # Formatting and lints, as CI runs them
 lint:
     cargo fmt --all -- --check
-    cargo clippy --all-targets -- -D warnings
+    cargo clippy --workspace --all-targets -- -D warnings
 
 # Regenerate the committed OpenAPI documents in openapi/
 openapi:
@@ -41,6 +45,18 @@ bench *ARGS:
 # The revocation list at 1,000,000 entries: load time, memory, lookups, durable revocations/s, compaction
 bench-revocations *ARGS:
     cargo bench --bench revocations -- {{ARGS}}
+
+# Every fuzz target for SECONDS each (cargo fuzz, nightly); new inputs go to fuzz/corpus/
+fuzz SECONDS="60" *TARGETS:
+    cargo xtask fuzz --seconds {{SECONDS}} {{TARGETS}}
+
+# schemathesis against the committed OpenAPI document
+schemathesis EXAMPLES="300":
+    cargo xtask schemathesis --max-examples {{EXAMPLES}}
+
+# Mixed load at 70 % of the measured maximum for N minutes (default 10): errors, p99 over time, RSS
+soak *ARGS:
+    cargo bench --bench soak -- {{ARGS}}
 
 # Everything CI checks
 ci: lint test

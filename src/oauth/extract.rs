@@ -129,9 +129,7 @@ async fn read_body(req: &Request, body: poem::Body, limit: usize) -> Result<Byte
 
 /// RFC 6749 §3.1: a parameter sent twice is `invalid_request`; one sent
 /// without a value is treated as omitted.
-pub(crate) fn parse_form(
-    bytes: &[u8],
-) -> Result<serde_json::Map<String, serde_json::Value>, OAuthError> {
+pub fn parse_form(bytes: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, OAuthError> {
     let mut map = serde_json::Map::new();
     for (key, value) in form_urlencoded::parse(bytes) {
         if map.contains_key(key.as_ref()) {
@@ -222,8 +220,14 @@ fn parse_authorization(req: &Request) -> Result<Option<Authorization>, OAuthErro
             "Authorization header repeated".into(),
         ));
     }
+    parse_authorization_value(value.as_bytes()).map(Some)
+}
+
+/// Parses one `Authorization` header value: `Basic` (RFC 6749 §2.3.1) or
+/// `Bearer` (RFC 6750 §2.1); anything else is `invalid_client`.
+pub fn parse_authorization_value(value: &[u8]) -> Result<Authorization, OAuthError> {
     let bad = || OAuthError::InvalidClient("malformed Authorization header".into());
-    let value = value.to_str().map_err(|_| bad())?.trim();
+    let value = std::str::from_utf8(value).map_err(|_| bad())?.trim();
     let (scheme, rest) = value.split_once(' ').ok_or_else(bad)?;
     let rest = rest.trim();
     if scheme.eq_ignore_ascii_case("basic") {
@@ -235,9 +239,9 @@ fn parse_authorization(req: &Request) -> Result<Option<Authorization>, OAuthErro
         if id.is_empty() {
             return Err(bad());
         }
-        Ok(Some(Authorization::Basic(id, secret)))
+        Ok(Authorization::Basic(id, secret))
     } else if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
-        Ok(Some(Authorization::Bearer(rest.to_string())))
+        Ok(Authorization::Bearer(rest.to_string()))
     } else {
         Err(bad())
     }

@@ -239,6 +239,25 @@ impl Api {
     }
 }
 
+/// The methods each path takes, for the `Allow` header of a 405 (RFC 9110
+/// §15.5.6). A test checks it against the OpenAPI document.
+pub const METHODS: &[(&str, &str)] = &[
+    ("/oauth2/authorize", "GET, POST"),
+    ("/oauth2/token", "POST"),
+    ("/oauth2/introspect", "POST"),
+    ("/oauth2/revoke", "POST"),
+    ("/oauth2/userinfo", "GET, POST"),
+    ("/oauth2/jwks", "GET"),
+    ("/.well-known/oauth-authorization-server", "GET"),
+    ("/.well-known/openid-configuration", "GET"),
+    ("/openapi.json", "GET"),
+];
+
+/// The `Allow` value for `path`, if it is an endpoint.
+pub fn allowed_methods(path: &str) -> Option<&'static str> {
+    METHODS.iter().find(|(p, _)| *p == path).map(|(_, m)| *m)
+}
+
 /// Client credentials in a form body (RFC 6749 §2.3.1, RFC 8705 §2).
 #[derive(Debug, Default, Object)]
 pub struct ClientParams {

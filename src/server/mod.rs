@@ -291,6 +291,7 @@ impl ConnPeer {
             let in_flight = tracker.begin();
             let endpoint = endpoint.clone();
             let too_large = head_bytes(&req) > MAX_HEADER_BYTES;
+            let uri = req.uri().clone();
             let mut req =
                 poem::Request::from((req, local.clone(), remote_addr.clone(), scheme.clone()));
             req.extensions_mut().insert(listener);
@@ -301,7 +302,7 @@ impl ConnPeer {
                 let resp = if too_large {
                     poem::IntoResponse::into_response(crate::error::OAuthError::HeadersTooLarge)
                 } else {
-                    crate::error::only_oauth_errors(endpoint.get_response(req).await)
+                    crate::error::only_oauth_errors(endpoint.get_response(req).await, uri.path())
                 };
                 drop(in_flight);
                 Ok::<_, std::convert::Infallible>(hyper::Response::from(resp))

@@ -16,3 +16,26 @@ fn openapi_documents_do_not_drift() {
         );
     }
 }
+
+/// The `Allow` table of 405 answers lists exactly the documented methods
+/// (plus the browser endpoint and the document itself, not in the spec).
+#[test]
+fn allow_table_matches_the_document() {
+    let spec: serde_json::Value = serde_json::from_str(&certbound::openapi().spec()).unwrap();
+    let paths = spec["paths"].as_object().unwrap();
+    for (path, ops) in paths {
+        let mut methods: Vec<String> = ops
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|m| m.to_uppercase())
+            .collect();
+        methods.sort();
+        assert_eq!(
+            certbound::oauth::allowed_methods(path),
+            Some(methods.join(", ").as_str()),
+            "{path}"
+        );
+    }
+    assert_eq!(certbound::oauth::METHODS.len(), paths.len() + 2);
+}
