@@ -206,7 +206,13 @@ fn cargo_fuzz() -> Result<Command> {
         .args(["toolchain", "list"])
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("nightly"));
-    let mut c = cargo();
+    // The rustup proxy (not `$CARGO`, which names one toolchain's cargo)
+    // understands `+nightly`.
+    let mut c = Command::new("cargo");
+    c.current_dir(root())
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("CARGO")
+        .env_remove("RUSTC");
     if nightly {
         c.arg("+nightly");
     } else {
