@@ -85,9 +85,12 @@ pub struct ServerConfig {
     /// Open connections (both listeners, TLS handshakes included); past it
     /// new connections are closed at once.
     pub max_connections: usize,
-    /// Open connections per client address. Addresses in
+    /// Open connections per client address (IPv6: per /64). Addresses in
     /// `mtls.trusted_proxies` are exempt (a proxy carries many clients).
     pub max_connections_per_address: usize,
+    /// Requests in flight at once, over all connections; past it a request
+    /// is answered 503 at once. Bounds the memory requests hold.
+    pub max_requests_in_flight: usize,
     /// After the answer to a request whose body was not read to the end, at
     /// most this many bytes are read and discarded before the connection is
     /// closed, so the client sees the answer instead of a reset.
@@ -288,9 +291,10 @@ impl Default for Config {
                 body_read_timeout: 10,
                 idle_timeout: 60,
                 http2_keep_alive_interval: 30,
-                http2_max_streams: 100,
+                http2_max_streams: 32,
                 max_connections: 4096,
                 max_connections_per_address: 256,
+                max_requests_in_flight: 1024,
                 linger_bytes: 4 * 1024 * 1024,
                 linger_timeout: 5,
             },
@@ -423,6 +427,10 @@ impl Config {
                 self.server.http2_keep_alive_interval,
             ),
             ("server.max_connections", self.server.max_connections as u64),
+            (
+                "server.max_requests_in_flight",
+                self.server.max_requests_in_flight as u64,
+            ),
             (
                 "server.max_connections_per_address",
                 self.server.max_connections_per_address as u64,

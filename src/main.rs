@@ -367,6 +367,12 @@ fn serve(config: Config, source: Source) -> Result<(), String> {
         if let Some(addr) = server.http_addr() {
             tracing::info!(%addr, "listening (plain http, for a TLS-terminating proxy)");
         }
+        if state.config.mtls.header_on_https && server.https_addr().is_some() {
+            tracing::warn!(
+                trusted = ?state.config.mtls.trusted_proxies,
+                "mtls.header_on_https: the HTTPS listener believes the certificate header from these addresses; any process there can present a client's public certificate"
+            );
+        }
         if source == Source::EmbeddedDev {
             print_dev_banner(&state, server.https_addr());
         }

@@ -2,8 +2,6 @@
 //! `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`, at most
 //! [`MAX_TOKENS`] tokens and [`MAX_LEN`] characters.
 
-use std::collections::HashSet;
-
 use crate::error::OAuthError;
 
 /// Most scope tokens accepted in one parameter.
@@ -11,8 +9,9 @@ pub const MAX_TOKENS: usize = 64;
 /// Longest scope parameter accepted.
 pub const MAX_LEN: usize = 2048;
 
-/// Parses a scope string into its tokens, in order, without duplicates, in
-/// linear time. Any character outside the RFC 6749 §3.3 grammar, an empty
+/// Parses a scope string into its tokens, in order, without duplicates
+/// (at most [`MAX_TOKENS`] distinct ones, so the de-duplication scan is
+/// bounded). Any character outside the RFC 6749 §3.3 grammar, an empty
 /// token between two spaces, more than [`MAX_TOKENS`] tokens or more than
 /// [`MAX_LEN`] characters is `invalid_scope`.
 pub fn parse(s: &str) -> Result<Vec<&str>, OAuthError> {
@@ -25,7 +24,6 @@ pub fn parse(s: &str) -> Result<Vec<&str>, OAuthError> {
             format!("scope is longer than {MAX_LEN} characters").into(),
         ));
     }
-    let mut seen = HashSet::new();
     for token in s.split(' ') {
         if token.is_empty() {
             return Err(OAuthError::InvalidScope("scope has an empty token".into()));
@@ -35,7 +33,7 @@ pub fn parse(s: &str) -> Result<Vec<&str>, OAuthError> {
                 "scope has a character outside RFC 6749 §3.3".into(),
             ));
         }
-        if seen.insert(token) {
+        if !out.contains(&token) {
             if out.len() == MAX_TOKENS {
                 return Err(OAuthError::InvalidScope(
                     format!("scope has more than {MAX_TOKENS} tokens").into(),
@@ -64,6 +62,20 @@ pub fn grant(requested: Option<&str>, allowed: &[String]) -> Result<String, OAut
         ));
     }
     Ok(tokens.join(" "))
+}
+
+/// `scope` without the token `drop`.
+pub fn without<'a>(scope: &'a str, drop: &str) -> std::borrow::Cow<'a, str> {
+    if !contains(scope, drop) {
+        return std::borrow::Cow::Borrowed(scope);
+    }
+    std::borrow::Cow::Owned(
+        scope
+            .split(' ')
+            .filter(|t| *t != drop)
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
 }
 
 /// Whether a granted scope string contains `wanted`.
@@ -101,6 +113,12 @@ mod tests {
         ));
         assert!(contains("a b c", "b"));
         assert!(!contains("a bc", "b"));
+        assert_eq!(without("a introspect b", "introspect"), "a b");
+        assert_eq!(without("introspect", "introspect"), "");
+        assert!(matches!(
+            without("a b", "x"),
+            std::borrow::Cow::Borrowed("a b")
+        ));
     }
 
     #[test]

@@ -390,7 +390,7 @@ fn verify_jws<T: DeserializeOwned>(
         .map_err(|_| Inactive::Malformed)?;
     let header: JoseHeader<'_> =
         serde_json::from_slice(&buf[..len]).map_err(|_| Inactive::Malformed)?;
-    if header.crit.is_some() {
+    if header.crit {
         return Err(Inactive::CriticalExtension);
     }
     let typ_ok = header
@@ -430,8 +430,14 @@ struct JoseHeader<'a> {
     kid: Option<std::borrow::Cow<'a, str>>,
     #[serde(borrow, default)]
     typ: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default)]
-    crit: Option<serde::de::IgnoredAny>,
+    /// Present at all (even `null`): refused.
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+/// `true` for a field that is there, whatever its value.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
 }
 
 /// JWS compact serialisation with the current key.
@@ -448,11 +454,21 @@ pub(crate) fn sign<T: Serialize>(
     })
     .map_err(OAuthError::internal)?;
     let payload = serde_json::to_vec(claims).map_err(OAuthError::internal)?;
+    sign_segments(keys, &header, &payload)
+}
+
+/// JWS compact serialisation of `header` and `payload` exactly as given,
+/// signed with the current key. Tests and the fuzzer use it to make tokens
+/// only this server could have made.
+pub fn sign_segments(keys: &KeySet, header: &[u8], payload: &[u8]) -> Result<String, OAuthError> {
     let mut out = String::with_capacity(64 + (header.len() + payload.len()) * 4 / 3 + 128);
-    URL_SAFE_NO_PAD.encode_string(&header, &mut out);
+    URL_SAFE_NO_PAD.encode_string(header, &mut out);
     out.push('.');
-    URL_SAFE_NO_PAD.encode_string(&payload, &mut out);
-    let signature = key.sign(out.as_bytes()).map_err(OAuthError::internal)?;
+    URL_SAFE_NO_PAD.encode_string(payload, &mut out);
+    let signature = keys
+        .current()
+        .sign(out.as_bytes())
+        .map_err(OAuthError::internal)?;
     out.push('.');
     URL_SAFE_NO_PAD.encode_string(&signature, &mut out);
     Ok(out)
@@ -635,15 +651,13 @@ mod tests {
         );
     }
 
-    /// Signs `header` and `claims` as given, with the current key.
     fn forge(keys: &KeySet, header: serde_json::Value, claims: serde_json::Value) -> String {
-        let mut out = URL_SAFE_NO_PAD.encode(header.to_string());
-        out.push('.');
-        out.push_str(&URL_SAFE_NO_PAD.encode(claims.to_string()));
-        let signature = keys.current().sign(out.as_bytes()).unwrap();
-        out.push('.');
-        out.push_str(&URL_SAFE_NO_PAD.encode(signature));
-        out
+        sign_segments(
+            keys,
+            header.to_string().as_bytes(),
+            claims.to_string().as_bytes(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -703,24 +717,21 @@ mod tests {
                 "{jti:?}"
             );
         }
-        let mut crit = header.clone();
-        crit["crit"] = serde_json::json!(["exp"]);
-        assert_eq!(
-            svc.verify(&keys, &forge(&keys, crit, claims.clone()), 1001),
-            Err(Inactive::CriticalExtension)
-        );
+        for value in [serde_json::json!(["exp"]), serde_json::Value::Null] {
+            let mut crit = header.clone();
+            crit["crit"] = value;
+            assert_eq!(
+                svc.verify(&keys, &forge(&keys, crit, claims.clone()), 1001),
+                Err(Inactive::CriticalExtension)
+            );
+        }
         // A header naming alg twice is not guessed at.
         let twice = format!(
             "{{\"alg\":\"none\",\"alg\":\"{}\",\"kid\":\"{}\",\"typ\":\"at+jwt\"}}",
             key.alg.name(),
             key.kid
         );
-        let mut token = URL_SAFE_NO_PAD.encode(twice);
-        token.push('.');
-        token.push_str(&URL_SAFE_NO_PAD.encode(claims.to_string()));
-        let sig = keys.current().sign(token.as_bytes()).unwrap();
-        token.push('.');
-        token.push_str(&URL_SAFE_NO_PAD.encode(sig));
+        let token = sign_segments(&keys, twice.as_bytes(), claims.to_string().as_bytes()).unwrap();
         assert_eq!(svc.verify(&keys, &token, 1001), Err(Inactive::Malformed));
     }
 }

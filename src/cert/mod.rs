@@ -5,7 +5,6 @@ pub mod dn;
 pub mod header;
 pub mod matching;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -15,7 +14,6 @@ use rustls::pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
 
 use crate::error::OAuthError;
-use crate::server::Listener;
 
 /// A client certificate presented for this request: the leaf (DER), any
 /// intermediates, and the leaf's `x5t#S256` thumbprint.
@@ -91,22 +89,6 @@ pub struct HeaderSource {
     pub on_https: bool,
 }
 
-impl HeaderSource {
-    fn trusts(&self, peer: Option<IpAddr>) -> bool {
-        peer.is_some_and(|ip| crate::addr::in_any(&self.trusted_proxies, ip))
-    }
-
-    /// Whether the listener a request came in on faces a proxy. A request
-    /// that carries no listener (never the case over a socket) does not.
-    fn faces_proxy(&self, listener: Option<&Listener>) -> bool {
-        match listener {
-            Some(Listener::Http) => true,
-            Some(Listener::Https) => self.on_https,
-            None => false,
-        }
-    }
-}
-
 /// The certificate for this request: the TLS peer certificate when there is
 /// one; otherwise the proxy header, but only on a listener that faces a
 /// proxy (the plain HTTP one, or HTTPS with `mtls.header_on_https`) and
@@ -122,19 +104,12 @@ pub fn from_request(
     let Some(source) = source else {
         return Ok(None);
     };
-    if !source.faces_proxy(req.extensions().get::<Listener>()) {
-        if req.headers().contains_key(&source.name) {
-            tracing::debug!(header = %source.name, "ignoring certificate header on a listener that does not face a proxy");
-        }
-        return Ok(None);
-    }
     let mut values = req.headers().get_all(&source.name).iter();
     let Some(value) = values.next() else {
         return Ok(None);
     };
-    let peer = req.remote_addr().as_socket_addr().map(|a| a.ip());
-    if !source.trusts(peer) {
-        tracing::debug!(peer = ?peer, header = %source.name, "ignoring certificate header from an untrusted address");
+    if !crate::addr::via_trusted_proxy(req, &source.trusted_proxies, source.on_https) {
+        tracing::debug!(peer = ?req.remote_addr(), header = %source.name, "ignoring certificate header: not from a trusted proxy on a listener facing it");
         return Ok(None);
     }
     if values.next().is_some() {
@@ -163,31 +138,5 @@ mod tests {
             thumbprint(b"abc"),
             "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0"
         );
-    }
-
-    #[test]
-    fn ipv4_mapped_peer_is_matched() {
-        let source = HeaderSource {
-            name: poem::http::HeaderName::from_static("x-cert"),
-            trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
-            on_https: false,
-        };
-        assert!(source.trusts(Some("::ffff:127.0.0.1".parse().unwrap())));
-        assert!(!source.trusts(Some("127.0.0.2".parse().unwrap())));
-        assert!(!source.trusts(None));
-    }
-
-    #[test]
-    fn the_header_is_read_only_on_listeners_facing_a_proxy() {
-        let mut source = HeaderSource {
-            name: poem::http::HeaderName::from_static("x-cert"),
-            trusted_proxies: vec![],
-            on_https: false,
-        };
-        assert!(source.faces_proxy(Some(&Listener::Http)));
-        assert!(!source.faces_proxy(Some(&Listener::Https)));
-        assert!(!source.faces_proxy(None));
-        source.on_https = true;
-        assert!(source.faces_proxy(Some(&Listener::Https)));
     }
 }

@@ -92,6 +92,11 @@ fn work(users: &Users, jobs: &Mutex<Receiver<Job>>) {
             rx.recv()
         };
         let Ok(job) = job else { return };
+        // The client left while the job waited: its attempt was released,
+        // so hashing for it now would escape the in-flight caps.
+        if job.reply.is_closed() {
+            continue;
+        }
         let user = users.verify(&job.username, &job.password, &mut memory);
         let _ = job.reply.send(user);
     }

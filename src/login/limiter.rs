@@ -6,8 +6,11 @@
 //!   can lock a user out by failing on purpose.
 //! - Per address: `max_failures_per_address` failures within
 //!   `failure_window` refuse every login from it until the window ends.
-//! - In flight: at most [`MAX_IN_FLIGHT_PER_USER`] checks of one username
-//!   and [`MAX_IN_FLIGHT_PER_ADDRESS`] from one address run at once.
+//! - In flight: one check of a username per address, at most
+//!   [`MAX_IN_FLIGHT_PER_USER`] of one username and
+//!   [`MAX_IN_FLIGHT_PER_ADDRESS`] from one address run at once.
+//!
+//! Addresses are counted per [`crate::addr::bucket`] (IPv6 by /64).
 //!
 //! An attempt is counted as a failure *before* its password is checked, in
 //! the same critical section as the limit check ([`Limiter::begin`]), so
@@ -20,8 +23,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use sha2::{Digest, Sha256};
 
-/// Password checks of one username running at once.
-pub const MAX_IN_FLIGHT_PER_USER: u32 = 2;
+/// Password checks of one username running at once (from all addresses).
+pub const MAX_IN_FLIGHT_PER_USER: u32 = 4;
 /// Password checks from one address running at once.
 pub const MAX_IN_FLIGHT_PER_ADDRESS: u32 = 4;
 /// Entries kept at most; past it, entries with nothing in flight are dropped.
@@ -89,7 +92,7 @@ impl Limiter {
         now: u64,
     ) -> Result<Attempt<'_>, u64> {
         let user = hash_user(username);
-        let address = address.map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), crate::addr::canonical);
+        let address = address.map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), crate::addr::bucket);
         let mut table = self.table();
         if table.len() + 3 > CAPACITY {
             self.evict(&mut table, now);
@@ -107,7 +110,7 @@ impl Limiter {
             }),
             (addr.failures >= self.max_per_address)
                 .then(|| (addr.start + self.window).saturating_sub(now)),
-            (by_user.in_flight >= MAX_IN_FLIGHT_PER_USER).then_some(1),
+            (pair.in_flight > 0 || by_user.in_flight >= MAX_IN_FLIGHT_PER_USER).then_some(1),
             (addr.in_flight >= MAX_IN_FLIGHT_PER_ADDRESS).then_some(1),
         ]
         .into_iter()
@@ -292,21 +295,23 @@ mod tests {
     fn parallel_attempts_are_counted_before_checking() {
         let l = Limiter::new(300, 5, 100);
         let a = ip("10.0.0.1");
-        // Attempts held open (their password being checked) count already,
-        // and at most two of one user run at once.
+        // Attempts held open (their password being checked) count already:
+        // one per user and address, four of one user at once.
         let first = l.begin("carol", a, 1000).unwrap();
-        let second = l.begin("carol", ip("10.0.0.2"), 1000).unwrap();
-        assert_eq!(l.begin("carol", ip("10.0.0.3"), 1000).unwrap_err(), 1);
-        drop((first, second));
-        let mut held = Vec::new();
+        assert_eq!(l.begin("carol", a, 1000).unwrap_err(), 1);
+        let others: Vec<_> = (2..5)
+            .map(|i| l.begin("carol", ip(&format!("10.0.0.{i}")), 1000).unwrap())
+            .collect();
+        assert_eq!(l.begin("carol", ip("10.0.0.9"), 1000).unwrap_err(), 1);
+        drop((first, others));
+        let mut held = None;
         for _ in 0..30 {
-            if let Ok(attempt) = l.begin("dave", a, 1000) {
-                held.push(attempt);
-            }
-            if held.len() == 2 {
-                held.clear();
+            match l.begin("dave", a, 1000) {
+                Ok(attempt) => held = Some(attempt),
+                Err(_) => held = None,
             }
         }
+        drop(held);
         // 30 tries in the same second: only the 5 free ones were admitted.
         assert!(l.begin("dave", a, 1000).is_err());
         let table = l.table();

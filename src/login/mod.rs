@@ -127,22 +127,29 @@ pub fn cookie<'a>(req: &'a poem::Request, name: &str) -> Option<&'a str> {
     found
 }
 
-/// The address a login attempt comes from: the TCP peer, or, when the peer
-/// is a trusted proxy, the last address it put in `X-Forwarded-For`.
-pub fn client_address(req: &poem::Request, trusted_proxies: &[ipnet::IpNet]) -> Option<IpAddr> {
+/// The address a login attempt comes from: the TCP peer, or, when the
+/// request came through a trusted proxy ([`crate::addr::via_trusted_proxy`]),
+/// the last `X-Forwarded-For` entry: the one that proxy added. If that
+/// entry is not an address, the peer (an earlier entry is the client's own
+/// word).
+pub fn client_address(
+    req: &poem::Request,
+    trusted_proxies: &[ipnet::IpNet],
+    on_https: bool,
+) -> Option<IpAddr> {
     let peer = crate::addr::canonical(req.remote_addr().as_socket_addr().map(|a| a.ip())?);
-    if !crate::addr::in_any(trusted_proxies, peer) {
+    if !crate::addr::via_trusted_proxy(req, trusted_proxies, on_https) {
         return Some(peer);
     }
-    let forwarded = req
+    let last = req
         .headers()
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-        .next_back();
-    Some(forwarded.unwrap_or(peer))
+        .next_back()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|s| s.trim().parse::<IpAddr>().ok());
+    Some(last.map_or(peer, crate::addr::canonical))
 }
 
 #[cfg(test)]

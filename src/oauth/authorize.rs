@@ -272,7 +272,11 @@ async fn login_step(
             StatusCode::OK,
         ));
     };
-    let address = login::client_address(req, &state.config.mtls.trusted_proxies);
+    let address = login::client_address(
+        req,
+        &state.config.mtls.trusted_proxies,
+        state.config.mtls.header_on_https,
+    );
     let refused = |status, message, wait: u64| {
         let mut resp = login_page(
             state,

@@ -145,6 +145,13 @@ fn authenticate_caller(
             crate::cert::check_binding(Some(&cnf.x5t_s256), cert.as_deref())
                 .map_err(|e| OAuthError::InvalidToken(e.to_string().into()))?;
         }
+        // Only a client's own (client-credentials) token may introspect; a
+        // user's token (it has a family) never may, whatever its scope.
+        if claims.fid.is_some() {
+            return Err(OAuthError::InvalidToken(
+                "a token issued to a user may not call introspection".into(),
+            ));
+        }
         let needed = &state.config.tokens.introspection_scope;
         if !crate::scope::contains(&claims.scope, needed) {
             return Err(OAuthError::InsufficientScope(needed.clone().into()));

@@ -318,6 +318,13 @@ fn user_tokens(
     now: u64,
 ) -> Result<TokenBody, OAuthError> {
     let client_id = client.client.id.as_str();
+    // A user's tokens never carry the introspection scope, whatever an older
+    // refresh token says (the authorization endpoint never grants it).
+    let scope = crate::scope::without(grant.scope, &state.config.tokens.introspection_scope);
+    let grant = UserGrant {
+        scope: &scope,
+        ..grant
+    };
     let access_token = state.tokens.mint(
         &state.keys,
         AccessGrant {

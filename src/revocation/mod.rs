@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-pub use self::log::{Compacted, OpenError, Scan, retained_from};
+pub use self::log::{Compacted, OpenError, RETAIN_AFTER_EXPIRY, Scan, retained_from};
 pub use self::record::{Kind, Record};
 use self::table::Table;
 use self::writer::{Counters, Message, Writer};

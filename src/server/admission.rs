@@ -1,7 +1,9 @@
-//! Connection admission: a global cap on open connections and a cap per
-//! client address, so no unauthenticated peer can make the server hold an
-//! unbounded number of sockets. A refused connection is closed at once; the
-//! accept loop never waits for room.
+//! Admission: a global cap on open connections and a cap per client address
+//! (IPv6 addresses counted per /64, [`crate::addr::bucket`]), so no
+//! unauthenticated peer can make the server hold an unbounded number of
+//! sockets; and a global cap on requests in flight, which bounds the memory
+//! their heads and bodies hold. A refused connection is closed at once (the
+//! accept loop never waits for room); a refused request is answered 503.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -27,8 +29,10 @@ pub enum Refused {
 pub struct Admission {
     max_total: usize,
     max_per_address: usize,
+    max_requests: usize,
     exempt: Vec<IpNet>,
     total: AtomicUsize,
+    requests: AtomicUsize,
     hasher: std::collections::hash_map::RandomState,
     shards: Vec<Mutex<HashMap<IpAddr, usize>>>,
 }
@@ -41,14 +45,22 @@ pub struct Admitted {
 }
 
 impl Admission {
-    /// Caps of `max_total` connections and `max_per_address` per address;
-    /// addresses in `exempt` count only towards the total.
-    pub fn new(max_total: usize, max_per_address: usize, exempt: Vec<IpNet>) -> Arc<Self> {
+    /// Caps of `max_total` connections and `max_per_address` per address
+    /// (addresses in `exempt` count only towards the total), and
+    /// `max_requests` requests in flight.
+    pub fn new(
+        max_total: usize,
+        max_per_address: usize,
+        max_requests: usize,
+        exempt: Vec<IpNet>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             max_total,
             max_per_address,
+            max_requests,
             exempt,
             total: AtomicUsize::new(0),
+            requests: AtomicUsize::new(0),
             hasher: Default::default(),
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
         })
@@ -65,10 +77,10 @@ impl Admission {
             self.total.fetch_sub(1, Ordering::AcqRel);
             return Err(Refused::Total);
         }
-        let ip = crate::addr::canonical(ip);
         let address = if crate::addr::in_any(&self.exempt, ip) {
             None
         } else {
+            let ip = crate::addr::bucket(ip);
             let mut shard = self.shard(ip);
             let count = shard.entry(ip).or_insert(0);
             if *count >= self.max_per_address {
@@ -85,11 +97,31 @@ impl Admission {
         })
     }
 
+    /// Takes a place for a request, or `None` when `max_requests` are in
+    /// flight.
+    pub fn try_begin(self: &Arc<Self>) -> Option<Request> {
+        if self.requests.fetch_add(1, Ordering::AcqRel) >= self.max_requests {
+            self.requests.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Request(self.clone()))
+    }
+
     fn shard(&self, ip: IpAddr) -> MutexGuard<'_, HashMap<IpAddr, usize>> {
         let i = self.hasher.hash_one(ip) as usize % SHARDS;
         self.shards[i]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A request in flight; dropping it frees its place.
+#[derive(Debug)]
+pub struct Request(Arc<Admission>);
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        self.0.requests.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -114,7 +146,7 @@ mod tests {
 
     #[test]
     fn caps_hold_and_places_come_back() {
-        let a = Admission::new(5, 2, vec!["10.0.0.0/8".parse().unwrap()]);
+        let a = Admission::new(5, 2, 10, vec!["10.0.0.0/8".parse().unwrap()]);
         let x: IpAddr = "192.0.2.1".parse().unwrap();
         let y: IpAddr = "192.0.2.2".parse().unwrap();
         let proxy: IpAddr = "10.1.1.1".parse().unwrap();
@@ -134,7 +166,7 @@ mod tests {
 
     #[test]
     fn per_address_entries_are_removed_when_closed() {
-        let a = Admission::new(100, 100, vec![]);
+        let a = Admission::new(100, 100, 2, vec![]);
         let guards: Vec<_> = (0..50u8)
             .map(|i| a.admit(IpAddr::from([192, 0, 2, i])).unwrap())
             .collect();
@@ -142,5 +174,23 @@ mod tests {
         assert_eq!(a.open(), 0);
         let entries: usize = a.shards.iter().map(|s| s.lock().unwrap().len()).sum();
         assert_eq!(entries, 0);
+        // Requests in flight.
+        let (r1, r2) = (a.try_begin().unwrap(), a.try_begin().unwrap());
+        assert!(a.try_begin().is_none());
+        drop(r1);
+        assert!(a.try_begin().is_some());
+        drop(r2);
+    }
+
+    #[test]
+    fn an_ipv6_64_is_one_address() {
+        let a = Admission::new(100, 2, 10, vec![]);
+        let _one = a.admit("2001:db8::1".parse().unwrap()).unwrap();
+        let _two = a.admit("2001:db8::ffff:2".parse().unwrap()).unwrap();
+        assert_eq!(
+            a.admit("2001:db8::3".parse().unwrap()).unwrap_err(),
+            Refused::PerAddress
+        );
+        assert!(a.admit("2001:db8:0:1::1".parse().unwrap()).is_ok());
     }
 }

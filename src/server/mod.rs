@@ -72,6 +72,7 @@ impl Server {
         let admission = Admission::new(
             server.max_connections,
             server.max_connections_per_address,
+            server.max_requests_in_flight,
             state.config.mtls.trusted_proxies.clone(),
         );
         Ok(Self {
@@ -141,6 +142,7 @@ impl Server {
             let _ = stream.set_nodelay(true);
             let local = stream.local_addr().ok();
             let peer = ConnPeer {
+                admission: admission.clone(),
                 local,
                 remote,
                 settings: conn.clone(),
@@ -225,7 +227,13 @@ impl ConnSettings {
             .keep_alive_interval(ping)
             .keep_alive_timeout(ping)
             .max_concurrent_streams(config.http2_max_streams)
-            .max_header_list_size(MAX_READ_HEADER_BYTES as u32)
+            // HPACK lets a few bytes on the wire stand for a large header
+            // list: beyond our 431 limit the HTTP/2 layer refuses it.
+            .max_header_list_size(MAX_HEADER_BYTES as u32)
+            // Flow-control windows sized to the largest body we accept, so
+            // a connection cannot make us buffer megabytes of body.
+            .initial_stream_window_size(window(config.max_body_bytes))
+            .initial_connection_window_size(window(config.max_body_bytes).saturating_mul(4))
             .max_pending_accept_reset_streams(Some(20))
             .max_local_error_reset_streams(Some(256));
         Self {
@@ -237,6 +245,14 @@ impl ConnSettings {
             },
         }
     }
+}
+
+/// An HTTP/2 flow-control window for bodies of at most `max_body` bytes
+/// (the protocol's minimum is 65,535).
+fn window(max_body: usize) -> u32 {
+    u32::try_from(max_body.saturating_add(1024))
+        .unwrap_or(u32::MAX)
+        .max(65_535)
 }
 
 /// Largest request head answered normally: room for a forwarded
@@ -258,6 +274,7 @@ fn head_bytes<B>(req: &hyper::Request<B>) -> usize {
 
 /// What a connection task needs.
 struct ConnPeer {
+    admission: Arc<Admission>,
     local: Option<SocketAddr>,
     remote: SocketAddr,
     settings: Arc<ConnSettings>,
@@ -287,11 +304,13 @@ impl ConnPeer {
         let activity = Arc::new(Activity::new());
         let endpoint = self.endpoint.clone();
         let tracker = activity.clone();
+        let in_flight_total = self.admission.clone();
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let in_flight = tracker.begin();
             let endpoint = endpoint.clone();
             let too_large = head_bytes(&req) > MAX_HEADER_BYTES;
-            let uri = req.uri().clone();
+            let allow = crate::oauth::allowed_methods(req.uri().path());
+            let admitted = in_flight_total.try_begin();
             let mut req =
                 poem::Request::from((req, local.clone(), remote_addr.clone(), scheme.clone()));
             req.extensions_mut().insert(listener);
@@ -299,10 +318,19 @@ impl ConnPeer {
                 req.extensions_mut().insert(cert.clone());
             }
             async move {
-                let resp = if too_large {
-                    poem::IntoResponse::into_response(crate::error::OAuthError::HeadersTooLarge)
-                } else {
-                    crate::error::only_oauth_errors(endpoint.get_response(req).await, uri.path())
+                let resp = match admitted {
+                    None => poem::IntoResponse::into_response(
+                        crate::error::OAuthError::TemporarilyUnavailable(
+                            "the server is at its limit of requests in flight; retry shortly"
+                                .into(),
+                        ),
+                    ),
+                    Some(_request) if too_large => {
+                        poem::IntoResponse::into_response(crate::error::OAuthError::HeadersTooLarge)
+                    }
+                    Some(_request) => {
+                        crate::error::only_oauth_errors(endpoint.get_response(req).await, allow)
+                    }
                 };
                 drop(in_flight);
                 Ok::<_, std::convert::Infallible>(hyper::Response::from(resp))

@@ -124,33 +124,27 @@ impl Browser {
     /// A browser behind the (trusted, loopback) proxy at `address`: plain
     /// HTTP, with `X-Forwarded-For` set as nginx sets it.
     pub fn via_proxy(server: &Api, address: &str) -> Self {
-        let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert("x-forwarded-for", address.parse().unwrap());
-        Self {
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .default_headers(headers)
-                .build()
-                .unwrap(),
-            cookies: HashMap::new(),
-            base: server.http_url(""),
-        }
+        Self::forwarded_to(reqwest::Client::builder(), server.http_url(""), address)
     }
 
     /// Over HTTPS, with `X-Forwarded-For: address` (believed when the
     /// loopback peer is a trusted proxy).
     pub fn forwarded(server: &Api, address: &str) -> Self {
+        let builder = reqwest::Client::builder().tls_backend_preconfigured(server.tls_config(None));
+        Self::forwarded_to(builder, server.https_url(""), address)
+    }
+
+    fn forwarded_to(builder: reqwest::ClientBuilder, base: String, address: &str) -> Self {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert("x-forwarded-for", address.parse().unwrap());
         Self {
-            client: reqwest::Client::builder()
-                .tls_backend_preconfigured(server.tls_config(None))
+            client: builder
                 .redirect(reqwest::redirect::Policy::none())
                 .default_headers(headers)
                 .build()
                 .unwrap(),
             cookies: HashMap::new(),
-            base: server.https_url(""),
+            base,
         }
     }
 

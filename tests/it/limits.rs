@@ -288,3 +288,47 @@ async fn an_oversized_body_written_before_reading_still_gets_its_413() {
         assert!(answer.starts_with("HTTP/1.1 413"), "http {len}: {answer:?}");
     }
 }
+
+#[tokio::test]
+async fn requests_in_flight_are_capped_with_a_503() {
+    let setup = Setup::with_server("max_requests_in_flight = 2", CLIENT, "[]", Alg::ES256);
+    let server = TestServer::start_setup(setup).await;
+    let http = server.http.unwrap();
+    // Two requests whose bodies never come hold both places.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(http).await.unwrap();
+        s.write_all(
+            b"POST /oauth2/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        held.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, body, headers) = server
+        .post(
+            &reqwest::Client::new(),
+            &server.http_url("/oauth2/introspect"),
+            &[("token", "x")],
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("temporarily_unavailable"))
+    );
+    assert!(headers.contains_key("retry-after"));
+    // Once they go, requests are served again.
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, _, _) = server
+        .post(
+            &reqwest::Client::new(),
+            &server.http_url("/oauth2/introspect"),
+            &[("token", "x")],
+            &[],
+        )
+        .await;
+    assert_eq!(status, 401);
+}

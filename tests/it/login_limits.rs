@@ -2,8 +2,6 @@
 //! parallel guesses are counted before hashing, a victim is not locked out
 //! from another address, and memory stays bounded under a burst.
 
-use std::sync::Arc;
-
 use certbound::keys::Alg;
 
 use crate::browser::{Browser, PASSWORD, Page, config, params};
@@ -19,33 +17,40 @@ async fn login_page(server: &TestServer, address: &str) -> (Browser, Page) {
     (browser, page)
 }
 
+/// Submits the login form of `page` from `browser` (with these cookies),
+/// in a task of its own.
+fn login_task(
+    mut browser: Browser,
+    page: &Page,
+    cookies: &std::collections::HashMap<String, String>,
+    username: String,
+    password: String,
+) -> tokio::task::JoinHandle<Page> {
+    let (request, csrf) = (page.hidden("request"), page.hidden("csrf"));
+    browser.cookies = cookies.clone();
+    tokio::spawn(async move {
+        browser
+            .post(&[
+                ("step", "login"),
+                ("request", &request),
+                ("csrf", &csrf),
+                ("username", &username),
+                ("password", &password),
+            ])
+            .await
+    })
+}
+
 #[tokio::test]
 async fn parallel_guesses_are_counted_before_hashing() {
-    let server = Arc::new(TestServer::start(&config("")).await);
+    let server = TestServer::start(&config("")).await;
     let attacker = "192.0.2.66";
     let (browser, page) = login_page(&server, attacker).await;
-    let (request, csrf) = (page.hidden("request"), page.hidden("csrf"));
     let cookies = browser.cookies.clone();
     let guesses: Vec<_> = (0..30)
         .map(|i| {
-            let (server, request, csrf, cookies) = (
-                server.clone(),
-                request.clone(),
-                csrf.clone(),
-                cookies.clone(),
-            );
-            tokio::spawn(async move {
-                let mut b = Browser::via_proxy(&server, attacker);
-                b.cookies = cookies;
-                b.post(&[
-                    ("step", "login"),
-                    ("request", &request),
-                    ("csrf", &csrf),
-                    ("username", "bob"),
-                    ("password", &format!("guess {i}")),
-                ])
-                .await
-            })
+            let b = Browser::via_proxy(&server, attacker);
+            login_task(b, &page, &cookies, "bob".into(), format!("guess {i}"))
         })
         .collect();
     let (mut checked, mut throttled) = (0, 0);
@@ -94,6 +99,21 @@ async fn an_address_that_fails_for_many_users_is_stopped() {
     let (mut other, page) = login_page(&server, "192.0.2.10").await;
     let ok = other.login(&page, "alice@example.com", PASSWORD).await;
     assert!(ok.body.contains("approve-once"));
+    // X-Forwarded-For is the proxy's word only on the listener facing it:
+    // over HTTPS it is ignored, so naming the stopped address there does
+    // not stop this client (nor would it let it pose as another).
+    let mut direct = Browser::forwarded(&server, "192.0.2.9");
+    let page = direct.authorize(&params(&[])).await;
+    let ok = direct.login(&page, "alice@example.com", PASSWORD).await;
+    assert!(ok.body.contains("approve-once"), "{}", ok.body);
+    // Only the entry the proxy added counts, not an earlier one the client
+    // wrote; a last entry that is not an address falls back to the peer.
+    let (mut spoof, page) = login_page(&server, "192.0.2.9, 192.0.2.11").await;
+    let ok = spoof.login(&page, "alice@example.com", PASSWORD).await;
+    assert!(ok.body.contains("approve-once"), "{}", ok.body);
+    let (mut junk, page) = login_page(&server, "192.0.2.9, unknown").await;
+    let ok = junk.login(&page, "alice@example.com", PASSWORD).await;
+    assert!(ok.body.contains("approve-once"), "{}", ok.body);
 }
 
 fn peak_rss_mb(pid: u32) -> f64 {
@@ -112,36 +132,34 @@ const RSS_BOUND_MB: f64 = 90.0;
 
 #[tokio::test]
 async fn memory_stays_bounded_under_a_burst_of_failed_logins() {
+    // Over HTTPS, as the child server has no plain listener: believe
+    // X-Forwarded-For there too.
     let setup = Setup::new(
-        &config("max_failures_per_address = 100000\nhash_workers = 2\nhash_queue = 16"),
+        &format!(
+            "header_on_https = true\n{}",
+            config("max_failures_per_address = 100000\nhash_workers = 2\nhash_queue = 16")
+        ),
         "[\"127.0.0.1/32\"]",
         Alg::ES256,
     );
     let server = ChildServer::spawn(&setup).unwrap();
     let mut browser = Browser::new(&server);
     let page = browser.authorize(&params(&[])).await;
-    let (request, csrf) = (page.hidden("request"), page.hidden("csrf"));
     let cookies = browser.cookies.clone();
-    let api = Arc::new(server);
+    let api = server;
     let (mut checked, mut busy) = (0, 0);
     for wave in 0..3 {
         let tasks: Vec<_> = (0..100)
             .map(|i| {
-                let (api, request, csrf, cookies) =
-                    (api.clone(), request.clone(), csrf.clone(), cookies.clone());
-                tokio::spawn(async move {
-                    // Each from its own address, so only the pool limits them.
-                    let mut b = Browser::forwarded(&api, &format!("203.0.113.{i}"));
-                    b.cookies = cookies;
-                    b.post(&[
-                        ("step", "login"),
-                        ("request", &request),
-                        ("csrf", &csrf),
-                        ("username", &format!("user-{wave}-{i}")),
-                        ("password", "wrong"),
-                    ])
-                    .await
-                })
+                // Each from its own address, so only the pool limits them.
+                let b = Browser::forwarded(&api, &format!("203.0.113.{i}"));
+                login_task(
+                    b,
+                    &page,
+                    &cookies,
+                    format!("user-{wave}-{i}"),
+                    "wrong".into(),
+                )
             })
             .collect();
         for t in tasks {

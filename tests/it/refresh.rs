@@ -184,6 +184,28 @@ async fn revoking_a_refresh_token_revokes_its_family() {
     assert_eq!(status, 400);
 }
 
+/// Finding 11: a user's access token never calls introspection.
+#[tokio::test]
+async fn a_users_access_token_may_not_introspect() {
+    let server = TestServer::start(&config("")).await;
+    let web = identity(&server.pki, "web");
+    let t = tokens(&server, &web, "read").await;
+    let at = s(&t, "access_token");
+    let (status, body, _) = server
+        .post(
+            &server.client(Some(&web)),
+            &server.https_url("/oauth2/introspect"),
+            &[("token", &at)],
+            &[("authorization", &format!("Bearer {at}"))],
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_token"))
+    );
+    assert!(body["error_description"].as_str().unwrap().contains("user"));
+}
+
 /// Finding 10: an already-rotated refresh token is a replay at the
 /// revocation endpoint too.
 #[tokio::test]
