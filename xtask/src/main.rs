@@ -284,6 +284,7 @@ fn fuzz(targets: &[&str], seconds: u64) -> Result {
                 "fuzz target {target} found a crash (input in fuzz/artifacts/{target}/)"
             ));
         }
+        println!("{target}: {} executions in {seconds} s", runs.unwrap_or(0));
         summary.push((target.to_string(), runs.unwrap_or(0)));
     }
     println!("| target | executions | seconds |\n|---|---:|---:|");
