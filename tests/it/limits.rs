@@ -131,15 +131,7 @@ async fn idle_slowloris_and_half_open_connections_are_closed() {
         .client(&[(rcgen::DnType::CommonName, "svc")], vec![]);
     for _ in 0..5 {
         server.token(&id, "svc").await;
-        let (status, _, _) = server
-            .post(
-                &reqwest::Client::new(),
-                &server.http_url("/oauth2/introspect"),
-                &[("token", "x")],
-                &[],
-            )
-            .await;
-        assert_eq!(status, 401);
+        assert_eq!(introspect_status(&server).await, 401);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     for (kind, task) in waiting {
@@ -184,6 +176,29 @@ async fn a_keep_alive_client_is_closed_after_the_idle_timeout_not_before() {
     );
 }
 
+/// One request on `s`, answered 200.
+async fn assert_served(mut s: TcpStream) {
+    s.write_all(b"GET /oauth2/jwks HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).await.unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 200"));
+}
+
+/// The status of an unauthenticated introspection over plain HTTP.
+async fn introspect_status(server: &TestServer) -> u16 {
+    server
+        .post(
+            &reqwest::Client::new(),
+            &server.http_url("/oauth2/introspect"),
+            &[("token", "x")],
+            &[],
+        )
+        .await
+        .0
+}
+
 #[tokio::test]
 async fn connection_caps_refuse_at_once_and_free_places() {
     let setup = Setup::with_server(
@@ -208,14 +223,7 @@ async fn connection_caps_refuse_at_once_and_free_places() {
         "over the per-address cap"
     );
     // Another address is still admitted and served.
-    let mut other = connect_from([127, 0, 0, 3], http).await;
-    other
-        .write_all(b"GET /oauth2/jwks HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut answer = Vec::new();
-    other.read_to_end(&mut answer).await.unwrap();
-    assert!(answer.starts_with(b"HTTP/1.1 200"));
+    assert_served(connect_from([127, 0, 0, 3], http).await).await;
     // A trusted proxy address is exempt from the per-address cap, not from
     // the total.
     let mut from_proxy = Vec::new();
@@ -234,14 +242,7 @@ async fn connection_caps_refuse_at_once_and_free_places() {
     // Closing frees places.
     drop(from_two);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut again = connect_from([127, 0, 0, 2], http).await;
-    again
-        .write_all(b"GET /oauth2/jwks HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut answer = Vec::new();
-    again.read_to_end(&mut answer).await.unwrap();
-    assert!(answer.starts_with(b"HTTP/1.1 200"));
+    assert_served(connect_from([127, 0, 0, 2], http).await).await;
     drop(from_proxy);
 }
 
@@ -322,13 +323,5 @@ async fn requests_in_flight_are_capped_with_a_503() {
     // Once they go, requests are served again.
     drop(held);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (status, _, _) = server
-        .post(
-            &reqwest::Client::new(),
-            &server.http_url("/oauth2/introspect"),
-            &[("token", "x")],
-            &[],
-        )
-        .await;
-    assert_eq!(status, 401);
+    assert_eq!(introspect_status(&server).await, 401);
 }
