@@ -35,33 +35,64 @@ pub fn in_any(nets: &[IpNet], ip: IpAddr) -> bool {
     nets.iter().any(|net| net.contains(&ip))
 }
 
-/// Whether what a proxy says about a request (the certificate header,
-/// `X-Forwarded-For`) may be believed: it came in on a listener that faces
-/// the proxy (the plain HTTP one; HTTPS only with `on_https`) from a peer
-/// in `trusted`. A request with no listener (never the case over a socket)
-/// or no peer address is not.
-pub fn trusted_proxy(
-    listener: Option<Listener>,
-    peer: Option<IpAddr>,
-    trusted: &[IpNet],
-    on_https: bool,
-) -> bool {
-    let faces_proxy = match listener {
-        Some(Listener::Http) => true,
-        Some(Listener::Https) => on_https,
-        None => false,
-    };
-    faces_proxy && peer.is_some_and(|ip| in_any(trusted, ip))
+/// The proxies whose word about a request is believed: the certificate
+/// header (RFC 8705 §2 behind a TLS-terminating proxy) and
+/// `X-Forwarded-For`, under one rule: the request came in on a listener that
+/// faces the proxy (the plain HTTP one; HTTPS only with `on_https`) from a
+/// peer inside `nets`. A request with no listener (never the case over a
+/// socket) or no peer address is not believed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies {
+    /// `mtls.trusted_proxies`.
+    pub nets: Vec<IpNet>,
+    /// `mtls.header_on_https`.
+    pub on_https: bool,
 }
 
-/// [`trusted_proxy`] for a request.
-pub fn via_trusted_proxy(req: &poem::Request, trusted: &[IpNet], on_https: bool) -> bool {
-    trusted_proxy(
-        req.extensions().get::<Listener>().copied(),
-        req.remote_addr().as_socket_addr().map(|a| a.ip()),
-        trusted,
-        on_https,
-    )
+impl TrustedProxies {
+    /// Whether a request on `listener` from `peer` came through a trusted
+    /// proxy.
+    pub fn believes(&self, listener: Option<Listener>, peer: Option<IpAddr>) -> bool {
+        let faces_proxy = match listener {
+            Some(Listener::Http) => true,
+            Some(Listener::Https) => self.on_https,
+            None => false,
+        };
+        faces_proxy && peer.is_some_and(|ip| in_any(&self.nets, ip))
+    }
+
+    /// [`Self::believes`] for a request.
+    pub fn believes_request(&self, req: &poem::Request) -> bool {
+        self.believes(
+            req.extensions().get::<Listener>().copied(),
+            req.remote_addr().as_socket_addr().map(|a| a.ip()),
+        )
+    }
+
+    /// Whether `ip` is a proxy address (exempt from per-address limits).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        in_any(&self.nets, ip)
+    }
+
+    /// The address a request comes from: the TCP peer, or, through a
+    /// trusted proxy, the last `X-Forwarded-For` entry: the one that proxy
+    /// added. If that entry is not an address, the peer (an earlier entry is
+    /// the client's own word).
+    pub fn client_address(&self, req: &poem::Request) -> Option<IpAddr> {
+        let peer = canonical(req.remote_addr().as_socket_addr().map(|a| a.ip())?);
+        if !self.believes_request(req) {
+            return Some(peer);
+        }
+        let last = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .next_back()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|s| s.trim().parse::<IpAddr>().ok());
+        Some(last.map_or(peer, canonical))
+    }
 }
 
 #[cfg(test)]
@@ -70,15 +101,19 @@ mod tests {
 
     #[test]
     fn proxies_are_believed_only_where_they_face_us() {
-        let nets: Vec<IpNet> = vec!["127.0.0.1/32".parse().unwrap()];
+        let mut trusted = TrustedProxies {
+            nets: vec!["127.0.0.1/32".parse().unwrap()],
+            on_https: false,
+        };
         let proxy = Some("::ffff:127.0.0.1".parse().unwrap());
         let other = Some("127.0.0.2".parse().unwrap());
-        assert!(trusted_proxy(Some(Listener::Http), proxy, &nets, false));
-        assert!(!trusted_proxy(Some(Listener::Http), other, &nets, false));
-        assert!(!trusted_proxy(Some(Listener::Http), None, &nets, false));
-        assert!(!trusted_proxy(Some(Listener::Https), proxy, &nets, false));
-        assert!(trusted_proxy(Some(Listener::Https), proxy, &nets, true));
-        assert!(!trusted_proxy(None, proxy, &nets, true));
+        assert!(trusted.believes(Some(Listener::Http), proxy));
+        assert!(!trusted.believes(Some(Listener::Http), other));
+        assert!(!trusted.believes(Some(Listener::Http), None));
+        assert!(!trusted.believes(Some(Listener::Https), proxy));
+        trusted.on_https = true;
+        assert!(trusted.believes(Some(Listener::Https), proxy));
+        assert!(!trusted.believes(None, proxy));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use subtle::ConstantTimeEq;
 use crate::cert::dn::Dn;
 use crate::cert::matching::{Subject, TrustAnchors};
 use crate::cert::{ClientCertificate, thumbprint};
-use crate::config::ClientConfig;
+use crate::config::{ClientConfig, Problems};
 use crate::error::OAuthError;
 
 /// Grant types (RFC 6749 §4).
@@ -120,7 +120,7 @@ pub struct Client {
 #[derive(Debug, Default)]
 pub struct Credentials<'a> {
     /// From `Authorization: Basic`, already decoded.
-    pub basic: Option<(String, String)>,
+    pub basic: Option<(&'a str, &'a str)>,
     /// The `client_id` form parameter.
     pub client_id: Option<&'a str>,
     /// The `client_secret` form parameter.
@@ -165,18 +165,37 @@ impl Clients {
         base_dir: &Path,
         allow_missing_eku: bool,
     ) -> Result<Self, String> {
+        Self::checked(configs, trust, base_dir, allow_missing_eku).map_err(|p| p.to_string())
+    }
+
+    /// As [`Self::new`], reporting every bad client, each as
+    /// `clients[i] (client "id"): …`.
+    pub fn checked(
+        configs: &[ClientConfig],
+        trust: Option<TrustAnchors>,
+        base_dir: &Path,
+        allow_missing_eku: bool,
+    ) -> Result<Self, Problems> {
         let mut by_id = HashMap::new();
-        for c in configs {
-            let client = build(c, base_dir, trust.is_some(), allow_missing_eku)
-                .map_err(|e| format!("client {:?}: {e}", c.client_id))?;
-            if by_id
-                .insert(c.client_id.clone(), Arc::new(client))
-                .is_some()
-            {
-                return Err(format!("client {:?} is registered twice", c.client_id));
+        let mut problems = Problems::default();
+        for (i, c) in configs.iter().enumerate() {
+            let name = format!("clients[{i}] (client {:?})", c.client_id);
+            match build(c, base_dir, trust.is_some(), allow_missing_eku) {
+                Ok(client) => {
+                    if by_id
+                        .insert(c.client_id.clone(), Arc::new(client))
+                        .is_some()
+                    {
+                        problems.push(format!(
+                            "{name}: client {:?} is registered twice",
+                            c.client_id
+                        ));
+                    }
+                }
+                Err(e) => problems.push(format!("{name}: {e}")),
             }
         }
-        Ok(Self { by_id, trust })
+        problems.or(Self { by_id, trust })
     }
 
     /// A client by id.
@@ -202,13 +221,13 @@ impl Clients {
                 "more than one client authentication method".into(),
             ));
         }
-        let id = match (&creds.basic, creds.client_id) {
+        let id = match (creds.basic, creds.client_id) {
             (Some((basic_id, _)), Some(form_id)) if basic_id != form_id => {
                 return Err(OAuthError::InvalidRequest(
                     "client_id differs from the Authorization header".into(),
                 ));
             }
-            (Some((basic_id, _)), _) => basic_id.as_str(),
+            (Some((basic_id, _)), _) => basic_id,
             (None, Some(form_id)) => form_id,
             (None, None) => {
                 return Err(OAuthError::InvalidClient(

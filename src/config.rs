@@ -97,6 +97,9 @@ pub struct ServerConfig {
     pub linger_bytes: usize,
     /// Seconds that discarding may take.
     pub linger_timeout: u64,
+    /// Unix socket `certbound reload` talks to (mode 0600). Default: unset,
+    /// `certbound.sock` in the directory of `revocation.file`.
+    pub control_socket: Option<PathBuf>,
 }
 
 /// `[mtls]`
@@ -106,8 +109,10 @@ pub struct MtlsConfig {
     /// Header carrying the client certificate from a trusted TLS-terminating
     /// proxy (WSO2's `client_certificate_header`); unset: headers are ignored.
     pub client_certificate_header: Option<String>,
-    /// CIDRs of proxies whose certificate header is believed.
-    pub trusted_proxies: Vec<IpNet>,
+    /// CIDRs of proxies whose certificate header (and `X-Forwarded-For`)
+    /// is believed; checked by [`Config::load`], parsed by
+    /// [`MtlsConfig::proxy_nets`].
+    pub trusted_proxies: Vec<String>,
     /// PEM bundle of CAs trusted for `tls_client_auth` (RFC 8705 §2.1),
     /// shared by every client without `tls_client_auth_trust_anchors`.
     pub trust_anchors: Option<PathBuf>,
@@ -297,6 +302,7 @@ impl Default for Config {
                 max_requests_in_flight: 1024,
                 linger_bytes: 4 * 1024 * 1024,
                 linger_timeout: 5,
+                control_socket: None,
             },
             mtls: MtlsConfig {
                 client_certificate_header: None,
@@ -340,28 +346,72 @@ impl Default for Config {
     }
 }
 
-/// A configuration problem, reported as one line at startup.
+/// The config file named does not exist.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The named config file does not exist.
-    #[error("config file {0} not found")]
-    Missing(PathBuf),
-    /// Parsing or type error, including unknown keys and bad CIDRs.
-    #[error("{0}")]
-    Invalid(String),
+#[error("config file {0} not found")]
+pub struct Missing(pub PathBuf);
+
+/// Every problem found in a configuration, each naming its key and echoing
+/// the bad value. Shown one per line by `certbound check`, joined into one
+/// line by the server.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Problems(pub Vec<String>);
+
+impl Problems {
+    /// Adds a problem.
+    pub fn push(&mut self, problem: impl Into<String>) {
+        self.0.push(problem.into());
+    }
+
+    /// `Ok(value)` when there is no problem.
+    pub fn or<T>(self, value: T) -> Result<T, Self> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(self)
+        }
+    }
+}
+
+impl std::fmt::Display for Problems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join("; "))
+    }
+}
+
+impl std::error::Error for Problems {}
+
+impl MtlsConfig {
+    /// `trusted_proxies` parsed; each bad entry is a problem.
+    pub fn proxy_nets(&self) -> Result<Vec<IpNet>, Problems> {
+        let mut problems = Problems::default();
+        let mut nets = Vec::new();
+        for (i, text) in self.trusted_proxies.iter().enumerate() {
+            match text.trim().parse::<IpNet>() {
+                Ok(net) => nets.push(net),
+                Err(_) => match text.trim().parse::<std::net::IpAddr>() {
+                    Ok(ip) => nets.push(IpNet::from(ip)),
+                    Err(_) => {
+                        problems.push(format!("mtls.trusted_proxies[{i}]: {text:?} is not a CIDR"))
+                    }
+                },
+            }
+        }
+        problems.or(nets)
+    }
 }
 
 impl Config {
     /// Finds the config file: `explicit` (from `--config`), else
     /// `CERTBOUND_CONFIG`, else `./certbound.toml`, else the embedded
     /// development configuration.
-    pub fn locate(explicit: Option<&Path>) -> Result<Source, ConfigError> {
+    pub fn locate(explicit: Option<&Path>) -> Result<Source, Missing> {
         let chosen = explicit
             .map(Path::to_path_buf)
             .or_else(|| std::env::var_os("CERTBOUND_CONFIG").map(PathBuf::from));
         match chosen {
             Some(path) if path.is_file() => Ok(Source::File(path)),
-            Some(path) => Err(ConfigError::Missing(path)),
+            Some(path) => Err(Missing(path)),
             None if Path::new("certbound.toml").is_file() => {
                 Ok(Source::File(PathBuf::from("certbound.toml")))
             }
@@ -369,8 +419,9 @@ impl Config {
         }
     }
 
-    /// Loads defaults, then the source, then `CERTBOUND_*` variables.
-    pub fn load(source: &Source) -> Result<Self, ConfigError> {
+    /// Loads defaults, then the source, then `CERTBOUND_*` variables, and
+    /// checks every value that needs nothing outside the configuration.
+    pub fn load(source: &Source) -> Result<Self, Problems> {
         let base = Figment::from(Serialized::defaults(Config::default()));
         let figment = match source {
             Source::File(path) => base.merge(Toml::file_exact(path)),
@@ -382,26 +433,23 @@ impl Config {
         let config: Config = figment
             .merge(env)
             .extract()
-            .map_err(|e| ConfigError::Invalid(one_line(&e)))?;
-        config.validate()?;
-        Ok(config)
+            .map_err(|e| Problems(e.into_iter().map(|e| e.to_string()).collect()))?;
+        config.validate().or(config)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Problems {
+        let mut problems = Problems::default();
         if self.server.https.is_none() && self.server.http.is_none() {
-            return Err(ConfigError::Invalid(
-                "no listener: set server.https or server.http".into(),
-            ));
-        }
-        if self.revocation.compaction_check_interval == 0 {
-            return Err(ConfigError::Invalid(
-                "revocation.compaction_check_interval must be at least 1 second".into(),
-            ));
+            problems.push("server: no listener: set server.https or server.http");
         }
         if !(1..=60).contains(&self.tokens.code_lifetime) {
-            return Err(ConfigError::Invalid(
-                "tokens.code_lifetime must be 1 to 60 seconds".into(),
+            problems.push(format!(
+                "tokens.code_lifetime: {} is not 1 to 60 seconds",
+                self.tokens.code_lifetime
             ));
+        }
+        if let Err(bad) = self.mtls.proxy_nets() {
+            problems.0.extend(bad.0);
         }
         for (name, value) in [
             (
@@ -439,19 +487,28 @@ impl Config {
                 "server.http2_max_streams",
                 u64::from(self.server.http2_max_streams),
             ),
+            (
+                "revocation.compaction_check_interval",
+                self.revocation.compaction_check_interval,
+            ),
         ] {
             if value == 0 {
-                return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
+                problems.push(format!("{name}: 0 is not allowed, it must be at least 1"));
             }
         }
         if let Some(issuer) = &self.issuer
             && !(issuer.starts_with("https://") || issuer.starts_with("http://"))
         {
-            return Err(ConfigError::Invalid(format!(
-                "issuer {issuer:?} must be an http(s) URL"
-            )));
+            problems.push(format!("issuer: {issuer:?} is not an http(s) URL"));
         }
-        Ok(())
+        if let Some(name) = &self.mtls.client_certificate_header
+            && poem::http::HeaderName::try_from(name.trim().to_ascii_lowercase()).is_err()
+        {
+            problems.push(format!(
+                "mtls.client_certificate_header: {name:?} is not a header name"
+            ));
+        }
+        problems
     }
 
     /// The issuer identifier, explicit or derived from the listeners.
@@ -465,14 +522,6 @@ impl Config {
             (None, None) => "https://localhost".into(),
         }
     }
-}
-
-fn one_line(err: &figment::Error) -> String {
-    err.clone()
-        .into_iter()
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// `Option<SocketAddr>` written as a string, `""` meaning none.

@@ -104,3 +104,15 @@ fn name(cn: &str) -> DistinguishedName {
     dn.push(DnType::OrganizationName, "certbound dev");
     dn
 }
+
+/// Development mode's first run: the dev PKI and a signing key in
+/// `keys.dir`, each only when missing.
+pub fn prepare(config: &crate::config::Config) -> Result<(), String> {
+    let dir = &config.keys.dir;
+    if generate(dir, false)? {
+        tracing::info!(dir = %dir.display(), "generated development CA, server and client certificates");
+    }
+    crate::keys::KeySet::load(dir, Some(config.tokens.signing_algorithm))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}

@@ -3,13 +3,16 @@
 //! access tokens (RFC 8705 §3, RFC 9068), verified offline with the JWKS or
 //! by stateless introspection (RFC 7662).
 //!
-//! [`app`] builds the whole HTTP service from an [`AppState`]; `main` and the
-//! integration tests both call it.
+//! [`app`] builds the whole HTTP service from an [`AppState`] (what lives for
+//! the process) and its [`settings::Settings`] (what comes from
+//! configuration, swapped on reload); `main` and the integration tests both
+//! call it.
 
 pub mod addr;
 pub mod cert;
 pub mod clients;
 pub mod config;
+pub mod control;
 pub mod dev;
 pub mod error;
 pub mod keys;
@@ -20,133 +23,137 @@ pub mod revocation;
 pub mod scope;
 pub mod seal;
 pub mod server;
+pub mod settings;
 pub mod tls;
 pub mod token;
 pub mod token_cache;
 pub mod users;
 
-use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
+use arc_swap::ArcSwap;
 use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::OpenApiService;
 
-use crate::cert::HeaderSource;
-use crate::cert::matching::TrustAnchors;
-use crate::clients::Clients;
-use crate::config::{Config, Source};
-use crate::keys::KeySet;
-use crate::token::TokenService;
+use crate::config::{Problems, Source};
+use crate::settings::Settings;
 
-/// Everything a request needs, built once at startup and shared read-only.
+/// What lives for the whole process, across reloads: the revocation list,
+/// the verified-token cache and login throttling; and the current
+/// [`Settings`], swapped atomically by [`AppState::reload`].
 #[derive(Debug)]
 pub struct AppState {
-    /// The configuration it was built from.
-    pub config: Config,
-    /// Registered clients.
-    pub clients: Clients,
-    /// Signing and verification keys.
-    pub keys: KeySet,
-    /// Access-token minting and verification.
-    pub tokens: TokenService,
-    /// Recently verified access tokens (introspection fast path).
-    pub verified: token_cache::TokenCache,
-    /// Where a proxy-forwarded certificate may come from.
-    pub cert_header: Option<HeaderSource>,
-    /// Discovery documents and JWKS, serialised once.
-    pub documents: oauth::discovery::Documents,
     /// Revoked tokens (the only state).
     pub revocations: revocation::Revocations,
-    /// Seals codes, login sessions and forms.
-    pub sealer: seal::Sealer,
-    /// Users, login throttling.
+    /// Recently verified access tokens (introspection fast path).
+    pub verified: token_cache::TokenCache,
+    /// Login throttling and password checking.
     pub login: login::Login,
+    settings: ArcSwap<Settings>,
+    source: Source,
+    reloading: Mutex<()>,
+}
+
+/// What a reload did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Keys whose new value needs a restart; they keep their running value.
+    pub needs_restart: Vec<&'static str>,
 }
 
 impl AppState {
-    /// Builds the state from configuration and keys.
-    pub fn new(config: Config, keys: KeySet) -> Result<Self, String> {
-        Self::build(config, |_| Ok(keys))
-    }
-
-    /// Builds the state, loading keys only once the configuration has been
-    /// checked, so configuration errors are reported first.
-    fn build(
-        config: Config,
-        keys: impl FnOnce(&Config) -> Result<KeySet, String>,
-    ) -> Result<Self, String> {
-        let trust = match &config.mtls.trust_anchors {
-            Some(path) => Some(
-                TrustAnchors::new(
-                    clients::read_pem_certificates(path)?,
-                    config.mtls.allow_leaf_without_eku,
-                )
-                .map_err(|e| format!("mtls.trust_anchors {}: {e}", path.display()))?,
-            ),
-            None => None,
-        };
-        let clients = Clients::new(
-            &config.clients,
-            trust,
-            Path::new(""),
-            config.mtls.allow_leaf_without_eku,
-        )?;
-        let cert_header = match &config.mtls.client_certificate_header {
-            Some(name) => Some(HeaderSource {
-                name: poem::http::HeaderName::try_from(name.trim().to_ascii_lowercase()).map_err(
-                    |_| format!("mtls.client_certificate_header {name:?} is not a header name"),
-                )?,
-                trusted_proxies: config.mtls.trusted_proxies.clone(),
-                on_https: config.mtls.header_on_https,
-            }),
-            None => None,
-        };
-        let login = login::Login::new(&config)?;
-        let keys = keys(&config)?;
-        let sealer = seal::Sealer::load_or_create(&config.keys.dir.join("sealing.key"))?
-            .with_max_json(oauth::authorize::max_sealed_json(&clients));
-        let issuer = config.issuer();
-        let tokens = TokenService {
-            refresh_audience: format!("{issuer}/oauth2/token"),
-            refresh_lifetime: config.tokens.refresh_token_lifetime,
-            audience: config
-                .tokens
-                .audience
-                .clone()
-                .unwrap_or_else(|| issuer.clone()),
-            issuer,
-            lifetime: config.tokens.access_token_lifetime,
-        };
-        let documents = oauth::discovery::Documents::build(&config, &clients, &keys)?;
+    /// Loads everything from `source` (checked in full before anything is
+    /// written), then opens the revocation list. In development mode (no
+    /// config file) the dev PKI and a signing key are generated on first
+    /// run.
+    pub fn open(source: Source) -> Result<Self, Problems> {
+        if source == Source::EmbeddedDev {
+            let config = config::Config::load(&source)?;
+            dev::prepare(&config).map_err(|e| Problems(vec![e]))?;
+        }
+        let (settings, unsaved) = Settings::load(&source)?;
+        settings::save(unsaved).map_err(|e| Problems(vec![e]))?;
+        let config = &settings.config;
         let revocations = revocation::Revocations::open(
             &config.revocation.file,
             std::time::Duration::from_secs(config.revocation.compaction_check_interval),
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Problems(vec![format!("revocation.file: {e}")]))?;
+        let login = login::Login::new(&config.login).map_err(|e| Problems(vec![e]))?;
         Ok(Self {
             revocations,
-            sealer,
-            login,
             verified: token_cache::TokenCache::new(config.tokens.introspection_cache_entries),
-            config,
-            clients,
-            keys,
-            tokens,
-            cert_header,
-            documents,
+            login,
+            settings: ArcSwap::from_pointee(settings),
+            source,
+            reloading: Mutex::new(()),
         })
+    }
+
+    /// The current settings: load once per request and keep for its whole
+    /// life, so that it sees one consistent configuration.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.load_full()
+    }
+
+    /// Where the configuration is read from.
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// Reads the configuration and everything it names again, checks it in
+    /// full, and swaps it in at once. On any problem the running settings
+    /// stay and every problem is returned. Settings that cannot change in
+    /// place keep their running value and are reported.
+    pub fn reload(&self) -> Result<Reloaded, Problems> {
+        let _one_at_a_time = self
+            .reloading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let old = self.settings();
+        let mut config = config::Config::load(&self.source)?;
+        let needs_restart = old.pin_restart_only(&mut config);
+        let (mut new, unsaved) = Settings::build(config)?;
+        if unsaved.is_some() {
+            return Err(Problems(vec![format!(
+                "keys.dir: {} is missing; the running sealing key is kept (restore the file)",
+                new.config.keys.dir.join("sealing.key").display()
+            )]));
+        }
+        self.swap(&old, &mut new);
+        self.settings.store(Arc::new(new));
+        Ok(Reloaded { needs_restart })
+    }
+
+    /// Carries over what must survive a swap from `old` into `new`.
+    fn swap(&self, old: &Settings, new: &mut Settings) {
+        let key_left = old
+            .keys
+            .all()
+            .iter()
+            .any(|k| new.keys.get(&k.kid).is_none());
+        new.key_epoch = old.key_epoch + u64::from(key_left);
+        if key_left {
+            self.verified.clear();
+        }
+        self.login
+            .limiter
+            .set_policy(login::Login::policy(&new.config.login));
     }
 
     /// An access token's claims if it is active at `now`: verified (through
     /// the verified-token cache), not revoked, and not of a revoked family.
     pub fn active_access_token(
         &self,
+        settings: &Settings,
         token: &str,
         now: u64,
     ) -> Result<Arc<token::AccessClaims>, token::Inactive> {
         let claims = self
             .verified
-            .get_or_verify(token, now, |t| self.tokens.verify(&self.keys, t, now))?;
+            .get_or_verify(token, now, settings.key_epoch, |t| {
+                settings.tokens.verify(&settings.keys, t, now)
+            })?;
         if self.revoked(&claims.jti, claims.fid.as_deref()) {
             return Err(token::Inactive::Revoked);
         }
@@ -157,10 +164,11 @@ impl AppState {
     /// used or revoked, and not of a revoked family.
     pub fn active_refresh_token(
         &self,
+        settings: &Settings,
         token: &str,
         now: u64,
     ) -> Result<token::RefreshClaims, token::Inactive> {
-        let claims = self.tokens.verify_refresh(&self.keys, token, now)?;
+        let claims = settings.tokens.verify_refresh(&settings.keys, token, now)?;
         if self.revoked(&claims.jti, Some(&claims.fid)) {
             return Err(token::Inactive::Revoked);
         }
@@ -170,22 +178,6 @@ impl AppState {
     fn revoked(&self, jti: &str, fid: Option<&str>) -> bool {
         self.revocations.contains(revocation::Kind::Jti, jti)
             || fid.is_some_and(|f| self.revocations.contains(revocation::Kind::Family, f))
-    }
-
-    /// Loads everything for `certbound serve`: in development mode (no
-    /// config file) the dev PKI and a signing key are generated on first run.
-    pub fn load(config: Config, source: &Source) -> Result<Self, String> {
-        let dev = *source == Source::EmbeddedDev;
-        if dev && dev::generate(&config.keys.dir, false)? {
-            tracing::info!(dir = %config.keys.dir.display(), "generated development CA, server and client certificates");
-        }
-        Self::build(config, |config| {
-            KeySet::load(
-                &config.keys.dir,
-                dev.then_some(config.tokens.signing_algorithm),
-            )
-            .map_err(|e| e.to_string())
-        })
     }
 }
 
@@ -197,11 +189,13 @@ pub fn openapi() -> OpenApiService<oauth::Api, ()> {
     )
 }
 
-/// The whole HTTP service.
+/// The whole HTTP service. Each request gets the settings current when it
+/// arrives (as `Data<&Arc<Settings>>`) and keeps them to its end.
 pub fn app(state: Arc<AppState>) -> impl Endpoint {
     let api = openapi();
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
+    let current = state.clone();
     Route::new()
         .at(
             "/oauth2/authorize",
@@ -211,4 +205,8 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
         .nest("/docs", docs)
         .nest("/", api)
         .data(state)
+        .before(move |mut req| {
+            req.extensions_mut().insert(current.settings());
+            async move { Ok(req) }
+        })
 }

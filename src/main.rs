@@ -28,6 +28,12 @@ struct Cli {
 enum Command {
     /// Run the server (the default command).
     Serve,
+    /// Check the configuration and everything it names without starting
+    /// anything; print every problem, exit 1 if there is any.
+    Check,
+    /// Ask the running server to reload its configuration (as SIGHUP does)
+    /// and print the outcome.
+    Reload,
     /// Manage signing keys in keys.dir.
     Keys {
         #[command(subcommand)]
@@ -121,15 +127,23 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
+    let locate = || Config::locate(cli.config.as_deref()).map_err(|e| e.to_string());
     let load = || -> Result<(Config, Source), String> {
-        let source = Config::locate(cli.config.as_deref()).map_err(|e| e.to_string())?;
+        let source = locate()?;
         let config = Config::load(&source).map_err(|e| format!("config: {e}"))?;
         Ok((config, source))
     };
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
-            let (config, source) = load()?;
-            serve(config, source)
+        Command::Serve => serve(locate()?),
+        Command::Check => check(&locate()?),
+        Command::Reload => {
+            let (config, _) = load()?;
+            let lines =
+                certbound::control::request_reload(&config).map_err(|e| format!("reload: {e}"))?;
+            for line in lines {
+                println!("{line}");
+            }
+            Ok(())
         }
         Command::Keys { action } => {
             let (config, _) = load()?;
@@ -351,31 +365,68 @@ fn thumbprint_file(file: &Path) -> Result<String, String> {
     Ok(certbound::cert::thumbprint(&der))
 }
 
-fn serve(config: Config, source: Source) -> Result<(), String> {
+/// `certbound check`: every problem on its own line.
+fn check(source: &Source) -> Result<(), String> {
+    match certbound::settings::Settings::load(source) {
+        Ok((settings, unsaved)) => {
+            let what = match source {
+                Source::File(path) => path.display().to_string(),
+                Source::EmbeddedDev => "the embedded development configuration".into(),
+            };
+            println!(
+                "{what}: no problem found ({} clients, {} signing keys, issuer {})",
+                settings.clients.iter().count(),
+                settings.keys.all().len(),
+                settings.tokens.issuer
+            );
+            if let Some(u) = unsaved {
+                println!("{} will be created on first start", u.path.display());
+            }
+            Ok(())
+        }
+        Err(problems) => {
+            for problem in &problems.0 {
+                println!("{problem}");
+            }
+            Err(format!(
+                "{} problem{} in the configuration",
+                problems.0.len(),
+                if problems.0.len() == 1 { "" } else { "s" }
+            ))
+        }
+    }
+}
+
+fn serve(source: Source) -> Result<(), String> {
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start runtime: {e}"))?;
     runtime.block_on(async move {
-        let state = Arc::new(AppState::load(config, &source)?);
+        let state = Arc::new(AppState::open(source).map_err(|p| p.to_string())?);
+        let settings = state.settings();
+        let control = certbound::control::Control::bind(&settings.config)?;
         let server = Server::bind(state.clone()).await?;
-        let issuer = state.tokens.issuer.clone();
+        let issuer = settings.tokens.issuer.clone();
         if let Some(addr) = server.https_addr() {
             tracing::info!(%addr, %issuer, "listening (https, client certificates requested)");
         }
         if let Some(addr) = server.http_addr() {
             tracing::info!(%addr, "listening (plain http, for a TLS-terminating proxy)");
         }
-        if state.config.mtls.header_on_https && server.https_addr().is_some() {
+        if settings.config.mtls.header_on_https && server.https_addr().is_some() {
             tracing::warn!(
-                trusted = ?state.config.mtls.trusted_proxies,
+                trusted = ?settings.config.mtls.trusted_proxies,
                 "mtls.header_on_https: the HTTPS listener believes the certificate header from these addresses; any process there can present a client's public certificate"
             );
         }
-        if source == Source::EmbeddedDev {
-            print_dev_banner(&state, server.https_addr());
+        if *state.source() == Source::EmbeddedDev {
+            print_dev_banner(&settings.config, server.https_addr());
         }
+        drop(settings);
+        tokio::spawn(certbound::control::reload_on_hangup(state.clone()));
+        tokio::spawn(control.serve(state.clone()));
         server.run(shutdown_signal()).await;
         Ok(())
     })
@@ -414,9 +465,9 @@ async fn shutdown_signal() {
     }
 }
 
-fn print_dev_banner(state: &AppState, https: Option<std::net::SocketAddr>) {
+fn print_dev_banner(config: &Config, https: Option<std::net::SocketAddr>) {
     let Some(addr) = https else { return };
-    let dir = state.config.keys.dir.display();
+    let dir = config.keys.dir.display();
     let base = format!("https://{addr}");
     let tls = format!("--cacert {dir}/ca.crt --cert {dir}/client.crt --key {dir}/client.key");
     println!(

@@ -77,31 +77,26 @@ impl Sealer {
         self
     }
 
-    /// Reads the key file (64 hex characters), creating it with a random key
-    /// (mode 0600) when it does not exist. Every server that shares a
-    /// revocation list must share this file.
-    pub fn load_or_create(path: &Path) -> Result<Self, String> {
+    /// Reads the key file (64 hex characters); `None` when it does not
+    /// exist. Every server that shares a revocation list must share it.
+    pub fn read(path: &Path) -> Result<Option<Self>, String> {
         let name = path.display();
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut key = [0u8; 32];
-                aws_lc_rs::rand::fill(&mut key).map_err(|_| "random source failed".to_string())?;
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-                }
-                crate::dev::write_private(path, hex::encode(key).as_bytes())
-                    .map_err(|e| format!("cannot create sealing key {name}: {e}"))?;
-                tracing::info!(file = %name, "generated a new sealing key (authorization codes, login cookies)");
-                return Self::new(&key);
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(format!("cannot read sealing key {name}: {e}")),
         };
         let mut key = [0u8; 32];
         hex::decode_to_slice(text.trim(), &mut key)
             .map_err(|_| format!("sealing key {name} must hold 64 hex characters"))?;
-        Self::new(&key)
+        Self::new(&key).map(Some)
+    }
+
+    /// A sealer with a fresh random key, and the key file's contents.
+    pub fn generate() -> Result<(Self, Vec<u8>), String> {
+        let mut key = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut key).map_err(|_| "random source failed".to_string())?;
+        Ok((Self::new(&key)?, hex::encode(key).into_bytes()))
     }
 
     /// Seals `value` for `purpose`.
@@ -219,9 +214,15 @@ mod tests {
     fn key_file_is_created_once_and_private() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/sealing.key");
-        let a = Sealer::load_or_create(&path).unwrap();
+        assert!(Sealer::read(&path).unwrap().is_none());
+        let (a, contents) = Sealer::generate().unwrap();
         let sealed = a.seal(Purpose::Form, &3u8).unwrap();
-        let b = Sealer::load_or_create(&path).unwrap();
+        let unsaved = crate::settings::Unsaved {
+            path: path.clone(),
+            contents,
+        };
+        crate::settings::save(Some(unsaved)).unwrap();
+        let b = Sealer::read(&path).unwrap().unwrap();
         assert_eq!(b.open::<u8>(Purpose::Form, &sealed), Some(3));
         #[cfg(unix)]
         {
@@ -230,10 +231,6 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         std::fs::write(&path, "short").unwrap();
-        assert!(
-            Sealer::load_or_create(&path)
-                .unwrap_err()
-                .contains("64 hex")
-        );
+        assert!(Sealer::read(&path).unwrap_err().contains("64 hex"));
     }
 }

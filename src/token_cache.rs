@@ -16,10 +16,13 @@ use crate::token::{AccessClaims, Inactive};
 
 const SHARDS: usize = 16;
 
+/// A verified token and the key epoch it was verified under.
+type Entry = (Arc<AccessClaims>, u64);
+
 /// Verified-token cache; capacity 0 disables it.
 #[derive(Debug)]
 pub struct TokenCache {
-    shards: Vec<Mutex<HashMap<[u8; 32], Arc<AccessClaims>>>>,
+    shards: Vec<Mutex<HashMap<[u8; 32], Entry>>>,
     per_shard: usize,
 }
 
@@ -34,11 +37,15 @@ impl TokenCache {
     }
 
     /// The claims of `token`, from the cache or from `verify` (whose valid
-    /// results are cached).
+    /// results are cached). `epoch` names the key set `verify` checks
+    /// against ([`crate::settings::Settings::key_epoch`]): an entry cached
+    /// under another epoch may have been signed by a key that has left the
+    /// set, so it is verified again.
     pub fn get_or_verify(
         &self,
         token: &str,
         now: u64,
+        epoch: u64,
         verify: impl FnOnce(&str) -> Result<AccessClaims, Inactive>,
     ) -> Result<Arc<AccessClaims>, Inactive> {
         if self.per_shard == 0 {
@@ -46,8 +53,8 @@ impl TokenCache {
         }
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let shard = &self.shards[usize::from(key[0]) % SHARDS];
-        let cached = lock(shard).get(&key).cloned();
-        if let Some(claims) = cached {
+        let cached = lock(shard).get(&key).filter(|(_, e)| *e == epoch).cloned();
+        if let Some((claims, _)) = cached {
             if claims.exp <= now {
                 lock(shard).remove(&key);
                 return Err(Inactive::Expired);
@@ -65,8 +72,15 @@ impl TokenCache {
         {
             map.remove(&victim);
         }
-        map.insert(key, claims.clone());
+        map.insert(key, (claims.clone(), epoch));
         Ok(claims)
+    }
+
+    /// Drops every entry (a signing key left the key set).
+    pub fn clear(&self) {
+        for shard in &self.shards {
+            lock(shard).clear();
+        }
     }
 }
 
@@ -103,7 +117,7 @@ mod tests {
         let cache = TokenCache::new(100);
         let mut calls = 0;
         for _ in 0..3 {
-            let got = cache.get_or_verify("t", 50, |_| {
+            let got = cache.get_or_verify("t", 50, 0, |_| {
                 calls += 1;
                 Ok(claims(100))
             });
@@ -111,27 +125,54 @@ mod tests {
         }
         assert_eq!(calls, 1, "verified once");
         assert_eq!(
-            cache.get_or_verify("t", 5, |_| unreachable!()).err(),
+            cache.get_or_verify("t", 5, 0, |_| unreachable!()).err(),
             Some(Inactive::NotYetValid)
         );
         assert_eq!(
-            cache.get_or_verify("t", 100, |_| unreachable!()).err(),
+            cache.get_or_verify("t", 100, 0, |_| unreachable!()).err(),
             Some(Inactive::Expired)
         );
         // Gone after expiry: verified again.
         assert_eq!(
             cache
-                .get_or_verify("t", 100, |_| Err(Inactive::Expired))
+                .get_or_verify("t", 100, 0, |_| Err(Inactive::Expired))
                 .err(),
             Some(Inactive::Expired)
         );
         // Failures are not cached.
         assert!(
             cache
-                .get_or_verify("bad", 50, |_| Err(Inactive::BadSignature))
+                .get_or_verify("bad", 50, 0, |_| Err(Inactive::BadSignature))
                 .is_err()
         );
-        assert!(cache.get_or_verify("bad", 50, |_| Ok(claims(100))).is_ok());
+        assert!(
+            cache
+                .get_or_verify("bad", 50, 0, |_| Ok(claims(100)))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn another_key_epoch_verifies_again() {
+        let cache = TokenCache::new(100);
+        assert!(cache.get_or_verify("t", 50, 0, |_| Ok(claims(100))).is_ok());
+        assert!(cache.get_or_verify("t", 50, 0, |_| unreachable!()).is_ok());
+        // The key that signed it left the set (epoch 1): the cached entry
+        // is not believed, and the new verdict is.
+        assert_eq!(
+            cache
+                .get_or_verify("t", 50, 1, |_| Err(Inactive::UnknownKey))
+                .err(),
+            Some(Inactive::UnknownKey)
+        );
+        assert!(cache.get_or_verify("t", 50, 1, |_| Ok(claims(100))).is_ok());
+        cache.clear();
+        let mut calls = 0;
+        let _ = cache.get_or_verify("t", 50, 1, |_| {
+            calls += 1;
+            Ok(claims(100))
+        });
+        assert_eq!(calls, 1, "cleared");
     }
 
     #[test]
@@ -139,7 +180,7 @@ mod tests {
         let cache = TokenCache::new(32);
         for i in 0..1000 {
             cache
-                .get_or_verify(&i.to_string(), 50, |_| Ok(claims(100)))
+                .get_or_verify(&i.to_string(), 50, 0, |_| Ok(claims(100)))
                 .unwrap();
         }
         let total: usize = cache.shards.iter().map(|s| lock(s).len()).sum();
@@ -148,7 +189,7 @@ mod tests {
         let mut calls = 0;
         for _ in 0..2 {
             disabled
-                .get_or_verify("t", 50, |_| {
+                .get_or_verify("t", 50, 0, |_| {
                     calls += 1;
                     Ok(claims(100))
                 })

@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ipnet::IpNet;
 use rustls::pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
 
+use crate::addr::TrustedProxies;
 use crate::error::OAuthError;
 
 /// A client certificate presented for this request: the leaf (DER), any
@@ -66,50 +66,40 @@ pub enum BindingError {
 
 /// RFC 8705 §3: a token with `cnf.x5t#S256` is good only with the
 /// certificate of that thumbprint; a token without `cnf` with any or none.
+/// The one binding check: every endpoint that accepts a token calls it.
 pub fn check_binding(
-    bound_to: Option<&str>,
+    cnf: Option<&crate::token::Confirmation>,
     presented: Option<&ClientCertificate>,
 ) -> Result<(), BindingError> {
-    match (bound_to, presented) {
+    match (cnf, presented) {
         (None, _) => Ok(()),
         (Some(_), None) => Err(BindingError::NoCertificate),
-        (Some(want), Some(cert)) if cert.thumbprint == want => Ok(()),
+        (Some(want), Some(cert)) if cert.thumbprint == want.x5t_s256 => Ok(()),
         (Some(_), Some(_)) => Err(BindingError::OtherCertificate),
     }
 }
 
-/// Where a proxy-forwarded certificate may come from.
-#[derive(Debug, Clone)]
-pub struct HeaderSource {
-    /// Header name, lowercase.
-    pub name: poem::http::HeaderName,
-    /// Peers whose header is believed.
-    pub trusted_proxies: Vec<IpNet>,
-    /// Believed on the HTTPS listener too, not only on the plain one.
-    pub on_https: bool,
-}
-
 /// The certificate for this request: the TLS peer certificate when there is
-/// one; otherwise the proxy header, but only on a listener that faces a
-/// proxy (the plain HTTP one, or HTTPS with `mtls.header_on_https`) and
-/// only from a trusted proxy address. A header from a trusted proxy that
+/// one; otherwise the proxy header `header` (when configured), believed only
+/// under the [`TrustedProxies`] rule. A header from a trusted proxy that
 /// cannot be parsed is `invalid_client`.
-pub fn from_request(
+pub fn presented(
     req: &poem::Request,
-    source: Option<&HeaderSource>,
+    header: Option<&poem::http::HeaderName>,
+    proxies: &TrustedProxies,
 ) -> Result<Option<Arc<ClientCertificate>>, OAuthError> {
     if let Some(PeerCertificate(cert)) = req.extensions().get::<PeerCertificate>() {
         return Ok(Some(cert.clone()));
     }
-    let Some(source) = source else {
+    let Some(name) = header else {
         return Ok(None);
     };
-    let mut values = req.headers().get_all(&source.name).iter();
+    let mut values = req.headers().get_all(name).iter();
     let Some(value) = values.next() else {
         return Ok(None);
     };
-    if !crate::addr::via_trusted_proxy(req, &source.trusted_proxies, source.on_https) {
-        tracing::debug!(peer = ?req.remote_addr(), header = %source.name, "ignoring certificate header: not from a trusted proxy on a listener facing it");
+    if !proxies.believes_request(req) {
+        tracing::debug!(peer = ?req.remote_addr(), header = %name, "ignoring certificate header: not from a trusted proxy on a listener facing it");
         return Ok(None);
     }
     if values.next().is_some() {

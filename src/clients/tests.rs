@@ -51,8 +51,14 @@ fn secret_methods_compare_hashes() {
     post.client_id = "p".into();
     post.client_secret_sha256 = Some(hash);
     let clients = Clients::new(&[basic, post], None, Path::new("."), false).unwrap();
-    let basic_creds = |secret: &str| Credentials {
-        basic: Some(("c".into(), secret.into())),
+    fn basic_creds(secret: &str) -> Credentials<'_> {
+        Credentials {
+            basic: Some(("c", secret)),
+            ..Default::default()
+        }
+    }
+    let _unused = || Credentials {
+        basic: None,
         ..Default::default()
     };
     assert!(clients.authenticate(basic_creds("s3cret"), 0).is_ok());
@@ -75,7 +81,7 @@ fn secret_methods_compare_hashes() {
     };
     assert!(clients.authenticate(wrong_method, 0).is_err());
     let two_methods = Credentials {
-        basic: Some(("p".into(), "s3cret".into())),
+        basic: Some(("p", "s3cret")),
         client_secret: Some("s3cret"),
         ..Default::default()
     };

@@ -22,6 +22,7 @@ pub enum HashError {
 }
 
 struct Job {
+    users: Arc<Users>,
     username: String,
     password: String,
     reply: tokio::sync::oneshot::Sender<Option<Arc<User>>>,
@@ -41,16 +42,16 @@ impl std::fmt::Debug for Job {
 }
 
 impl HashPool {
-    /// Starts `workers` threads checking passwords of `users`, with room
-    /// for `queue` waiting checks.
-    pub fn start(users: Arc<Users>, workers: usize, queue: usize) -> Result<Self, String> {
+    /// Starts `workers` threads checking passwords, with room for `queue`
+    /// waiting checks.
+    pub fn start(workers: usize, queue: usize) -> Result<Self, String> {
         let (jobs, rx) = std::sync::mpsc::sync_channel::<Job>(queue);
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..workers {
-            let (users, rx) = (users.clone(), rx.clone());
+            let rx = rx.clone();
             std::thread::Builder::new()
                 .name(format!("certbound-hash-{i}"))
-                .spawn(move || work(&users, &rx))
+                .spawn(move || work(&rx))
                 .map_err(|e| format!("cannot start a password-hashing thread: {e}"))?;
         }
         Ok(Self { jobs, workers })
@@ -61,14 +62,17 @@ impl HashPool {
         self.workers
     }
 
-    /// Checks a password on the pool: the user if it matches.
+    /// Checks a password of one of `users` (the settings the request
+    /// began with) on the pool: the user if it matches.
     pub async fn verify(
         &self,
+        users: Arc<Users>,
         username: &str,
         password: &str,
     ) -> Result<Option<Arc<User>>, HashError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job = Job {
+            users,
             username: username.to_string(),
             password: password.to_string(),
             reply,
@@ -84,7 +88,7 @@ impl HashPool {
 
 /// A worker: takes jobs until the pool is dropped, with one argon2 memory
 /// buffer for its whole life.
-fn work(users: &Users, jobs: &Mutex<Receiver<Job>>) {
+fn work(jobs: &Mutex<Receiver<Job>>) {
     let mut memory = Vec::new();
     loop {
         let job = {
@@ -97,7 +101,7 @@ fn work(users: &Users, jobs: &Mutex<Receiver<Job>>) {
         if job.reply.is_closed() {
             continue;
         }
-        let user = users.verify(&job.username, &job.password, &mut memory);
+        let user = job.users.verify(&job.username, &job.password, &mut memory);
         let _ = job.reply.send(user);
     }
 }
@@ -118,14 +122,25 @@ mod tests {
             None,
         )
         .unwrap();
-        let pool = Arc::new(HashPool::start(Arc::new(users), 1, 2).unwrap());
-        assert!(pool.verify("a", "pw").await.unwrap().is_some());
-        assert!(pool.verify("a", "no").await.unwrap().is_none());
+        let users = Arc::new(users);
+        let pool = Arc::new(HashPool::start(1, 2).unwrap());
+        assert!(
+            pool.verify(users.clone(), "a", "pw")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            pool.verify(users.clone(), "a", "no")
+                .await
+                .unwrap()
+                .is_none()
+        );
         // One running, two queued: a burst of ten has some refused as busy.
         let burst: Vec<_> = (0..10)
             .map(|_| {
-                let pool = pool.clone();
-                tokio::spawn(async move { pool.verify("a", "no").await })
+                let (pool, users) = (pool.clone(), users.clone());
+                tokio::spawn(async move { pool.verify(users, "a", "no").await })
             })
             .collect();
         let mut busy = 0;

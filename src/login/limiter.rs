@@ -51,10 +51,20 @@ struct Entry {
 /// The throttle.
 #[derive(Debug)]
 pub struct Limiter {
-    window: u64,
-    free_per_user: u32,
-    max_per_address: u32,
+    policy: Mutex<Policy>,
     table: Mutex<HashMap<Key, Entry>>,
+}
+
+/// The limits, changed on reload (`login.failure_window`,
+/// `login.max_failures_per_user`, `login.max_failures_per_address`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Seconds over which failures count.
+    pub window: u64,
+    /// Failures per (user, address) before delays begin.
+    pub free_per_user: u32,
+    /// Failures per address per window.
+    pub max_per_address: u32,
 }
 
 /// A counted attempt. Dropping it ends the attempt as a failure unless
@@ -70,13 +80,20 @@ impl Limiter {
     /// A throttle: `free_per_user` failures per (user, address) before
     /// delays begin, `max_per_address` failures per address per `window`
     /// seconds.
-    pub fn new(window: u64, free_per_user: u32, max_per_address: u32) -> Self {
+    pub fn new(policy: Policy) -> Self {
         Self {
-            window,
-            free_per_user,
-            max_per_address,
+            policy: Mutex::new(policy),
             table: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Applies new limits from now on; counts so far are kept.
+    pub fn set_policy(&self, policy: Policy) {
+        *self.policy.lock().unwrap_or_else(PoisonError::into_inner) = policy;
+    }
+
+    fn policy(&self) -> Policy {
+        *self.policy.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn table(&self) -> MutexGuard<'_, HashMap<Key, Entry>> {
@@ -93,23 +110,29 @@ impl Limiter {
     ) -> Result<Attempt<'_>, u64> {
         let user = hash_user(username);
         let address = address.map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), crate::addr::bucket);
+        let policy = self.policy();
         let mut table = self.table();
         if table.len() + 3 > CAPACITY {
-            self.evict(&mut table, now);
+            evict(&mut table, now, policy.window);
         }
-        let pair = self.fresh(&mut table, Key::UserAddress(user, address), now);
-        let addr = self.fresh(&mut table, Key::Address(address), now);
+        let pair = fresh(
+            &mut table,
+            Key::UserAddress(user, address),
+            now,
+            policy.window,
+        );
+        let addr = fresh(&mut table, Key::Address(address), now, policy.window);
         let by_user = table.get(&Key::User(user)).copied().unwrap_or_default();
         let wait = [
-            (pair.failures >= self.free_per_user).then(|| {
+            (pair.failures >= policy.free_per_user).then(|| {
                 let delay = 1u64
-                    .checked_shl(pair.failures - self.free_per_user)
+                    .checked_shl(pair.failures - policy.free_per_user)
                     .unwrap_or(u64::MAX)
-                    .min(self.window);
+                    .min(policy.window);
                 (pair.last_failure + delay).saturating_sub(now)
             }),
-            (addr.failures >= self.max_per_address)
-                .then(|| (addr.start + self.window).saturating_sub(now)),
+            (addr.failures >= policy.max_per_address)
+                .then(|| (addr.start + policy.window).saturating_sub(now)),
             (pair.in_flight > 0 || by_user.in_flight >= MAX_IN_FLIGHT_PER_USER).then_some(1),
             (addr.in_flight >= MAX_IN_FLIGHT_PER_ADDRESS).then_some(1),
         ]
@@ -135,43 +158,6 @@ impl Limiter {
             user,
             address,
         })
-    }
-
-    /// The entry for `key` with its window restarted if it is over: the
-    /// address window `window` seconds after it began, the (user, address)
-    /// delays `window` seconds after the last failure.
-    fn fresh(&self, table: &mut HashMap<Key, Entry>, key: Key, now: u64) -> Entry {
-        let Some(e) = table.get_mut(&key) else {
-            return Entry::default();
-        };
-        let over = match key {
-            Key::Address(_) => now >= e.start + self.window,
-            _ => now >= e.last_failure + self.window,
-        };
-        if over {
-            *e = Entry {
-                start: now,
-                in_flight: e.in_flight,
-                ..Entry::default()
-            };
-        }
-        *e
-    }
-
-    /// Drops expired entries; if that is not enough, entries with nothing
-    /// in flight, until a quarter of the table is free.
-    fn evict(&self, table: &mut HashMap<Key, Entry>, now: u64) {
-        let window = self.window;
-        table.retain(|_, e| e.in_flight > 0 || now < e.last_failure.max(e.start) + window);
-        let mut excess = table.len().saturating_sub(CAPACITY * 3 / 4);
-        table.retain(|_, e| {
-            if excess > 0 && e.in_flight == 0 {
-                excess -= 1;
-                false
-            } else {
-                true
-            }
-        });
     }
 
     fn end(&self, attempt: &Attempt<'_>, outcome: Outcome) {
@@ -206,6 +192,42 @@ enum Outcome {
     Failed,
     Succeeded,
     NotChecked,
+}
+
+/// The entry for `key` with its window restarted if it is over: the
+/// address window `window` seconds after it began, the (user, address)
+/// delays `window` seconds after the last failure.
+fn fresh(table: &mut HashMap<Key, Entry>, key: Key, now: u64, window: u64) -> Entry {
+    let Some(e) = table.get_mut(&key) else {
+        return Entry::default();
+    };
+    let over = match key {
+        Key::Address(_) => now >= e.start + window,
+        _ => now >= e.last_failure + window,
+    };
+    if over {
+        *e = Entry {
+            start: now,
+            in_flight: e.in_flight,
+            ..Entry::default()
+        };
+    }
+    *e
+}
+
+/// Drops expired entries; if that is not enough, entries with nothing
+/// in flight, until a quarter of the table is free.
+fn evict(table: &mut HashMap<Key, Entry>, now: u64, window: u64) {
+    table.retain(|_, e| e.in_flight > 0 || now < e.last_failure.max(e.start) + window);
+    let mut excess = table.len().saturating_sub(CAPACITY * 3 / 4);
+    table.retain(|_, e| {
+        if excess > 0 && e.in_flight == 0 {
+            excess -= 1;
+            false
+        } else {
+            true
+        }
+    });
 }
 
 impl Attempt<'_> {
@@ -247,7 +269,11 @@ mod tests {
 
     #[test]
     fn progressive_delay_per_user_and_address() {
-        let l = Limiter::new(300, 3, 100);
+        let l = Limiter::new(Policy {
+            window: 300,
+            free_per_user: 3,
+            max_per_address: 100,
+        });
         let a = ip("10.0.0.1");
         for _ in 0..3 {
             drop(l.begin("alice", a, 1000).unwrap());
@@ -269,7 +295,11 @@ mod tests {
 
     #[test]
     fn success_forgets_the_pair() {
-        let l = Limiter::new(300, 2, 100);
+        let l = Limiter::new(Policy {
+            window: 300,
+            free_per_user: 2,
+            max_per_address: 100,
+        });
         let a = ip("10.0.0.1");
         drop(l.begin("bob", a, 1000).unwrap());
         drop(l.begin("bob", a, 1000).unwrap());
@@ -281,7 +311,11 @@ mod tests {
 
     #[test]
     fn per_address_cap_across_usernames() {
-        let l = Limiter::new(300, 100, 5);
+        let l = Limiter::new(Policy {
+            window: 300,
+            free_per_user: 100,
+            max_per_address: 5,
+        });
         let a = ip("10.0.0.1");
         for i in 0..5 {
             drop(l.begin(&format!("u{i}"), a, 1000).unwrap());
@@ -293,7 +327,11 @@ mod tests {
 
     #[test]
     fn parallel_attempts_are_counted_before_checking() {
-        let l = Limiter::new(300, 5, 100);
+        let l = Limiter::new(Policy {
+            window: 300,
+            free_per_user: 5,
+            max_per_address: 100,
+        });
         let a = ip("10.0.0.1");
         // Attempts held open (their password being checked) count already:
         // one per user and address, four of one user at once.
@@ -323,7 +361,11 @@ mod tests {
 
     #[test]
     fn an_unchecked_attempt_is_not_counted() {
-        let l = Limiter::new(300, 1, 100);
+        let l = Limiter::new(Policy {
+            window: 300,
+            free_per_user: 1,
+            max_per_address: 100,
+        });
         let a = ip("10.0.0.1");
         l.begin("erin", a, 1000).unwrap().not_checked();
         assert!(l.begin("erin", a, 1000).is_ok());
@@ -331,7 +373,11 @@ mod tests {
 
     #[test]
     fn memory_is_bounded_and_names_are_hashed() {
-        let l = Limiter::new(300, 3, u32::MAX);
+        let l = Limiter::new(Policy {
+            window: 300,
+            free_per_user: 3,
+            max_per_address: u32::MAX,
+        });
         let long = "x".repeat(1024);
         for i in 0..(CAPACITY * 2) {
             drop(l.begin(&format!("{long}{i}"), ip("10.0.0.1"), 1000));

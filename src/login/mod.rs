@@ -7,16 +7,12 @@ pub mod hashing;
 pub mod limiter;
 pub mod pages;
 
-use std::net::IpAddr;
-use std::sync::Arc;
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::Config;
-use crate::users::Users;
+use crate::config::LoginConfig;
 
 /// The login session cookie.
 pub const SESSION_COOKIE: &str = "certbound_session";
@@ -51,11 +47,10 @@ pub struct Consent {
     pub e: u64,
 }
 
-/// Users, throttling and the password-checking pool.
+/// Login throttling and the password-checking pool: long-lived, kept
+/// across reloads (the users themselves are settings).
 #[derive(Debug)]
 pub struct Login {
-    /// Who can log in.
-    pub users: Arc<Users>,
     /// Failed-login throttle.
     pub limiter: limiter::Limiter,
     /// argon2id takes ~19 MiB and tens of milliseconds per check: a fixed
@@ -64,27 +59,25 @@ pub struct Login {
 }
 
 impl Login {
-    /// Loads users from `[[users]]` and `login.users_file` and starts the
-    /// hashing workers.
-    pub fn new(config: &Config) -> Result<Self, String> {
-        let users = Arc::new(Users::new(
-            &config.users,
-            config.login.users_file.as_deref(),
-        )?);
-        let workers = match config.login.hash_workers {
+    /// Starts the hashing workers (`login.hash_workers`, 0: one per core).
+    pub fn new(config: &LoginConfig) -> Result<Self, String> {
+        let workers = match config.hash_workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let hashing = hashing::HashPool::start(users.clone(), workers, config.login.hash_queue)?;
         Ok(Self {
-            users,
-            limiter: limiter::Limiter::new(
-                config.login.failure_window,
-                config.login.max_failures_per_user,
-                config.login.max_failures_per_address,
-            ),
-            hashing,
+            limiter: limiter::Limiter::new(Self::policy(config)),
+            hashing: hashing::HashPool::start(workers, config.hash_queue)?,
         })
+    }
+
+    /// The throttle's limits from `config`.
+    pub fn policy(config: &LoginConfig) -> limiter::Policy {
+        limiter::Policy {
+            window: config.failure_window,
+            free_per_user: config.max_failures_per_user,
+            max_per_address: config.max_failures_per_address,
+        }
     }
 }
 
@@ -125,31 +118,6 @@ pub fn cookie<'a>(req: &'a poem::Request, name: &str) -> Option<&'a str> {
         }
     }
     found
-}
-
-/// The address a login attempt comes from: the TCP peer, or, when the
-/// request came through a trusted proxy ([`crate::addr::via_trusted_proxy`]),
-/// the last `X-Forwarded-For` entry: the one that proxy added. If that
-/// entry is not an address, the peer (an earlier entry is the client's own
-/// word).
-pub fn client_address(
-    req: &poem::Request,
-    trusted_proxies: &[ipnet::IpNet],
-    on_https: bool,
-) -> Option<IpAddr> {
-    let peer = crate::addr::canonical(req.remote_addr().as_socket_addr().map(|a| a.ip())?);
-    if !crate::addr::via_trusted_proxy(req, trusted_proxies, on_https) {
-        return Some(peer);
-    }
-    let last = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .iter()
-        .next_back()
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.rsplit(',').next())
-        .and_then(|s| s.trim().parse::<IpAddr>().ok());
-    Some(last.map_or(peer, crate::addr::canonical))
 }
 
 #[cfg(test)]

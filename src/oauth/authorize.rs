@@ -26,8 +26,9 @@ use crate::clients::{Client, GrantType};
 use crate::error::OAuthError;
 use crate::keys::unix_now;
 use crate::login::pages::{self, Hidden};
-use crate::login::{self, Consent, Session};
+use crate::login::{self, Consent, Login, Session};
 use crate::seal::{Purpose, random_id};
+use crate::settings::Settings;
 
 /// Longest `state` and `nonce` accepted, in bytes; both must be printable
 /// ASCII (RFC 6749 Appendix A.5 `state = 1*VSCHAR`).
@@ -151,24 +152,24 @@ const fn redirect_error(code: &'static str, description: &'static str) -> Redire
 
 /// `GET /oauth2/authorize`
 #[handler]
-pub async fn get(req: &Request, state: Data<&Arc<AppState>>) -> Response {
-    let state = *state;
+pub async fn get(req: &Request, settings: Data<&Arc<Settings>>) -> Response {
+    let settings = &**settings;
     let now = unix_now();
     let params = match crate::oauth::extract::parse_form(req.uri().query().unwrap_or("").as_bytes())
     {
         Ok(params) => params,
         Err(e) => return page_error(e.into()),
     };
-    let (client, redirect_uri, given) = match trusted_redirect(state, &params) {
+    let (client, redirect_uri, given) = match trusted_redirect(settings, &params) {
         Ok(found) => found,
         Err(e) => return page_error(e),
     };
     let st = text(&params, "state");
-    let pending = match validate(state, &params, &client, &redirect_uri, given, now) {
+    let pending = match validate(settings, &params, &client, &redirect_uri, given, now) {
         Ok(p) => p,
         Err(e) => {
             return redirect_to(
-                state,
+                settings,
                 &redirect_uri,
                 st.filter(|s| s.len() <= MAX_STATE_LEN && printable(s)),
                 Err(e),
@@ -177,39 +178,49 @@ pub async fn get(req: &Request, state: Data<&Arc<AppState>>) -> Response {
     };
     let prompt = text(&params, "prompt").unwrap_or("");
     let max_age = text(&params, "max_age").and_then(|v| v.parse::<u64>().ok());
-    let session = current_session(state, req, now)
+    let session = current_session(settings, req, now)
         .filter(|_| !prompt.split(' ').any(|p| p == "login"))
         .filter(|(s, _)| max_age.is_none_or(|m| now.saturating_sub(s.at) <= m));
     let prompt_none = prompt == "none";
     match session {
         Some((session, _)) => {
-            if prompt_none && !consented(state, req, &pending, &session, now) {
-                return redirect_error_to(state, &pending, "consent_required", "consent is needed");
+            if prompt_none && !consented(settings, req, &pending, &session, now) {
+                return redirect_error_to(
+                    settings,
+                    &pending,
+                    "consent_required",
+                    "consent is needed",
+                );
             }
-            after_login(state, req, pending, &session, Vec::new(), now)
+            after_login(settings, req, pending, &session, Vec::new(), now)
         }
         None if prompt_none => redirect_error_to(
-            state,
+            settings,
             &pending,
             "login_required",
             "the user is not logged in",
         ),
-        None => login_page(state, req, &pending, &client, "", None, StatusCode::OK),
+        None => login_page(settings, req, &pending, &client, "", None, StatusCode::OK),
     }
 }
 
 /// `POST /oauth2/authorize`: the login and consent forms.
 #[handler]
-pub async fn post(req: &Request, body: Body, state: Data<&Arc<AppState>>) -> Response {
-    let state = *state;
-    match post_inner(state, req, body).await {
+pub async fn post(
+    req: &Request,
+    body: Body,
+    state: Data<&Arc<AppState>>,
+    settings: Data<&Arc<Settings>>,
+) -> Response {
+    match post_inner(&state.login, &settings, req, body).await {
         Ok(resp) => resp,
         Err(e) => page_error(e),
     }
 }
 
 async fn post_inner(
-    state: &Arc<AppState>,
+    login: &Login,
+    settings: &Settings,
     req: &Request,
     body: Body,
 ) -> Result<Response, PageError> {
@@ -220,11 +231,11 @@ async fn post_inner(
     {
         return Err(OAuthError::UnsupportedMediaType.into());
     }
-    let bytes = crate::oauth::extract::read_limited(req, body, &state.config.server).await?;
+    let bytes = crate::oauth::extract::read_limited(req, body, &settings.config.server).await?;
     let form = crate::oauth::extract::parse_form(&bytes)?;
     let expired = || PageError::bad("This form has expired or is not valid.");
     let pending: Pending = text(&form, "request")
-        .and_then(|r| state.sealer.open(Purpose::Form, r))
+        .and_then(|r| settings.sealer.open(Purpose::Form, r))
         .filter(|p: &Pending| p.e > now)
         .ok_or_else(expired)?;
     let csrf_ok = match (text(&form, "csrf"), login::cookie(req, login::CSRF_COOKIE)) {
@@ -241,20 +252,21 @@ async fn post_inner(
             message: "The form was not sent from this site's page (CSRF check failed).".into(),
         });
     }
-    let client = state
+    let client = settings
         .clients
         .get(&pending.asked.c)
         .cloned()
         .ok_or_else(|| PageError::bad("The application is no longer registered."))?;
     match text(&form, "step") {
-        Some("login") => login_step(state, req, &form, pending, &client, now).await,
-        Some("consent") => consent_step(state, req, &form, pending, &client, now),
+        Some("login") => login_step(login, settings, req, &form, pending, &client, now).await,
+        Some("consent") => consent_step(settings, req, &form, pending, &client, now),
         _ => Err(PageError::bad("Unknown form step.")),
     }
 }
 
 async fn login_step(
-    state: &Arc<AppState>,
+    login: &Login,
+    settings: &Settings,
     req: &Request,
     form: &Map<String, Value>,
     pending: Pending,
@@ -263,7 +275,7 @@ async fn login_step(
 ) -> Result<Response, PageError> {
     let (Some(username), Some(password)) = (text(form, "username"), text(form, "password")) else {
         return Ok(login_page(
-            state,
+            settings,
             req,
             &pending,
             client,
@@ -272,14 +284,10 @@ async fn login_step(
             StatusCode::OK,
         ));
     };
-    let address = login::client_address(
-        req,
-        &state.config.mtls.trusted_proxies,
-        state.config.mtls.header_on_https,
-    );
+    let address = settings.proxies.client_address(req);
     let refused = |status, message, wait: u64| {
         let mut resp = login_page(
-            state,
+            settings,
             req,
             &pending,
             client,
@@ -294,7 +302,7 @@ async fn login_step(
     };
     // Counted before the password is checked, so parallel attempts cannot
     // slip past the limit.
-    let attempt = match state.login.limiter.begin(username, address, now) {
+    let attempt = match login.limiter.begin(username, address, now) {
         Ok(attempt) => attempt,
         Err(wait) => {
             tracing::warn!(address = ?address, "login throttled after repeated failures");
@@ -305,7 +313,11 @@ async fn login_step(
             ));
         }
     };
-    let user = match state.login.hashing.verify(username, password).await {
+    let user = match login
+        .hashing
+        .verify(settings.users.clone(), username, password)
+        .await
+    {
         Ok(user) => user,
         Err(e) => {
             attempt.not_checked();
@@ -321,7 +333,7 @@ async fn login_step(
         drop(attempt);
         tracing::info!(address = ?address, "failed login");
         return Ok(login_page(
-            state,
+            settings,
             req,
             &pending,
             client,
@@ -335,19 +347,19 @@ async fn login_step(
         u: user.username.clone(),
         at: now,
         sid: random_id().map_err(OAuthError::internal)?,
-        e: now + state.config.login.session_lifetime,
+        e: now + settings.config.login.session_lifetime,
     };
     let cookie = login::set_cookie(
         login::SESSION_COOKIE,
-        &state
+        &settings
             .sealer
             .seal(Purpose::Session, &session)
             .map_err(OAuthError::internal)?,
         "/oauth2/",
-        state.config.login.session_lifetime,
+        settings.config.login.session_lifetime,
     );
     Ok(after_login(
-        state,
+        settings,
         req,
         pending,
         &session,
@@ -357,18 +369,18 @@ async fn login_step(
 }
 
 fn consent_step(
-    state: &Arc<AppState>,
+    settings: &Settings,
     req: &Request,
     form: &Map<String, Value>,
     pending: Pending,
     client: &Client,
     now: u64,
 ) -> Result<Response, PageError> {
-    let Some((session, _)) = current_session(state, req, now)
+    let Some((session, _)) = current_session(settings, req, now)
         .filter(|(s, _)| pending.u.as_deref() == Some(s.u.as_str()))
     else {
         return Ok(login_page(
-            state,
+            settings,
             req,
             &pending,
             client,
@@ -379,20 +391,20 @@ fn consent_step(
     };
     match text(form, "decision") {
         Some("deny") => Ok(redirect_error_to(
-            state,
+            settings,
             &pending,
             "access_denied",
             "the user denied the request",
         )),
-        Some("approve_once") => Ok(issue_code(state, &pending, &session, Vec::new(), now)),
+        Some("approve_once") => Ok(issue_code(settings, &pending, &session, Vec::new(), now)),
         Some("approve_always") => {
             let consent = Consent {
                 u: session.u.clone(),
                 c: pending.asked.c.clone(),
                 s: pending.asked.s.clone(),
-                e: now + state.config.login.consent_lifetime,
+                e: now + settings.config.login.consent_lifetime,
             };
-            let sealed = state
+            let sealed = settings
                 .sealer
                 .seal(Purpose::Consent, &consent)
                 .map_err(OAuthError::internal)?;
@@ -400,9 +412,9 @@ fn consent_step(
                 &login::consent_cookie_name(&session.u, &pending.asked.c),
                 &sealed,
                 "/oauth2/authorize",
-                state.config.login.consent_lifetime,
+                settings.config.login.consent_lifetime,
             );
-            Ok(issue_code(state, &pending, &session, vec![cookie], now))
+            Ok(issue_code(settings, &pending, &session, vec![cookie], now))
         }
         _ => Err(PageError::bad("Choose approve or deny.")),
     }
@@ -411,23 +423,23 @@ fn consent_step(
 /// The logged-in user goes straight to the client when "Approve always"
 /// covers the request, else to the consent page.
 fn after_login(
-    state: &Arc<AppState>,
+    settings: &Settings,
     req: &Request,
     pending: Pending,
     session: &Session,
     cookies: Vec<String>,
     now: u64,
 ) -> Response {
-    if consented(state, req, &pending, session, now) {
-        return issue_code(state, &pending, session, cookies, now);
+    if consented(settings, req, &pending, session, now) {
+        return issue_code(settings, &pending, session, cookies, now);
     }
-    let Some(client) = state.clients.get(&pending.asked.c) else {
+    let Some(client) = settings.clients.get(&pending.asked.c) else {
         return page_error(PageError::bad("The application is no longer registered."));
     };
     let (csrf, csrf_cookie) = csrf_token(req);
     let mut pending = pending;
     pending.x = csrf.clone();
-    pending.e = now + state.config.login.form_lifetime;
+    pending.e = now + settings.config.login.form_lifetime;
     pending.u = Some(session.u.clone());
     let scopes: Vec<&str> = pending
         .asked
@@ -435,7 +447,7 @@ fn after_login(
         .split(' ')
         .filter(|s| !s.is_empty())
         .collect();
-    let sealed = match state.sealer.seal(Purpose::Form, &pending) {
+    let sealed = match settings.sealer.seal(Purpose::Form, &pending) {
         Ok(s) => s,
         Err(e) => return page_error(OAuthError::internal(e).into()),
     };
@@ -454,7 +466,7 @@ fn after_login(
 /// Whether an "Approve always" cookie of this user covers every requested
 /// scope (and `prompt=consent` was not sent).
 fn consented(
-    state: &AppState,
+    settings: &Settings,
     req: &Request,
     pending: &Pending,
     session: &Session,
@@ -465,7 +477,7 @@ fn consented(
     }
     let name = login::consent_cookie_name(&session.u, &pending.asked.c);
     login::cookie(req, &name)
-        .and_then(|v| state.sealer.open::<Consent>(Purpose::Consent, v))
+        .and_then(|v| settings.sealer.open::<Consent>(Purpose::Consent, v))
         .is_some_and(|c| {
             c.u == session.u
                 && c.c == pending.asked.c
@@ -481,27 +493,27 @@ fn consented(
 
 /// The session from the cookie, if valid now and its user still exists.
 fn current_session(
-    state: &AppState,
+    settings: &Settings,
     req: &Request,
     now: u64,
 ) -> Option<(Session, Arc<crate::users::User>)> {
-    let session: Session = state
+    let session: Session = settings
         .sealer
         .open(Purpose::Session, login::cookie(req, login::SESSION_COOKIE)?)?;
-    let user = state.login.users.get(&session.u)?.clone();
+    let user = settings.users.get(&session.u)?.clone();
     (session.e > now).then_some((session, user))
 }
 
 /// Seals a code for the approved request and redirects to the client.
 fn issue_code(
-    state: &AppState,
+    settings: &Settings,
     pending: &Pending,
     session: &Session,
     cookies: Vec<String>,
     now: u64,
 ) -> Response {
     let code = random_id().and_then(|id| {
-        state.sealer.seal(
+        settings.sealer.seal(
             Purpose::Code,
             &CodeClaims {
                 id,
@@ -509,13 +521,13 @@ fn issue_code(
                 u: session.u.clone(),
                 at: session.at,
                 sid: session.sid.clone(),
-                e: now + state.config.tokens.code_lifetime,
+                e: now + settings.config.tokens.code_lifetime,
             },
         )
     });
     match code {
         Ok(code) => with_cookies(
-            redirect_to(state, &pending.asked.r, pending.st.as_deref(), Ok(&code)),
+            redirect_to(settings, &pending.asked.r, pending.st.as_deref(), Ok(&code)),
             cookies,
         ),
         Err(e) => page_error(OAuthError::internal(e).into()),
@@ -523,13 +535,13 @@ fn issue_code(
 }
 
 fn redirect_error_to(
-    state: &AppState,
+    settings: &Settings,
     pending: &Pending,
     code: &'static str,
     description: &'static str,
 ) -> Response {
     redirect_to(
-        state,
+        settings,
         &pending.asked.r,
         pending.st.as_deref(),
         Err(redirect_error(code, description)),
@@ -538,7 +550,7 @@ fn redirect_error_to(
 
 /// 303 to the redirect URI with `code` or `error`, plus `state` and `iss`.
 fn redirect_to(
-    state: &AppState,
+    settings: &Settings,
     redirect_uri: &str,
     st: Option<&str>,
     outcome: Result<&str, RedirectError>,
@@ -560,7 +572,7 @@ fn redirect_to(
         if let Some(st) = st {
             q.append_pair("state", st);
         }
-        q.append_pair("iss", &state.tokens.issuer);
+        q.append_pair("iss", &settings.tokens.issuer);
     }
     Response::builder()
         .status(StatusCode::SEE_OTHER)
@@ -574,12 +586,12 @@ fn redirect_to(
 /// registered URIs exactly; `redirect_uri` may be left out only when the
 /// client has exactly one.
 fn trusted_redirect(
-    state: &AppState,
+    settings: &Settings,
     params: &Map<String, Value>,
 ) -> Result<(Arc<Client>, String, bool), PageError> {
     let client_id =
         text(params, "client_id").ok_or_else(|| PageError::bad("client_id is missing."))?;
-    let client = state
+    let client = settings
         .clients
         .get(client_id)
         .filter(|c| c.grant_types.contains(&GrantType::AuthorizationCode))
@@ -604,7 +616,7 @@ fn trusted_redirect(
 
 /// Checks everything after the client and redirect URI.
 fn validate(
-    state: &AppState,
+    settings: &Settings,
     params: &Map<String, Value>,
     client: &Client,
     redirect_uri: &str,
@@ -653,7 +665,7 @@ fn validate(
     {
         return Err(redirect_error(
             "invalid_request",
-            "state and nonce must be at most 1024 printable ASCII characters",
+            "settings and nonce must be at most 1024 printable ASCII characters",
         ));
     }
     let prompt = text(params, "prompt").unwrap_or("");
@@ -685,7 +697,7 @@ fn validate(
         ),
         _ => redirect_error("invalid_request", "scope is malformed"),
     })?;
-    if crate::scope::contains(&scope, &state.config.tokens.introspection_scope) {
+    if crate::scope::contains(&scope, &settings.config.tokens.introspection_scope) {
         return Err(redirect_error(
             "invalid_scope",
             "the introspection scope is for clients, not users",
@@ -739,7 +751,7 @@ fn validate(
         u: None,
         // Set when a page carrying the form is rendered.
         x: String::new(),
-        e: now + state.config.login.form_lifetime,
+        e: now + settings.config.login.form_lifetime,
     })
 }
 
@@ -760,7 +772,7 @@ fn csrf_token(req: &Request) -> (String, Option<String>) {
 }
 
 fn login_page(
-    state: &AppState,
+    settings: &Settings,
     req: &Request,
     pending: &Pending,
     client: &Client,
@@ -771,8 +783,8 @@ fn login_page(
     let (csrf, cookie) = csrf_token(req);
     let mut pending = pending.clone();
     pending.x = csrf.clone();
-    pending.e = unix_now() + state.config.login.form_lifetime;
-    let sealed = match state.sealer.seal(Purpose::Form, &pending) {
+    pending.e = unix_now() + settings.config.login.form_lifetime;
+    let sealed = match settings.sealer.seal(Purpose::Form, &pending) {
         Ok(s) => s,
         Err(e) => return page_error(OAuthError::internal(e).into()),
     };

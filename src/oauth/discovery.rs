@@ -92,7 +92,7 @@ impl Documents {
     /// Serialises the documents for this configuration.
     pub fn build(config: &Config, clients: &Clients, keys: &KeySet) -> Result<Self, String> {
         let issuer = config.issuer();
-        let at = |base: &str, path: &str| format!("{}{path}", base.trim_end_matches('/'));
+        use super::paths::{self, url as at};
         let mut scopes: Vec<String> = clients
             .iter()
             .flat_map(|c| c.scopes.iter().cloned())
@@ -101,12 +101,12 @@ impl Documents {
         scopes.dedup();
         let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let metadata = ServerMetadata {
-            authorization_endpoint: at(&issuer, "/oauth2/authorize"),
-            token_endpoint: at(&issuer, "/oauth2/token"),
-            userinfo_endpoint: at(&issuer, "/oauth2/userinfo"),
-            introspection_endpoint: at(&issuer, "/oauth2/introspect"),
-            revocation_endpoint: at(&issuer, "/oauth2/revoke"),
-            jwks_uri: at(&issuer, "/oauth2/jwks"),
+            authorization_endpoint: at(&issuer, paths::AUTHORIZE),
+            token_endpoint: at(&issuer, paths::TOKEN),
+            userinfo_endpoint: at(&issuer, paths::USERINFO),
+            introspection_endpoint: at(&issuer, paths::INTROSPECT),
+            revocation_endpoint: at(&issuer, paths::REVOKE),
+            jwks_uri: at(&issuer, paths::JWKS),
             issuer: issuer.clone(),
             grant_types_supported: strings(&[
                 "client_credentials",
@@ -136,9 +136,9 @@ impl Documents {
             subject_types_supported: strings(&["public"]),
             mtls_endpoint_aliases: config.mtls.endpoint_aliases_base.as_deref().map(|base| {
                 MtlsEndpointAliases {
-                    token_endpoint: at(base, "/oauth2/token"),
-                    introspection_endpoint: at(base, "/oauth2/introspect"),
-                    revocation_endpoint: at(base, "/oauth2/revoke"),
+                    token_endpoint: at(base, paths::TOKEN),
+                    introspection_endpoint: at(base, paths::INTROSPECT),
+                    revocation_endpoint: at(base, paths::REVOKE),
                 }
             }),
         };

@@ -19,8 +19,10 @@ use poem_openapi::registry::{
 use poem_openapi::types::{ParseFromJSON, Type};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
-use crate::AppState;
+use crate::cert::ClientCertificate;
+use crate::clients::Credentials;
 use crate::error::OAuthError;
+use crate::settings::Settings;
 
 /// A form body parsed into `T` (a poem-openapi `Object`).
 #[derive(Debug)]
@@ -68,16 +70,14 @@ impl<'a, T: ParseFromJSON + Type + FormFields> ApiExtractor<'a> for OAuthForm<T>
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
         let parsed = async {
-            let state = request
-                .data::<Arc<AppState>>()
-                .ok_or_else(|| OAuthError::internal("no state attached to the request"))?;
+            let settings = request_settings(request)?;
             if !request.content_type().is_some_and(is_form) {
                 return Err(OAuthError::UnsupportedMediaType);
             }
             let body = body
                 .take()
                 .map_err(|_| OAuthError::InvalidRequest("request body already read".into()))?;
-            let bytes = read_limited(request, body, &state.config.server).await?;
+            let bytes = read_limited(request, body, &settings.config.server).await?;
             let object = parse_form(&bytes)?;
             if let Some(missing) = T::REQUIRED.iter().find(|k| !object.contains_key(**k)) {
                 return Err(OAuthError::InvalidRequest(
@@ -155,13 +155,79 @@ pub enum Authorization {
     Bearer(String),
 }
 
-/// The optional `Authorization` header, documented as the Basic and Bearer
-/// security schemes. Parsing never fails silently: a malformed header is
-/// `invalid_client`, a repeated one `invalid_request`.
-#[derive(Debug, Clone)]
-pub struct AuthHeader(pub Option<Authorization>);
+/// The settings the request began with (attached by [`crate::app`]).
+pub fn request_settings(req: &Request) -> Result<&Arc<Settings>, OAuthError> {
+    req.data::<Arc<Settings>>()
+        .ok_or_else(|| OAuthError::internal("no settings attached to the request"))
+}
 
-impl<'a> ApiExtractor<'a> for AuthHeader {
+/// The credentials a request carries, taken from it once at the edge: the
+/// optional `Authorization` header (documented as the Basic and Bearer
+/// security schemes) and the client certificate, from the TLS connection or
+/// a trusted proxy's header ([`crate::cert::presented`]). Below the
+/// handlers only this plain value is seen, never the HTTP request.
+///
+/// Parsing never fails silently: a malformed `Authorization` header is
+/// `invalid_client`, a repeated one `invalid_request`; a bad certificate
+/// header is `invalid_client` when the certificate is asked for.
+#[derive(Debug, Clone, Default)]
+pub struct ClientAuth {
+    /// The `Authorization` header.
+    pub authorization: Option<Authorization>,
+    certificate: Option<Result<Arc<ClientCertificate>, OAuthError>>,
+}
+
+impl ClientAuth {
+    /// Credentials as plain values (for flows called without HTTP).
+    pub fn new(
+        authorization: Option<Authorization>,
+        certificate: Result<Option<Arc<ClientCertificate>>, OAuthError>,
+    ) -> Self {
+        Self {
+            authorization,
+            certificate: certificate.transpose(),
+        }
+    }
+
+    /// The client certificate presented, if any.
+    pub fn certificate(&self) -> Result<Option<Arc<ClientCertificate>>, OAuthError> {
+        self.certificate.clone().transpose()
+    }
+
+    /// The Bearer token, if the `Authorization` header carries one.
+    pub fn bearer(&self) -> Option<&str> {
+        match &self.authorization {
+            Some(Authorization::Bearer(token)) => Some(token),
+            _ => None,
+        }
+    }
+
+    /// The client credentials of this request with the form's
+    /// `client_id` and `client_secret`. A Bearer header is not a client
+    /// authentication method.
+    pub fn credentials<'a>(
+        &'a self,
+        form: &'a super::ClientParams,
+    ) -> Result<Credentials<'a>, OAuthError> {
+        let basic = match &self.authorization {
+            None => None,
+            Some(Authorization::Basic(id, secret)) => Some((id.as_str(), secret.as_str())),
+            Some(Authorization::Bearer(_)) => {
+                return Err(OAuthError::InvalidClient(
+                    "Bearer is not a client authentication method".into(),
+                ));
+            }
+        };
+        Ok(Credentials {
+            basic,
+            client_id: form.client_id.as_deref(),
+            client_secret: form.client_secret.as_deref(),
+            certificate: self.certificate()?,
+        })
+    }
+}
+
+impl<'a> ApiExtractor<'a> for ClientAuth {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
     type ParamType = ();
     type ParamRawType = ();
@@ -206,7 +272,10 @@ impl<'a> ApiExtractor<'a> for AuthHeader {
         _body: &mut RequestBody,
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        Ok(Self(parse_authorization(request)?))
+        let settings = request_settings(request)?;
+        let certificate =
+            crate::cert::presented(request, settings.cert_header.as_ref(), &settings.proxies);
+        Ok(Self::new(parse_authorization(request)?, certificate))
     }
 }
 

@@ -2,13 +2,13 @@
 //! and decode the token (access or refresh), check the revocation list; no
 //! token store.
 
-use poem::Request;
 use poem_openapi::Object;
 
 use super::ClientParams;
-use super::extract::Authorization;
+use super::extract::ClientAuth;
 use crate::AppState;
 use crate::error::OAuthError;
+use crate::settings::Settings;
 use crate::token::{AccessClaims, Confirmation, Inactive, RefreshClaims};
 
 /// Introspection request (RFC 7662 §2.1).
@@ -103,48 +103,44 @@ impl From<RefreshClaims> for Introspection {
 
 /// Authenticates the caller, then verifies the token.
 pub fn introspect(
+    settings: &Settings,
     state: &AppState,
-    req: &Request,
-    auth: Option<Authorization>,
-    form: IntrospectRequest,
+    auth: &ClientAuth,
+    form: &IntrospectRequest,
     now: u64,
 ) -> Result<Introspection, OAuthError> {
-    authenticate_caller(state, req, auth, &form, now)?;
-    let found = match state.active_access_token(&form.token, now) {
+    authorize_caller(settings, state, auth, &form.client, now)?;
+    Ok(inspect(settings, state, &form.token, now))
+}
+
+/// RFC 7662 §2.2: what an access or refresh token is, or
+/// `{"active": false}` for anything not active now (never why).
+pub fn inspect(settings: &Settings, state: &AppState, token: &str, now: u64) -> Introspection {
+    let found = match state.active_access_token(settings, token, now) {
         Err(Inactive::WrongType) => state
-            .active_refresh_token(&form.token, now)
+            .active_refresh_token(settings, token, now)
             .map(Introspection::from),
         other => other.map(|claims| Introspection::from(&*claims)),
     };
-    Ok(match found {
-        Ok(introspection) => introspection,
-        Err(reason) => {
-            tracing::debug!(%reason, "introspected token is inactive");
-            Introspection::default()
-        }
+    found.unwrap_or_else(|reason| {
+        tracing::debug!(%reason, "introspected token is inactive");
+        Introspection::default()
     })
 }
 
-fn authenticate_caller(
+/// RFC 7662 §2.1: the caller is a client with `introspection = true`, or
+/// presents a Bearer token of its own (client credentials) holding the
+/// introspection scope. A Bearer caller gets RFC 6750 §3.1 errors:
+/// `invalid_token` (401), or `insufficient_scope` (403) naming the scope.
+pub fn authorize_caller(
+    settings: &Settings,
     state: &AppState,
-    req: &Request,
-    auth: Option<Authorization>,
-    form: &IntrospectRequest,
+    auth: &ClientAuth,
+    client: &ClientParams,
     now: u64,
 ) -> Result<(), OAuthError> {
-    // RFC 6750 §3.1 for a Bearer caller: invalid_token (401), or
-    // insufficient_scope (403) naming the scope it needs.
-    if let Some(Authorization::Bearer(token)) = &auth {
-        let claims = state.active_access_token(token, now).map_err(|reason| {
-            tracing::debug!(%reason, "introspection Bearer token refused");
-            OAuthError::InvalidToken("the Bearer token is not active".into())
-        })?;
-        // RFC 8705 §3: a bound token is only good with its certificate.
-        if let Some(cnf) = &claims.cnf {
-            let cert = crate::cert::from_request(req, state.cert_header.as_ref())?;
-            crate::cert::check_binding(Some(&cnf.x5t_s256), cert.as_deref())
-                .map_err(|e| OAuthError::InvalidToken(e.to_string().into()))?;
-        }
+    if let Some(token) = auth.bearer() {
+        let claims = super::bearer_claims(settings, state, token, auth, now)?;
         // Only a client's own (client-credentials) token may introspect; a
         // user's token (it has a family) never may, whatever its scope.
         if claims.fid.is_some() {
@@ -152,18 +148,20 @@ fn authenticate_caller(
                 "a token issued to a user may not call introspection".into(),
             ));
         }
-        let needed = &state.config.tokens.introspection_scope;
+        let needed = &settings.config.tokens.introspection_scope;
         if !crate::scope::contains(&claims.scope, needed) {
             return Err(OAuthError::InsufficientScope(needed.clone().into()));
         }
         return Ok(());
     }
-    if auth.is_none() && form.client.client_id.is_none() {
+    if auth.authorization.is_none() && client.client_id.is_none() {
         return Err(OAuthError::InvalidClient(
             "caller authentication required".into(),
         ));
     }
-    let caller = super::authenticate_client(state, req, auth, &form.client, now)?;
+    let caller = settings
+        .clients
+        .authenticate(auth.credentials(client)?, now)?;
     if caller.client.introspection {
         Ok(())
     } else {

@@ -6,26 +6,26 @@ pub mod authorize;
 pub mod discovery;
 pub mod extract;
 pub mod introspect;
+pub mod paths;
 pub mod revoke;
 pub mod token;
 pub mod userinfo;
 
 use std::sync::Arc;
 
-use poem::Request;
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
 use self::discovery::{JwkSet, ServerMetadata};
-use self::extract::{AuthHeader, Authorization, OAuthForm, RawJson};
+use self::extract::{ClientAuth, OAuthForm, RawJson};
 use self::introspect::{IntrospectRequest, Introspection};
 use self::revoke::RevokeRequest;
 use self::token::{TokenBody, TokenRequest};
 use crate::AppState;
-use crate::clients::{Authenticated, Credentials};
 use crate::error::OAuthError;
 use crate::keys::unix_now;
+use crate::settings::Settings;
 
 /// The certbound API.
 pub struct Api;
@@ -101,12 +101,12 @@ impl Api {
     )]
     async fn token(
         &self,
-        req: &Request,
         state: Data<&Arc<AppState>>,
-        auth: AuthHeader,
+        settings: Data<&Arc<Settings>>,
+        auth: ClientAuth,
         form: OAuthForm<TokenRequest>,
     ) -> Result<TokenResponse, OAuthError> {
-        let body = token::issue(&state, req, auth.0, form.0, unix_now()).await?;
+        let body = token::issue(&settings, &state.revocations, &auth, &form.0, unix_now()).await?;
         Ok(TokenResponse::Ok(
             Json(body),
             "no-store".into(),
@@ -128,12 +128,12 @@ impl Api {
     )]
     async fn introspect(
         &self,
-        req: &Request,
         state: Data<&Arc<AppState>>,
-        auth: AuthHeader,
+        settings: Data<&Arc<Settings>>,
+        auth: ClientAuth,
         form: OAuthForm<IntrospectRequest>,
     ) -> Result<IntrospectionResponse, OAuthError> {
-        let body = introspect::introspect(&state, req, auth.0, form.0, unix_now())?;
+        let body = introspect::introspect(&settings, &state, &auth, &form.0, unix_now())?;
         Ok(IntrospectionResponse::Ok(Json(body), "no-store".into()))
     }
 
@@ -156,12 +156,12 @@ impl Api {
     )]
     async fn revoke(
         &self,
-        req: &Request,
         state: Data<&Arc<AppState>>,
-        auth: AuthHeader,
+        settings: Data<&Arc<Settings>>,
+        auth: ClientAuth,
         form: OAuthForm<RevokeRequest>,
     ) -> Result<RevocationResponse, OAuthError> {
-        revoke::revoke(&state, req, auth.0, form.0, unix_now()).await?;
+        revoke::revoke(&settings, &state, &auth, &form.0, unix_now()).await?;
         Ok(RevocationResponse::Ok("no-store".into()))
     }
 
@@ -179,11 +179,11 @@ impl Api {
     )]
     async fn userinfo(
         &self,
-        req: &Request,
         state: Data<&Arc<AppState>>,
-        auth: AuthHeader,
+        settings: Data<&Arc<Settings>>,
+        auth: ClientAuth,
     ) -> Result<UserInfoResponse, OAuthError> {
-        let body = userinfo::userinfo(&state, req, auth.0, unix_now())?;
+        let body = userinfo::userinfo(&settings, &state, &auth, unix_now())?;
         Ok(UserInfoResponse::Ok(Json(body), "no-store".into()))
     }
 
@@ -196,11 +196,11 @@ impl Api {
     )]
     async fn userinfo_post(
         &self,
-        req: &Request,
         state: Data<&Arc<AppState>>,
-        auth: AuthHeader,
+        settings: Data<&Arc<Settings>>,
+        auth: ClientAuth,
     ) -> Result<UserInfoResponse, OAuthError> {
-        let body = userinfo::userinfo(&state, req, auth.0, unix_now())?;
+        let body = userinfo::userinfo(&settings, &state, &auth, unix_now())?;
         Ok(UserInfoResponse::Ok(Json(body), "no-store".into()))
     }
 
@@ -212,8 +212,8 @@ impl Api {
         tag = "Tag::Discovery",
         operation_id = "jwks"
     )]
-    async fn jwks(&self, state: Data<&Arc<AppState>>) -> RawJson<JwkSet> {
-        RawJson::new(state.documents.jwks.clone())
+    async fn jwks(&self, settings: Data<&Arc<Settings>>) -> RawJson<JwkSet> {
+        RawJson::new(settings.documents.jwks.clone())
     }
 
     /// Authorization server metadata (RFC 8414).
@@ -223,8 +223,8 @@ impl Api {
         tag = "Tag::Discovery",
         operation_id = "oauthMetadata"
     )]
-    async fn oauth_metadata(&self, state: Data<&Arc<AppState>>) -> RawJson<ServerMetadata> {
-        RawJson::new(state.documents.oauth.clone())
+    async fn oauth_metadata(&self, settings: Data<&Arc<Settings>>) -> RawJson<ServerMetadata> {
+        RawJson::new(settings.documents.oauth.clone())
     }
 
     /// OpenID Provider metadata (OpenID Connect Discovery 1.0).
@@ -234,23 +234,26 @@ impl Api {
         tag = "Tag::Discovery",
         operation_id = "openidConfiguration"
     )]
-    async fn openid_configuration(&self, state: Data<&Arc<AppState>>) -> RawJson<ServerMetadata> {
-        RawJson::new(state.documents.openid.clone())
+    async fn openid_configuration(
+        &self,
+        settings: Data<&Arc<Settings>>,
+    ) -> RawJson<ServerMetadata> {
+        RawJson::new(settings.documents.openid.clone())
     }
 }
 
 /// The methods each path takes, for the `Allow` header of a 405 (RFC 9110
 /// §15.5.6). A test checks it against the OpenAPI document.
 pub const METHODS: &[(&str, &str)] = &[
-    ("/oauth2/authorize", "GET, POST"),
-    ("/oauth2/token", "POST"),
-    ("/oauth2/introspect", "POST"),
-    ("/oauth2/revoke", "POST"),
-    ("/oauth2/userinfo", "GET, POST"),
-    ("/oauth2/jwks", "GET"),
-    ("/.well-known/oauth-authorization-server", "GET"),
-    ("/.well-known/openid-configuration", "GET"),
-    ("/openapi.json", "GET"),
+    (paths::AUTHORIZE, "GET, POST"),
+    (paths::TOKEN, "POST"),
+    (paths::INTROSPECT, "POST"),
+    (paths::REVOKE, "POST"),
+    (paths::USERINFO, "GET, POST"),
+    (paths::JWKS, "GET"),
+    (paths::OAUTH_METADATA, "GET"),
+    (paths::OPENID_METADATA, "GET"),
+    (paths::OPENAPI, "GET"),
 ];
 
 /// The `Allow` value for `path`, if it is an endpoint.
@@ -268,31 +271,25 @@ pub struct ClientParams {
     pub client_secret: Option<String>,
 }
 
-/// Authenticates the client of a request from every credential it carries.
-pub(crate) fn authenticate_client(
+/// RFC 6750 §2.1 and RFC 8705 §3: the claims of the request's Bearer
+/// access token if it is active and, when certificate-bound, came with its
+/// certificate; else `invalid_token`.
+pub fn bearer_claims(
+    settings: &Settings,
     state: &AppState,
-    req: &Request,
-    auth: Option<Authorization>,
-    params: &ClientParams,
+    token: &str,
+    auth: &ClientAuth,
     now: u64,
-) -> Result<Authenticated, OAuthError> {
-    let basic = match auth {
-        None => None,
-        Some(Authorization::Basic(id, secret)) => Some((id, secret)),
-        Some(Authorization::Bearer(_)) => {
-            return Err(OAuthError::InvalidClient(
-                "Bearer is not a client authentication method".into(),
-            ));
-        }
-    };
-    let certificate = crate::cert::from_request(req, state.cert_header.as_ref())?;
-    state.clients.authenticate(
-        Credentials {
-            basic,
-            client_id: params.client_id.as_deref(),
-            client_secret: params.client_secret.as_deref(),
-            certificate,
-        },
-        now,
-    )
+) -> Result<Arc<crate::token::AccessClaims>, OAuthError> {
+    let claims = state
+        .active_access_token(settings, token, now)
+        .map_err(|reason| {
+            tracing::debug!(%reason, "Bearer token refused");
+            OAuthError::InvalidToken("the access token is not active".into())
+        })?;
+    if claims.cnf.is_some() {
+        crate::cert::check_binding(claims.cnf.as_ref(), auth.certificate()?.as_deref())
+            .map_err(|e| OAuthError::InvalidToken(e.to_string().into()))?;
+    }
+    Ok(claims)
 }

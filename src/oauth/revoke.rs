@@ -3,14 +3,14 @@
 //! revocation list; a refresh token revokes its whole family, with the
 //! access tokens issued beside it (§2.1). Durably, before the answer.
 
-use poem::Request;
 use poem_openapi::Object;
 
 use super::ClientParams;
-use super::extract::Authorization;
+use super::extract::ClientAuth;
 use crate::AppState;
 use crate::error::OAuthError;
 use crate::revocation::{Kind, Record};
+use crate::settings::Settings;
 use crate::token::Inactive;
 
 /// Revocation request (RFC 7009 §2.1).
@@ -44,13 +44,15 @@ impl super::extract::FormFields for RevokeRequest {
 /// - the list cannot be written: `temporarily_unavailable` (503), and the
 ///   token stays valid.
 pub async fn revoke(
+    settings: &Settings,
     state: &AppState,
-    req: &Request,
-    auth: Option<Authorization>,
-    form: RevokeRequest,
+    auth: &ClientAuth,
+    form: &RevokeRequest,
     now: u64,
 ) -> Result<(), OAuthError> {
-    let client = super::authenticate_client(state, req, auth, &form.client, now)?;
+    let client = settings
+        .clients
+        .authenticate(auth.credentials(&form.client)?, now)?;
     let ours = |client_id: &str| {
         let ours = client_id == client.client.id;
         if !ours {
@@ -58,7 +60,7 @@ pub async fn revoke(
         }
         ours
     };
-    match state.active_access_token(&form.token, now) {
+    match state.active_access_token(settings, &form.token, now) {
         Ok(claims) if ours(&claims.client_id) => {
             let record = Record::new(Kind::Jti, &claims.jti, claims.exp)
                 .ok_or_else(|| OAuthError::internal("verified jti is not a list identifier"))?;
@@ -67,7 +69,10 @@ pub async fn revoke(
         }
         Ok(_) => Ok(()),
         Err(Inactive::WrongType) => {
-            match state.tokens.verify_refresh(&state.keys, &form.token, now) {
+            match settings
+                .tokens
+                .verify_refresh(&settings.keys, &form.token, now)
+            {
                 Ok(refresh) if ours(&refresh.client_id) => {
                     if state.revocations.contains(Kind::Family, &refresh.fid) {
                         return Ok(());
@@ -75,7 +80,13 @@ pub async fn revoke(
                     if state.revocations.contains(Kind::Jti, &refresh.jti) {
                         tracing::warn!(client_id = %client.client.id, "a used refresh token was presented for revocation: its token family is revoked");
                     }
-                    super::token::revoke_family(state, &refresh.fid, now).await
+                    super::token::revoke_family(
+                        &settings.tokens,
+                        &state.revocations,
+                        &refresh.fid,
+                        now,
+                    )
+                    .await
                 }
                 Ok(_) => Ok(()),
                 Err(reason) => {

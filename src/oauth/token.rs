@@ -5,21 +5,20 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use poem::Request;
 use poem_openapi::Object;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::ClientParams;
 use super::authorize::CodeClaims;
-use super::extract::Authorization;
-use crate::AppState;
+use super::extract::ClientAuth;
 use crate::clients::{Authenticated, GrantType};
 use crate::error::OAuthError;
 use crate::oidc::{IdGrant, OPENID};
-use crate::revocation::{Kind, Outcome, Record};
+use crate::revocation::{Kind, Outcome, Record, Revocations};
 use crate::seal::Purpose;
-use crate::token::{AccessGrant, RefreshGrant};
+use crate::settings::Settings;
+use crate::token::{AccessGrant, RefreshGrant, TokenService};
 
 /// Token request (RFC 6749 §4.1.3, §4.4.2, §6).
 #[derive(Debug, Object)]
@@ -71,10 +70,10 @@ pub struct TokenBody {
 
 /// Authenticates the client and runs the grant.
 pub async fn issue(
-    state: &AppState,
-    req: &Request,
-    auth: Option<Authorization>,
-    form: TokenRequest,
+    settings: &Settings,
+    revocations: &Revocations,
+    auth: &ClientAuth,
+    form: &TokenRequest,
     now: u64,
 ) -> Result<TokenBody, OAuthError> {
     let grant = GrantType::parse(&form.grant_type).ok_or_else(|| {
@@ -82,28 +81,34 @@ pub async fn issue(
             format!("grant_type {:?} is not supported", form.grant_type).into(),
         )
     })?;
-    let client = super::authenticate_client(state, req, auth, &form.client, now)?;
+    let client = settings
+        .clients
+        .authenticate(auth.credentials(&form.client)?, now)?;
     if !client.client.grant_types.contains(&grant) {
         return Err(OAuthError::UnauthorizedClient(
             "the client may not use this grant type".into(),
         ));
     }
     match grant {
-        GrantType::ClientCredentials => client_credentials(state, &client, &form, now),
-        GrantType::AuthorizationCode => authorization_code(state, &client, &form, now).await,
-        GrantType::RefreshToken => refresh(state, &client, &form, now).await,
+        GrantType::ClientCredentials => client_credentials(settings, &client, form, now),
+        GrantType::AuthorizationCode => {
+            authorization_code(settings, revocations, &client, form, now).await
+        }
+        GrantType::RefreshToken => refresh(settings, revocations, &client, form, now).await,
     }
 }
 
-fn client_credentials(
-    state: &AppState,
+/// RFC 6749 §4.4: a token for the client itself, with the requested scope
+/// (or all of the client's) if the client may have it.
+pub fn client_credentials(
+    settings: &Settings,
     client: &Authenticated,
     form: &TokenRequest,
     now: u64,
 ) -> Result<TokenBody, OAuthError> {
     let scope = crate::scope::grant(form.scope.as_deref(), &client.client.scopes)?;
-    let access_token = state.tokens.mint(
-        &state.keys,
+    let access_token = settings.tokens.mint(
+        &settings.keys,
         AccessGrant {
             sub: &client.client.id,
             client_id: &client.client.id,
@@ -118,7 +123,7 @@ fn client_credentials(
     Ok(TokenBody {
         access_token,
         token_type: "Bearer".into(),
-        expires_in: state.tokens.lifetime,
+        expires_in: settings.tokens.lifetime,
         scope: (!scope.is_empty()).then_some(scope),
         refresh_token: None,
         id_token: None,
@@ -128,8 +133,9 @@ fn client_credentials(
 /// RFC 6749 §4.1.3. The code is checked completely before it is spent;
 /// spending it records its id, and a second redemption revokes every token
 /// minted from the first (§4.1.2, "SHOULD revoke").
-async fn authorization_code(
-    state: &AppState,
+pub async fn authorization_code(
+    settings: &Settings,
+    revocations: &Revocations,
     client: &Authenticated,
     form: &TokenRequest,
     now: u64,
@@ -138,7 +144,7 @@ async fn authorization_code(
         .code
         .as_deref()
         .ok_or_else(|| OAuthError::InvalidRequest("code is missing".into()))?;
-    let claims: CodeClaims = state
+    let claims: CodeClaims = settings
         .sealer
         .open(Purpose::Code, code)
         .ok_or_else(|| OAuthError::InvalidGrant("the authorization code is not valid".into()))?;
@@ -162,22 +168,21 @@ async fn authorization_code(
         ));
     }
     check_pkce(claims.asked.cc.as_deref(), form.code_verifier.as_deref())?;
-    let user = state
-        .login
+    let user = settings
         .users
         .get(&claims.u)
         .ok_or_else(|| OAuthError::InvalidGrant("the user no longer exists".into()))?;
     let spent = Record::new(Kind::Code, &claims.id, claims.e)
         .ok_or_else(|| OAuthError::internal("code id is not a valid list identifier"))?;
-    if state.revocations.record(spent).await? == Outcome::AlreadyRecorded {
-        revoke_family(state, &claims.id, now).await?;
+    if revocations.record(spent).await? == Outcome::AlreadyRecorded {
+        revoke_family(&settings.tokens, revocations, &claims.id, now).await?;
         tracing::warn!(client_id = %client.client.id, "authorization code replayed: its token family is revoked");
         return Err(OAuthError::InvalidGrant(
             "the authorization code was already used; tokens issued with it are revoked".into(),
         ));
     }
     user_tokens(
-        state,
+        settings,
         client,
         UserGrant {
             username: &user.username,
@@ -220,8 +225,9 @@ fn check_pkce(challenge: Option<&str>, verifier: Option<&str>) -> Result<(), OAu
 /// RFC 6749 §6 with rotation: the old token's `jti` is recorded, durably,
 /// before new tokens are returned. A token already recorded is a replay: the
 /// family is revoked.
-async fn refresh(
-    state: &AppState,
+pub async fn refresh(
+    settings: &Settings,
+    revocations: &Revocations,
     client: &Authenticated,
     form: &TokenRequest,
     now: u64,
@@ -231,9 +237,9 @@ async fn refresh(
         .as_deref()
         .ok_or_else(|| OAuthError::InvalidRequest("refresh_token is missing".into()))?;
     let invalid = || OAuthError::InvalidGrant("the refresh token is not valid".into());
-    let claims = state
+    let claims = settings
         .tokens
-        .verify_refresh(&state.keys, token, now)
+        .verify_refresh(&settings.keys, token, now)
         .map_err(|reason| {
             tracing::debug!(%reason, "refresh token refused");
             invalid()
@@ -243,13 +249,12 @@ async fn refresh(
             "the refresh token was issued to another client".into(),
         ));
     }
-    if state.revocations.contains(Kind::Family, &claims.fid) {
+    if revocations.contains(Kind::Family, &claims.fid) {
         return Err(OAuthError::InvalidGrant(
             "the refresh token is revoked".into(),
         ));
     }
-    let bound_to = claims.cnf.as_ref().map(|c| c.x5t_s256.as_str());
-    crate::cert::check_binding(bound_to, client.certificate.as_deref())
+    crate::cert::check_binding(claims.cnf.as_ref(), client.certificate.as_deref())
         .map_err(|e| OAuthError::InvalidGrant(e.to_string().into()))?;
     let scope = match form.scope.as_deref() {
         None => claims.scope.clone(),
@@ -260,20 +265,20 @@ async fn refresh(
             })?
         }
     };
-    let user = state.login.users.get(&claims.sub).ok_or_else(invalid)?;
+    let user = settings.users.get(&claims.sub).ok_or_else(invalid)?;
     let used = Record::new(Kind::Jti, &claims.jti, claims.exp)
         .ok_or_else(|| OAuthError::internal("refresh jti is not a valid list identifier"))?;
-    if state.revocations.contains(Kind::Jti, &claims.jti)
-        || state.revocations.record(used).await? == Outcome::AlreadyRecorded
+    if revocations.contains(Kind::Jti, &claims.jti)
+        || revocations.record(used).await? == Outcome::AlreadyRecorded
     {
-        revoke_family(state, &claims.fid, now).await?;
+        revoke_family(&settings.tokens, revocations, &claims.fid, now).await?;
         tracing::warn!(client_id = %client.client.id, "refresh token reused: its token family is revoked");
         return Err(OAuthError::InvalidGrant(
             "the refresh token was already used; its token family is revoked".into(),
         ));
     }
     user_tokens(
-        state,
+        settings,
         client,
         UserGrant {
             username: &user.username,
@@ -290,11 +295,16 @@ async fn refresh(
 
 /// Revokes a token family: every access and refresh token carrying `fid`.
 /// The entry outlives any token of the family issued before now.
-pub async fn revoke_family(state: &AppState, fid: &str, now: u64) -> Result<(), OAuthError> {
-    let until = now + state.tokens.lifetime.max(state.tokens.refresh_lifetime);
+pub async fn revoke_family(
+    tokens: &TokenService,
+    revocations: &Revocations,
+    fid: &str,
+    now: u64,
+) -> Result<(), OAuthError> {
+    let until = now + tokens.lifetime.max(tokens.refresh_lifetime);
     let record = Record::new(Kind::Family, fid, until)
         .ok_or_else(|| OAuthError::internal("family id is not a valid list identifier"))?;
-    state.revocations.record(record).await?;
+    revocations.record(record).await?;
     Ok(())
 }
 
@@ -312,7 +322,7 @@ struct UserGrant<'a> {
 /// The access token, refresh token (if the client may refresh) and ID token
 /// (if `openid` is granted) of a user grant.
 fn user_tokens(
-    state: &AppState,
+    settings: &Settings,
     client: &Authenticated,
     grant: UserGrant<'_>,
     now: u64,
@@ -320,13 +330,13 @@ fn user_tokens(
     let client_id = client.client.id.as_str();
     // A user's tokens never carry the introspection scope, whatever an older
     // refresh token says (the authorization endpoint never grants it).
-    let scope = crate::scope::without(grant.scope, &state.config.tokens.introspection_scope);
+    let scope = crate::scope::without(grant.scope, &settings.config.tokens.introspection_scope);
     let grant = UserGrant {
         scope: &scope,
         ..grant
     };
-    let access_token = state.tokens.mint(
-        &state.keys,
+    let access_token = settings.tokens.mint(
+        &settings.keys,
         AccessGrant {
             sub: grant.username,
             client_id,
@@ -339,8 +349,8 @@ fn user_tokens(
         now,
     )?;
     let refresh_token = if client.client.grant_types.contains(&GrantType::RefreshToken) {
-        Some(state.tokens.mint_refresh(
-            &state.keys,
+        Some(settings.tokens.mint_refresh(
+            &settings.keys,
             RefreshGrant {
                 username: grant.username,
                 client_id,
@@ -357,9 +367,9 @@ fn user_tokens(
     };
     let id_token = if crate::scope::contains(grant.scope, OPENID) {
         Some(crate::oidc::mint_id_token(
-            &state.keys,
-            &state.tokens.issuer,
-            state.config.tokens.id_token_lifetime,
+            &settings.keys,
+            &settings.tokens.issuer,
+            settings.config.tokens.id_token_lifetime,
             IdGrant {
                 username: grant.username,
                 client_id,
@@ -377,7 +387,7 @@ fn user_tokens(
     Ok(TokenBody {
         access_token,
         token_type: "Bearer".into(),
-        expires_in: state.tokens.lifetime,
+        expires_in: settings.tokens.lifetime,
         scope: (!grant.scope.is_empty()).then(|| grant.scope.to_string()),
         refresh_token,
         id_token,

@@ -41,7 +41,7 @@ type SharedEndpoint = Arc<poem::endpoint::BoxEndpoint<'static>>;
 /// Bound listeners, ready to serve.
 pub struct Server {
     state: Arc<AppState>,
-    https: Option<(TcpListener, TlsAcceptor)>,
+    https: Option<TcpListener>,
     http: Option<TcpListener>,
     admission: Arc<Admission>,
 }
@@ -49,16 +49,14 @@ pub struct Server {
 impl Server {
     /// Binds the configured listeners (port 0 picks a free port).
     pub async fn bind(state: Arc<AppState>) -> Result<Self, String> {
-        let server = &state.config.server;
+        let settings = state.settings();
+        let server = &settings.config.server;
         let https = match server.https {
-            Some(addr) => {
-                let tls =
-                    crate::tls::server_config(&server.tls_certificate, &server.tls_private_key)?;
-                let listener = TcpListener::bind(addr)
+            Some(addr) => Some(
+                TcpListener::bind(addr)
                     .await
-                    .map_err(|e| format!("cannot listen on https {addr}: {e}"))?;
-                Some((listener, TlsAcceptor::from(tls)))
-            }
+                    .map_err(|e| format!("cannot listen on https {addr}: {e}"))?,
+            ),
             None => None,
         };
         let http = match server.http {
@@ -69,12 +67,7 @@ impl Server {
             ),
             None => None,
         };
-        let admission = Admission::new(
-            server.max_connections,
-            server.max_connections_per_address,
-            server.max_requests_in_flight,
-            state.config.mtls.trusted_proxies.clone(),
-        );
+        let admission = Admission::new();
         Ok(Self {
             state,
             https,
@@ -85,7 +78,7 @@ impl Server {
 
     /// The bound HTTPS address.
     pub fn https_addr(&self) -> Option<SocketAddr> {
-        self.https.as_ref().and_then(|(l, _)| l.local_addr().ok())
+        self.https.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The connection counters (open connections, for tests and metrics).
@@ -99,11 +92,10 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests
-    /// finish for up to `server.shutdown_timeout` seconds.
+    /// finish for up to `server.shutdown_timeout` seconds. Each connection
+    /// takes the settings current when it is accepted (server certificate,
+    /// timeouts, limits); a reload applies to new connections.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let config = &self.state.config.server;
-        let handshake_timeout = Duration::from_secs(config.handshake_timeout);
-        let shutdown_timeout = Duration::from_secs(config.shutdown_timeout);
         let admission = self.admission.clone();
         let endpoint: SharedEndpoint = Arc::new(
             crate::app(self.state.clone())
@@ -111,17 +103,15 @@ impl Server {
                 .map_to_response()
                 .boxed(),
         );
-        let conn = Arc::new(ConnSettings::new(config));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let https_acceptor = self.https.as_ref().map(|(_, a)| a.clone());
         tokio::pin!(shutdown);
         loop {
             let accepted = tokio::select! {
                 () = &mut shutdown => break,
-                conn = accept(self.https.as_ref().map(|(l, _)| l)) => conn.map(|c| (c, https_acceptor.clone())),
-                conn = accept(self.http.as_ref()) => conn.map(|c| (c, None)),
+                conn = accept(self.https.as_ref()) => conn.map(|c| (c, Listener::Https)),
+                conn = accept(self.http.as_ref()) => conn.map(|c| (c, Listener::Http)),
             };
-            let ((stream, remote), acceptor) = match accepted {
+            let ((stream, remote), listener) = match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
                     // Out of file descriptors and the like: back off briefly.
@@ -130,7 +120,8 @@ impl Server {
                     continue;
                 }
             };
-            let admitted = match admission.admit(remote.ip()) {
+            let settings = self.state.settings();
+            let admitted = match admission.admit(remote.ip(), &settings.conn.limits) {
                 Ok(admitted) => admitted,
                 Err(why) => {
                     tracing::debug!(%remote, ?why, "connection refused: at the limit");
@@ -141,11 +132,17 @@ impl Server {
             };
             let _ = stream.set_nodelay(true);
             let local = stream.local_addr().ok();
+            let handshake_timeout = Duration::from_secs(settings.config.server.handshake_timeout);
+            let acceptor = match (listener, &settings.tls) {
+                (Listener::Http, _) => None,
+                (Listener::Https, Some(tls)) => Some(TlsAcceptor::from(tls.clone())),
+                (Listener::Https, None) => continue,
+            };
             let peer = ConnPeer {
                 admission: admission.clone(),
                 local,
                 remote,
-                settings: conn.clone(),
+                settings,
                 endpoint: endpoint.clone(),
                 stop: stop_rx.clone(),
             };
@@ -177,6 +174,8 @@ impl Server {
             });
         }
         tracing::info!("shutting down: finishing in-flight requests");
+        let shutdown_timeout =
+            Duration::from_secs(self.state.settings().config.server.shutdown_timeout);
         let _ = stop_tx.send(true);
         let drained = tokio::time::timeout(shutdown_timeout, async {
             while admission.open() > 0 {
@@ -205,15 +204,19 @@ pub enum Listener {
     Http,
 }
 
-/// Per-connection protocol settings, built once.
-struct ConnSettings {
+/// Per-connection protocol settings, built with each [`crate::settings::Settings`].
+pub struct ConnSettings {
+    /// Connection and request caps.
+    pub limits: admission::Limits,
     builder: auto::Builder<TokioExecutor>,
     idle: Duration,
     linger: LingerLimits,
 }
 
 impl ConnSettings {
-    fn new(config: &crate::config::ServerConfig) -> Self {
+    /// The settings for `[server]`; `proxies` are exempt from the
+    /// per-address cap.
+    pub fn new(config: &crate::config::ServerConfig, proxies: Vec<ipnet::IpNet>) -> Self {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -237,6 +240,12 @@ impl ConnSettings {
             .max_pending_accept_reset_streams(Some(20))
             .max_local_error_reset_streams(Some(256));
         Self {
+            limits: admission::Limits {
+                max_total: config.max_connections,
+                max_per_address: config.max_connections_per_address,
+                max_requests: config.max_requests_in_flight,
+                exempt: proxies,
+            },
             builder,
             idle: Duration::from_secs(config.idle_timeout),
             linger: LingerLimits {
@@ -277,7 +286,7 @@ struct ConnPeer {
     admission: Arc<Admission>,
     local: Option<SocketAddr>,
     remote: SocketAddr,
-    settings: Arc<ConnSettings>,
+    settings: Arc<crate::settings::Settings>,
     endpoint: SharedEndpoint,
     stop: tokio::sync::watch::Receiver<bool>,
 }
@@ -305,12 +314,13 @@ impl ConnPeer {
         let endpoint = self.endpoint.clone();
         let tracker = activity.clone();
         let in_flight_total = self.admission.clone();
+        let settings = self.settings.clone();
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let in_flight = tracker.begin();
             let endpoint = endpoint.clone();
             let too_large = head_bytes(&req) > MAX_HEADER_BYTES;
             let allow = crate::oauth::allowed_methods(req.uri().path());
-            let admitted = in_flight_total.try_begin();
+            let admitted = in_flight_total.try_begin(&settings.conn.limits);
             let mut req =
                 poem::Request::from((req, local.clone(), remote_addr.clone(), scheme.clone()));
             req.extensions_mut().insert(listener);
@@ -336,10 +346,10 @@ impl ConnPeer {
                 Ok::<_, std::convert::Infallible>(hyper::Response::from(resp))
             }
         });
-        let io = TokioIo::new(Lingering::new(io, self.settings.linger));
-        let conn = self.settings.builder.serve_connection(io, service);
+        let io = TokioIo::new(Lingering::new(io, self.settings.conn.linger));
+        let conn = self.settings.conn.builder.serve_connection(io, service);
         tokio::pin!(conn);
-        let idle = self.settings.idle;
+        let idle = self.settings.conn.idle;
         // Once closing, the connection gets this long to finish on its own.
         let mut closing: Option<Instant> = None;
         loop {
@@ -359,7 +369,7 @@ impl ConnPeer {
                     if activity.is_idle(idle) {
                         tracing::debug!(remote = %self.remote, "closing idle connection");
                         conn.as_mut().graceful_shutdown();
-                        closing = Some(Instant::now() + idle.min(CLOSE_GRACE) + self.settings.linger.timeout);
+                        closing = Some(Instant::now() + idle.min(CLOSE_GRACE) + self.settings.conn.linger.timeout);
                     }
                 }
                 changed = self.stop.changed(), if closing.is_none() => {

@@ -385,7 +385,7 @@ async fn code_refusals() {
     // An expired code, sealed with the server's own key.
     let now = certbound::keys::unix_now();
     let expired = server
-        .state
+        .settings()
         .sealer
         .seal(
             Purpose::Code,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use certbound::AppState;
-use certbound::config::{Config, Source};
+use certbound::config::Source;
 use certbound::keys::{Alg, KeySet};
 use certbound::server::Server;
 use rcgen::{
@@ -211,6 +211,11 @@ impl Drop for TestServer {
 pub const HEADER: &str = "x-client-cert";
 
 impl TestServer {
+    /// The server's current settings.
+    pub fn settings(&self) -> Arc<certbound::settings::Settings> {
+        self.state.settings()
+    }
+
     /// Connections the server holds open now.
     pub fn open_connections(&self) -> usize {
         self.admission.open()
@@ -232,9 +237,8 @@ impl TestServer {
 
     /// Starts the server of `setup` in this process.
     pub async fn start_setup(setup: Setup) -> Self {
-        let config = Config::load(&Source::File(setup.config.clone())).expect("config loads");
-        let keys = KeySet::load(&setup.dir.path().join("keys"), None).unwrap();
-        let state = Arc::new(AppState::new(config, keys).expect("state builds"));
+        let state =
+            Arc::new(AppState::open(Source::File(setup.config.clone())).expect("state builds"));
         let server = Server::bind(state.clone()).await.unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let admission = server.admission();

@@ -495,7 +495,8 @@ async fn hostile_requests_over_both_listeners_get_oauth_answers() {
         .pki
         .client(&[(rcgen::DnType::CommonName, "svc")], vec![]);
     let good_token = server.token(&svc, "svc").await;
-    let keys = &server.state.keys;
+    let settings = server.settings();
+    let keys = &settings.keys;
     let now = certbound::keys::unix_now();
     let base = json!({"iss": "https://certbound.test", "sub": "svc", "aud": "https://certbound.test",
         "client_id": "svc", "iat": now, "nbf": now, "exp": now + 600, "jti": "j", "scope": "introspect"});

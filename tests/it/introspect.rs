@@ -219,7 +219,8 @@ async fn every_invalid_token_is_exactly_inactive() {
     let server = TestServer::start(CLIENTS).await;
     let id = server.pki.client(&[(DnType::CommonName, "svc")], vec![]);
     let token = server.token(&id, "svc").await;
-    let state = &server.state;
+    let settings = server.settings();
+    let state = &*settings;
     let grant = AccessGrant {
         sub: "svc",
         client_id: "svc",

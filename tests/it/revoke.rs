@@ -175,10 +175,10 @@ async fn invalid_expired_and_unknown_tokens_get_an_empty_200() {
     let server = TestServer::start(CLIENTS).await;
     let id = svc(&server);
     let expired = server
-        .state
+        .settings()
         .tokens
         .mint(
-            &server.state.keys,
+            &server.settings().keys,
             AccessGrant {
                 sub: "svc",
                 client_id: "svc",
@@ -297,7 +297,8 @@ async fn a_list_that_cannot_be_written_gives_503_and_the_token_stays_valid() {
 async fn signed_tokens_with_bad_ids_audience_crit_or_iat_are_inactive() {
     let server = TestServer::start(CLIENTS).await;
     let id = svc(&server);
-    let keys = &server.state.keys;
+    let settings = server.settings();
+    let keys = &settings.keys;
     let now = unix_now();
     let claims = json!({
         "iss": "https://certbound.test", "sub": "svc", "aud": "https://certbound.test",

@@ -1,0 +1,243 @@
+//! Everything that comes from configuration: the config itself, clients,
+//! users, trust anchors, signing and sealing keys, discovery documents and
+//! the HTTPS server certificate. Built and checked in full, then swapped in
+//! at once ([`crate::AppState::reload`]); a request loads one `Settings`
+//! and uses it from start to end.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use poem::http::HeaderName;
+
+use crate::addr::TrustedProxies;
+use crate::cert::matching::TrustAnchors;
+use crate::clients::Clients;
+use crate::config::{Config, Problems, Source};
+use crate::keys::KeySet;
+use crate::oauth::discovery::Documents;
+use crate::oauth::paths;
+use crate::seal::Sealer;
+use crate::server::ConnSettings;
+use crate::token::TokenService;
+use crate::users::Users;
+
+/// One consistent set of settings.
+pub struct Settings {
+    /// The configuration it was built from.
+    pub config: Config,
+    /// Registered clients.
+    pub clients: Clients,
+    /// Who can log in.
+    pub users: Arc<Users>,
+    /// Signing and verification keys.
+    pub keys: KeySet,
+    /// Access-token minting and verification.
+    pub tokens: TokenService,
+    /// Whose word about a request (certificate header, `X-Forwarded-For`)
+    /// is believed.
+    pub proxies: TrustedProxies,
+    /// The header a trusted proxy puts the client certificate in.
+    pub cert_header: Option<HeaderName>,
+    /// Discovery documents and JWKS, serialised once.
+    pub documents: Documents,
+    /// Seals codes, login sessions and forms.
+    pub sealer: Sealer,
+    /// The HTTPS listener's TLS configuration (server certificate).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Per-connection protocol settings (timeouts, HTTP/2 limits).
+    pub conn: ConnSettings,
+    /// Changes whenever a signing key leaves the key set: verified tokens
+    /// cached under another epoch are verified again.
+    pub key_epoch: u64,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("issuer", &self.tokens.issuer)
+            .field("key_epoch", &self.key_epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A file the settings need that does not exist yet: written only once
+/// every check has passed (today: a first sealing key).
+#[derive(Debug)]
+pub struct Unsaved {
+    /// Where it goes.
+    pub path: PathBuf,
+    /// What it holds.
+    pub contents: Vec<u8>,
+}
+
+impl Settings {
+    /// Reads the configuration from `source` and everything it names,
+    /// reporting every problem at once. Nothing is written: a missing
+    /// sealing key is generated in memory and returned as [`Unsaved`].
+    pub fn load(source: &Source) -> Result<(Self, Option<Unsaved>), Problems> {
+        Self::build(Config::load(source)?)
+    }
+
+    /// As [`Self::load`], from a configuration already read.
+    pub fn build(config: Config) -> Result<(Self, Option<Unsaved>), Problems> {
+        let mut problems = Problems::default();
+        let mut note = |r: Result<(), String>| {
+            if let Err(e) = r {
+                problems.push(e);
+            }
+        };
+        let proxies = TrustedProxies {
+            nets: config.mtls.proxy_nets().unwrap_or_default(),
+            on_https: config.mtls.header_on_https,
+        };
+        let cert_header = config
+            .mtls
+            .client_certificate_header
+            .as_deref()
+            .and_then(|name| HeaderName::try_from(name.trim().to_ascii_lowercase()).ok());
+        let trust = match &config.mtls.trust_anchors {
+            Some(path) => {
+                match crate::clients::read_pem_certificates(path).and_then(|certs| {
+                    TrustAnchors::new(certs, config.mtls.allow_leaf_without_eku)
+                        .map_err(|e| format!("{}: {e}", path.display()))
+                }) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        note(Err(format!("mtls.trust_anchors: {e}")));
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        let clients = match Clients::checked(
+            &config.clients,
+            trust,
+            Path::new(""),
+            config.mtls.allow_leaf_without_eku,
+        ) {
+            Ok(c) => Some(c),
+            Err(bad) => {
+                for p in bad.0 {
+                    note(Err(p));
+                }
+                None
+            }
+        };
+        let users = Users::new(&config.users, config.login.users_file.as_deref())
+            .map_err(|e| note(Err(format!("users: {e}"))))
+            .ok();
+        let keys = KeySet::load(&config.keys.dir, None)
+            .map_err(|e| note(Err(format!("keys.dir: {e}"))))
+            .ok();
+        let sealing_path = config.keys.dir.join("sealing.key");
+        let sealing = Sealer::read(&sealing_path)
+            .map_err(|e| note(Err(format!("keys.dir: {e}"))))
+            .ok();
+        let tls = match config.server.https {
+            Some(_) => crate::tls::server_config(
+                &config.server.tls_certificate,
+                &config.server.tls_private_key,
+            )
+            .map_err(|e| note(Err(e)))
+            .ok(),
+            None => None,
+        };
+        let (Some(clients), Some(users), Some(keys), Some(sealing)) =
+            (clients, users, keys, sealing)
+        else {
+            return Err(problems);
+        };
+        if config.server.https.is_some() && tls.is_none() {
+            return Err(problems);
+        }
+        if !problems.0.is_empty() {
+            return Err(problems);
+        }
+        let issuer = config.issuer();
+        let tokens = TokenService {
+            refresh_audience: paths::url(&issuer, paths::TOKEN),
+            refresh_lifetime: config.tokens.refresh_token_lifetime,
+            audience: config
+                .tokens
+                .audience
+                .clone()
+                .unwrap_or_else(|| issuer.clone()),
+            issuer,
+            lifetime: config.tokens.access_token_lifetime,
+        };
+        let documents =
+            Documents::build(&config, &clients, &keys).map_err(|e| Problems(vec![e]))?;
+        let (sealer, unsaved) = match sealing {
+            Some(sealer) => (sealer, None),
+            None => {
+                let (sealer, contents) = Sealer::generate().map_err(|e| Problems(vec![e]))?;
+                let unsaved = Unsaved {
+                    path: sealing_path,
+                    contents,
+                };
+                (sealer, Some(unsaved))
+            }
+        };
+        let sealer = sealer.with_max_json(crate::oauth::authorize::max_sealed_json(&clients));
+        let settings = Self {
+            conn: ConnSettings::new(&config.server, proxies.nets.clone()),
+            config,
+            clients,
+            users: Arc::new(users),
+            keys,
+            tokens,
+            proxies,
+            cert_header,
+            documents,
+            sealer,
+            tls,
+            key_epoch: 0,
+        };
+        Ok((settings, unsaved))
+    }
+
+    /// The settings that cannot change while the server runs: each one
+    /// that differs in `new` is set back to its running value, and its key
+    /// returned (to report "needs a restart").
+    pub fn pin_restart_only(&self, new: &mut Config) -> Vec<&'static str> {
+        let old = &self.config;
+        let mut pinned = Vec::new();
+        macro_rules! pin {
+            ($name:literal, $($field:ident).+) => {
+                if old.$($field).+ != new.$($field).+ {
+                    new.$($field).+ = old.$($field).+.clone();
+                    pinned.push($name);
+                }
+            };
+        }
+        pin!("server.https", server.https);
+        pin!("server.http", server.http);
+        pin!("revocation.file", revocation.file);
+        pin!(
+            "revocation.compaction_check_interval",
+            revocation.compaction_check_interval
+        );
+        pin!(
+            "tokens.introspection_cache_entries",
+            tokens.introspection_cache_entries
+        );
+        pin!("login.hash_workers", login.hash_workers);
+        pin!("login.hash_queue", login.hash_queue);
+        pin!("server.control_socket", server.control_socket);
+        pinned
+    }
+}
+
+/// Writes what [`Settings::load`] could not, now that every check passed.
+pub fn save(unsaved: Option<Unsaved>) -> Result<(), String> {
+    let Some(u) = unsaved else { return Ok(()) };
+    if let Some(dir) = u.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    crate::dev::write_private(&u.path, &u.contents)
+        .map_err(|e| format!("cannot create {}: {e}", u.path.display()))?;
+    tracing::info!(file = %u.path.display(), "generated a new sealing key (authorization codes, login cookies)");
+    Ok(())
+}
