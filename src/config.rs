@@ -422,6 +422,13 @@ impl Config {
     /// Loads defaults, then the source, then `CERTBOUND_*` variables, and
     /// checks every value that needs nothing outside the configuration.
     pub fn load(source: &Source) -> Result<Self, Problems> {
+        let config = Self::parse(source)?;
+        config.validate().or(config)
+    }
+
+    /// As [`Self::load`] without the checks: only what cannot be parsed
+    /// (or an unknown key) is a problem. [`Config::validate`] does the rest.
+    pub fn parse(source: &Source) -> Result<Self, Problems> {
         let base = Figment::from(Serialized::defaults(Config::default()));
         let figment = match source {
             Source::File(path) => base.merge(Toml::file_exact(path)),
@@ -430,14 +437,16 @@ impl Config {
         let env = Env::prefixed("CERTBOUND_")
             .ignore(&["config", "log"])
             .split("__");
-        let config: Config = figment
+        let config: Self = figment
             .merge(env)
             .extract()
             .map_err(|e| Problems(e.into_iter().map(|e| e.to_string()).collect()))?;
-        config.validate().or(config)
+        Ok(config)
     }
 
-    fn validate(&self) -> Problems {
+    /// Every problem with values that need nothing outside the
+    /// configuration (files are checked by [`crate::settings::Settings`]).
+    pub fn validate(&self) -> Problems {
         let mut problems = Problems::default();
         if self.server.https.is_none() && self.server.http.is_none() {
             problems.push("server: no listener: set server.https or server.http");

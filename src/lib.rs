@@ -68,7 +68,7 @@ impl AppState {
     /// run.
     pub fn open(source: Source) -> Result<Self, Problems> {
         if source == Source::EmbeddedDev {
-            let config = config::Config::load(&source)?;
+            let config = config::Config::parse(&source)?;
             dev::prepare(&config).map_err(|e| Problems(vec![e]))?;
         }
         let (settings, unsaved) = Settings::load(&source)?;
@@ -111,7 +111,7 @@ impl AppState {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let old = self.settings();
-        let mut config = config::Config::load(&self.source)?;
+        let mut config = config::Config::parse(&self.source)?;
         let needs_restart = old.pin_restart_only(&mut config);
         let (mut new, unsaved) = Settings::build(config)?;
         if unsaved.is_some() {

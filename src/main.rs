@@ -137,7 +137,8 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Serve => serve(locate()?),
         Command::Check => check(&locate()?),
         Command::Reload => {
-            let (config, _) = load()?;
+            // Only to find the control socket: the server checks the rest.
+            let config = Config::parse(&locate()?).map_err(|e| format!("config: {e}"))?;
             let lines =
                 certbound::control::request_reload(&config).map_err(|e| format!("reload: {e}"))?;
             for line in lines {

@@ -75,12 +75,12 @@ impl Settings {
     /// reporting every problem at once. Nothing is written: a missing
     /// sealing key is generated in memory and returned as [`Unsaved`].
     pub fn load(source: &Source) -> Result<(Self, Option<Unsaved>), Problems> {
-        Self::build(Config::load(source)?)
+        Self::build(Config::parse(source)?)
     }
 
     /// As [`Self::load`], from a configuration already read.
     pub fn build(config: Config) -> Result<(Self, Option<Unsaved>), Problems> {
-        let mut problems = Problems::default();
+        let mut problems = config.validate();
         let mut note = |r: Result<(), String>| {
             if let Err(e) = r {
                 problems.push(e);

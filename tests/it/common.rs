@@ -359,6 +359,7 @@ impl Api {
 pub struct ChildServer {
     api: Api,
     child: std::process::Child,
+    log: Arc<std::sync::Mutex<String>>,
 }
 
 impl std::ops::Deref for ChildServer {
@@ -455,19 +456,34 @@ impl ChildServer {
                 Ok(line) => {
                     let line = strip_ansi(&line);
                     if line.contains("listening (https")
-                        && let Some(addr) = line
-                            .split_whitespace()
-                            .find_map(|w| w.strip_prefix("addr="))
+                        && let Some(https) = listen_addr(&line)
                     {
-                        // Keep draining output so the child never blocks.
-                        std::thread::spawn(move || while rx.recv().is_ok() {});
+                        // The plain listener is announced next, if any.
+                        let http = rx
+                            .recv_timeout(std::time::Duration::from_secs(5))
+                            .ok()
+                            .map(|l| strip_ansi(&l))
+                            .filter(|l| l.contains("listening (plain http"))
+                            .and_then(|l| listen_addr(&l));
+                        // Keep draining output so the child never blocks,
+                        // and keep it for the test to read.
+                        let log = Arc::new(std::sync::Mutex::new(String::new()));
+                        let kept = log.clone();
+                        std::thread::spawn(move || {
+                            while let Ok(line) = rx.recv() {
+                                let mut log = kept.lock().unwrap_or_else(|e| e.into_inner());
+                                log.push_str(&strip_ansi(&line));
+                                log.push('\n');
+                            }
+                        });
                         return Ok(Self {
                             api: Api {
-                                https: addr.parse().unwrap(),
-                                http: None,
+                                https,
+                                http,
                                 ca_pem: setup.pki.ca_pem.clone(),
                             },
                             child,
+                            log,
                         });
                     }
                     output.push_str(&line);
@@ -487,11 +503,39 @@ impl ChildServer {
         self.child.id()
     }
 
+    /// What the server has logged since it started listening.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Waits up to 20 s for a log line containing `text`, seen after
+    /// `skip` bytes of log; the log's length then.
+    pub async fn wait_for_log(&self, text: &str, skip: usize) -> usize {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let log = self.log();
+            if log.get(skip..).is_some_and(|l| l.contains(text)) {
+                return log.len();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {text:?} in the log:\n{log}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// SIGKILL, and wait for the process to be gone.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn listen_addr(line: &str) -> Option<SocketAddr> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))
+        .and_then(|a| a.parse().ok())
 }
 
 fn strip_ansi(s: &str) -> String {

@@ -16,6 +16,7 @@ mod login_limits;
 mod openapi;
 mod process;
 mod refresh;
+mod reload;
 mod revoke;
 mod token;
 mod trust;
