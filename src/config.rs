@@ -211,8 +211,17 @@ pub struct UsersFile {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeysConfig {
-    /// Directory of signing keys (and, in dev mode, generated certificates).
+    /// Directory of signing keys (`signing/`), sealing keys (`sealing.key`,
+    /// `sealing/`) and, in dev mode, generated certificates. Replicas share
+    /// it.
     pub dir: PathBuf,
+    /// Seconds a new key is published (in the JWKS) before it signs, so
+    /// resource servers that cache the JWKS know it in time; the JWKS
+    /// `Cache-Control: max-age` is no longer.
+    pub publish_before: u64,
+    /// Seconds between looks at `dir` for keys added or retired (no reload
+    /// needed).
+    pub poll_interval: u64,
 }
 
 /// `[revocation]`
@@ -335,6 +344,8 @@ impl Default for Config {
             },
             keys: KeysConfig {
                 dir: PathBuf::from("keys"),
+                publish_before: 3600,
+                poll_interval: 10,
             },
             revocation: RevocationConfig {
                 file: PathBuf::from("data/revocations.log"),
@@ -500,6 +511,7 @@ impl Config {
                 "revocation.compaction_check_interval",
                 self.revocation.compaction_check_interval,
             ),
+            ("keys.poll_interval", self.keys.poll_interval),
         ] {
             if value == 0 {
                 problems.push(format!("{name}: 0 is not allowed, it must be at least 1"));
@@ -518,6 +530,34 @@ impl Config {
             ));
         }
         problems
+    }
+
+    /// The longest a token signed now stays valid: how long a signing key
+    /// is kept after it stops signing.
+    pub fn longest_token_lifetime(&self) -> u64 {
+        let t = &self.tokens;
+        t.access_token_lifetime
+            .max(t.refresh_token_lifetime)
+            .max(t.id_token_lifetime)
+    }
+
+    /// The longest a sealed value (code, form, session, consent) stays
+    /// valid: how long a sealing key is kept after it stops sealing.
+    pub fn longest_sealed_lifetime(&self) -> u64 {
+        let l = &self.login;
+        self.tokens
+            .code_lifetime
+            .max(l.form_lifetime)
+            .max(l.session_lifetime)
+            .max(l.consent_lifetime)
+    }
+
+    /// How long after it is made a key activates (when another key is
+    /// active): published `publish_before` after every server has seen it.
+    pub fn activation_delay(&self) -> u64 {
+        self.keys
+            .publish_before
+            .saturating_add(self.keys.poll_interval)
     }
 
     /// The issuer identifier, explicit or derived from the listeners.

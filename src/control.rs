@@ -67,6 +67,53 @@ pub async fn reload_on_hangup(state: Arc<AppState>) {
     let _ = state;
 }
 
+/// Looks at `keys.dir` every `keys.poll_interval` seconds and swaps in
+/// keys added or retired there, so that a key made by `certbound keys
+/// generate` is published without a reload, and every replica sharing the
+/// directory starts signing with it at its activation time.
+pub async fn watch_keys(state: Arc<AppState>) {
+    let mut last = crate::keys::files::stamp(&state.settings().config.keys.dir);
+    let mut last_problem = None;
+    loop {
+        let settings = state.settings();
+        let interval = std::time::Duration::from_secs(settings.config.keys.poll_interval.max(1));
+        let dir = settings.config.keys.dir.clone();
+        drop(settings);
+        tokio::time::sleep(interval).await;
+        let stamp = crate::keys::files::stamp(&dir);
+        if stamp == last {
+            continue;
+        }
+        let refreshed = {
+            let state = state.clone();
+            tokio::task::spawn_blocking(move || state.refresh_keys()).await
+        };
+        match refreshed {
+            Ok(Ok(changed)) => {
+                last = stamp;
+                last_problem = None;
+                if changed {
+                    let settings = state.settings();
+                    tracing::info!(
+                        signing_keys = settings.keys.all().len(),
+                        sealing_keys = settings.sealer.fingerprint().len(),
+                        "keys changed in keys.dir: now published"
+                    );
+                }
+            }
+            Ok(Err(problems)) => {
+                // Tried again at the next look; said once.
+                let text = problems.to_string();
+                if last_problem.as_ref() != Some(&text) {
+                    tracing::error!("keys in keys.dir not taken, the running keys stay: {text}");
+                    last_problem = Some(text);
+                }
+            }
+            Err(_) => tracing::error!("looking at keys.dir did not finish"),
+        }
+    }
+}
+
 /// The bound control socket; its file is removed when it is dropped.
 #[derive(Debug)]
 pub struct Control {

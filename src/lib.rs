@@ -11,6 +11,7 @@
 pub mod addr;
 pub mod cert;
 pub mod clients;
+pub mod commands;
 pub mod config;
 pub mod control;
 pub mod dev;
@@ -123,6 +124,23 @@ impl AppState {
         self.swap(&old, &mut new);
         self.settings.store(Arc::new(new));
         Ok(Reloaded { needs_restart })
+    }
+
+    /// Picks up signing and sealing keys added to or retired from
+    /// `keys.dir` since the settings were built (no reload needed); whether
+    /// they changed.
+    pub fn refresh_keys(&self) -> Result<bool, Problems> {
+        let _one_at_a_time = self
+            .reloading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let old = self.settings();
+        let Some(mut new) = old.with_current_keys()? else {
+            return Ok(false);
+        };
+        self.swap(&old, &mut new);
+        self.settings.store(Arc::new(new));
+        Ok(true)
     }
 
     /// Carries over what must survive a swap from `old` into `new`.

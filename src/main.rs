@@ -8,7 +8,6 @@ use clap::{Parser, Subcommand};
 use sha2::Digest;
 
 use certbound::config::{Config, Source};
-use certbound::keys::{self, Alg, KeySet};
 use certbound::{AppState, dev, server::Server};
 
 /// Stateless OAuth 2.0 authorization server: mutual-TLS client
@@ -58,7 +57,7 @@ enum Command {
     /// Inspect or compact the revocation list (revocation.file).
     Revocations {
         #[command(subcommand)]
-        action: RevocationsAction,
+        action: certbound::commands::revocations::Action,
     },
     /// User tools.
     Users {
@@ -74,20 +73,6 @@ enum Command {
 }
 
 #[derive(Subcommand)]
-enum RevocationsAction {
-    /// Print entries still in force: kind, id, expiry (RFC 3339).
-    List {
-        /// Include expired entries.
-        #[arg(long)]
-        all: bool,
-    },
-    /// Print counts: records, live and expired entries per kind, damaged lines.
-    Stats,
-    /// Drop expired entries now (the server does this itself; stop it first).
-    Compact,
-}
-
-#[derive(Subcommand)]
 enum UsersAction {
     /// Read a password (prompted without echo on a terminal, else the first
     /// line of stdin) and print its argon2id hash for `password_hash`.
@@ -96,22 +81,34 @@ enum UsersAction {
 
 #[derive(Subcommand)]
 enum KeysAction {
-    /// Add a signing key; the newest key signs after the next start.
+    /// Add a key. It is published at once and activates after
+    /// keys.publish_before (plus keys.poll_interval, so every server has
+    /// seen it), or at --activate-at; the first key activates at once.
     Generate {
         /// ES256, RS256, PS256 or EdDSA (default: tokens.signing_algorithm).
         #[arg(long)]
         alg: Option<String>,
+        /// When it starts signing: RFC 3339 or Unix seconds.
+        #[arg(long)]
+        activate_at: Option<String>,
+        /// A sealing key (codes, cookies) instead of a signing key.
+        #[arg(long)]
+        sealing: bool,
     },
-    /// List keys, newest (signing) first.
+    /// List signing and sealing keys: state, activation, next change.
     List,
-    /// Add a key and retire all but the newest `--keep` keys to keys/retired/.
+    /// Add a key (as generate) and retire to keys/retired/ every key beyond
+    /// the newest --keep that nothing valid depends on.
     Rotate {
         /// Algorithm of the new key (default: tokens.signing_algorithm).
         #[arg(long)]
         alg: Option<String>,
-        /// Keys to keep published, the new one included.
+        /// Keys to keep published, the new one included (at least 1).
         #[arg(long, default_value_t = 2)]
         keep: usize,
+        /// Sealing keys instead of signing keys.
+        #[arg(long)]
+        sealing: bool,
     },
 }
 
@@ -183,7 +180,7 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Revocations { action } => {
             let (config, _) = load()?;
-            revocations_command(&config.revocation.file, action)
+            certbound::commands::revocations::run(&config.revocation.file, action)
         }
         Command::Users {
             action: UsersAction::HashPassword,
@@ -200,136 +197,32 @@ fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-fn parse_alg(alg: Option<String>, config: &Config) -> Result<Alg, String> {
-    match alg {
-        None => Ok(config.tokens.signing_algorithm),
-        Some(name) => Alg::parse(&name)
-            .ok_or_else(|| format!("unknown algorithm {name:?} (ES256, RS256, PS256, EdDSA)")),
-    }
-}
-
 fn keys_command(config: &Config, action: KeysAction) -> Result<(), String> {
-    let dir = &config.keys.dir;
-    match action {
-        KeysAction::Generate { alg } => {
-            let path = keys::generate_key(dir, parse_alg(alg, config)?, keys::unix_now())
-                .map_err(|e| e.to_string())?;
-            println!("generated {}", path.display());
+    use certbound::commands::keys::{self, Kind};
+    let kind = |sealing: bool| {
+        if sealing {
+            Kind::Sealing
+        } else {
+            Kind::Signing
         }
-        KeysAction::List => {
-            let set = KeySet::load(dir, None).map_err(|e| e.to_string())?;
-            for (i, key) in set.all().iter().enumerate() {
-                let role = if i == 0 { "signing" } else { "verify-only" };
-                println!(
-                    "{}\t{}\t{}\t{}\t{}",
-                    key.kid,
-                    key.alg.name(),
-                    key.created,
-                    role,
-                    key.path.display()
-                );
-            }
+    };
+    let now = certbound::keys::unix_now();
+    let out = match action {
+        KeysAction::Generate {
+            alg,
+            activate_at,
+            sealing,
+        } => {
+            let at = activate_at.as_deref().map(keys::parse_time).transpose()?;
+            keys::generate(config, kind(sealing), alg.as_deref(), at, now)?
         }
-        KeysAction::Rotate { alg, keep } => {
-            let path = keys::generate_key(dir, parse_alg(alg, config)?, keys::unix_now())
-                .map_err(|e| e.to_string())?;
-            println!("generated {}", path.display());
-            for moved in keys::retire(dir, keep).map_err(|e| e.to_string())? {
-                println!("retired {}", moved.display());
-            }
+        KeysAction::List => keys::list(config, now)?,
+        KeysAction::Rotate { alg, keep, sealing } => {
+            keys::rotate(config, kind(sealing), alg.as_deref(), keep, now)?
         }
-    }
+    };
+    println!("{}", out.trim_end());
     Ok(())
-}
-
-fn revocations_command(path: &Path, action: RevocationsAction) -> Result<(), String> {
-    use certbound::revocation::{self, Kind};
-    use std::io::Write;
-    let now = keys::unix_now();
-    let live = |expires: u64| expires >= revocation::retained_from(now);
-    match action {
-        RevocationsAction::List { all } => {
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            let mut failed = None;
-            let scan = revocation::read(path, |r| {
-                if (all || live(r.expires))
-                    && let Err(e) = writeln!(
-                        out,
-                        "{}\t{}\t{}{}",
-                        r.kind.name(),
-                        r.id,
-                        rfc3339(r.expires),
-                        if live(r.expires) { "" } else { "\texpired" }
-                    )
-                {
-                    failed.get_or_insert(e);
-                }
-            })
-            .map_err(|e| e.to_string())?;
-            out.flush().map_err(|e| e.to_string())?;
-            if let Some(e) = failed {
-                return Err(e.to_string());
-            }
-            report_damage(&scan);
-        }
-        RevocationsAction::Stats => {
-            let mut counts = [(0u64, 0u64); 3];
-            let scan = revocation::read(path, |r| {
-                let slot = &mut counts[Kind::ALL.iter().position(|k| *k == r.kind).unwrap_or(0)];
-                if live(r.expires) {
-                    slot.0 += 1;
-                } else {
-                    slot.1 += 1;
-                }
-            })
-            .map_err(|e| e.to_string())?;
-            let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-            println!(
-                "file\t{}\nbytes\t{bytes}\nrecords\t{}",
-                path.display(),
-                scan.records
-            );
-            for (kind, (live, expired)) in Kind::ALL.iter().zip(counts) {
-                println!("{}\tlive {live}\texpired {expired}", kind.name());
-            }
-            println!(
-                "damaged lines\t{}",
-                scan.skipped.len() + usize::from(scan.torn.is_some())
-            );
-            report_damage(&scan);
-        }
-        RevocationsAction::Compact => {
-            let done = revocation::compact_offline(path, now).map_err(|e| e.to_string())?;
-            println!(
-                "compacted {}: {} records -> {} ({} bytes)",
-                path.display(),
-                done.before,
-                done.after,
-                done.bytes
-            );
-        }
-    }
-    Ok(())
-}
-
-fn report_damage(scan: &certbound::revocation::Scan) {
-    for s in &scan.skipped {
-        eprintln!("line {}: skipped ({})", s.line, s.reason);
-    }
-    if let Some(line) = scan.torn {
-        eprintln!("line {line}: skipped (torn: no end of line)");
-    }
-}
-
-fn rfc3339(unix: u64) -> String {
-    i64::try_from(unix)
-        .ok()
-        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| unix.to_string())
 }
 
 fn read_password() -> Result<String, String> {
@@ -427,6 +320,7 @@ fn serve(source: Source) -> Result<(), String> {
         }
         drop(settings);
         tokio::spawn(certbound::control::reload_on_hangup(state.clone()));
+        tokio::spawn(certbound::control::watch_keys(state.clone()));
         tokio::spawn(control.serve(state.clone()));
         server.run(shutdown_signal()).await;
         Ok(())

@@ -83,7 +83,7 @@ pub fn mint_id_token(
     grant: IdGrant<'_>,
     now: u64,
 ) -> Result<String, OAuthError> {
-    let alg = keys.current().alg;
+    let alg = keys.signing(now).alg;
     let claims = IdClaims {
         iss: issuer,
         sub: grant.username,
@@ -98,7 +98,7 @@ pub fn mint_id_token(
         amr: [AMR_PASSWORD],
         sid: grant.sid,
     };
-    crate::token::sign(keys, "JWT", &claims)
+    crate::token::sign(keys, "JWT", &claims, now)
 }
 
 /// §3.1.3.6: base64url of the left half of the hash of `value`, with the

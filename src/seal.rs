@@ -1,5 +1,8 @@
-//! Sealed values: AES-256-GCM (authenticated encryption) with a key kept in
-//! `keys/sealing.key`. Authorization codes (RFC 6749 §4.1.2), login
+//! Sealed values: AES-256-GCM (authenticated encryption) with keys kept in
+//! `keys/sealing.key` and `keys/sealing/<activates>.key` (rotated like
+//! signing keys, [`crate::keys::lifecycle`]: new values are sealed with the
+//! key activated most recently, and values sealed with an older key still
+//! open until that key is retired). Authorization codes (RFC 6749 §4.1.2), login
 //! sessions, consent decisions and pending authorization requests are sealed
 //! so the user agent can carry them but neither read nor forge them; the
 //! server keeps no table of them.
@@ -15,6 +18,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sha2::Digest;
 
 /// Longest sealed value opened when no other limit is set.
 pub const DEFAULT_MAX_SEALED_LEN: usize = 4096;
@@ -48,9 +52,11 @@ impl Purpose {
     }
 }
 
-/// The sealing key, and the longest sealed value it opens.
+/// The sealing keys (latest activation first), and the longest sealed
+/// value they open.
 pub struct Sealer {
-    key: LessSafeKey,
+    keys: Vec<(u64, LessSafeKey)>,
+    ids: Vec<(u64, [u8; 32])>,
     max_len: usize,
 }
 
@@ -63,33 +69,87 @@ impl std::fmt::Debug for Sealer {
 impl Sealer {
     /// A sealer from 32 key bytes.
     pub fn new(key: &[u8; 32]) -> Result<Self, String> {
-        let key = UnboundKey::new(&AES_256_GCM, key).map_err(|_| "bad sealing key".to_string())?;
+        Self::with_keys(&[(0, *key)])
+    }
+
+    /// A sealer from keys and their activation times (any order, at least
+    /// one).
+    pub fn with_keys(keys: &[(u64, [u8; 32])]) -> Result<Self, String> {
+        let mut keys = keys.to_vec();
+        if keys.is_empty() {
+            return Err("no sealing key".into());
+        }
+        keys.sort_by_key(|k| std::cmp::Reverse(k.0));
+        let mut built = Vec::with_capacity(keys.len());
+        let mut ids = Vec::with_capacity(keys.len());
+        for (activates, key) in &keys {
+            let unbound =
+                UnboundKey::new(&AES_256_GCM, key).map_err(|_| "bad sealing key".to_string())?;
+            built.push((*activates, LessSafeKey::new(unbound)));
+            let mut h = sha2::Sha256::new();
+            h.update(b"certbound sealing key id\0");
+            h.update(key);
+            ids.push((*activates, h.finalize().into()));
+        }
         Ok(Self {
-            key: LessSafeKey::new(key),
+            keys: built,
+            ids,
             max_len: DEFAULT_MAX_SEALED_LEN,
         })
+    }
+
+    /// Every key's activation time, latest first.
+    pub fn activations(&self) -> Vec<u64> {
+        self.keys.iter().map(|(t, _)| *t).collect()
+    }
+
+    /// The key that seals at `now`.
+    fn sealing_key(&self, now: u64) -> &LessSafeKey {
+        let (_, key) = self
+            .keys
+            .iter()
+            .find(|(t, _)| *t <= now)
+            .unwrap_or(&self.keys[self.keys.len() - 1]);
+        key
     }
 
     /// Opens values up to the sealed length of `max_json` bytes of JSON:
     /// the largest value the server itself seals, sized from its limits.
     pub fn with_max_json(mut self, max_json: usize) -> Self {
-        self.max_len = sealed_len(max_json);
+        self.set_max_json(max_json);
         self
     }
 
-    /// Reads the key file (64 hex characters); `None` when it does not
-    /// exist. Every server that shares a revocation list must share it.
-    pub fn read(path: &Path) -> Result<Option<Self>, String> {
-        let name = path.display();
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("cannot read sealing key {name}: {e}")),
-        };
-        let mut key = [0u8; 32];
-        hex::decode_to_slice(text.trim(), &mut key)
-            .map_err(|_| format!("sealing key {name} must hold 64 hex characters"))?;
-        Self::new(&key).map(Some)
+    /// As [`Self::with_max_json`], in place.
+    pub fn set_max_json(&mut self, max_json: usize) {
+        self.max_len = sealed_len(max_json);
+    }
+
+    /// Identifies the key set: activation times and a hash of each key
+    /// (never the key itself).
+    pub fn fingerprint(&self) -> &[(u64, [u8; 32])] {
+        &self.ids
+    }
+
+    /// Reads every sealing key in `dir` ([`crate::keys::sealing_files`]);
+    /// `None` when there is none. Every server that shares a revocation
+    /// list must share them.
+    pub fn load(dir: &Path) -> Result<Option<Self>, String> {
+        let files = crate::keys::sealing_files(dir).map_err(|e| e.to_string())?;
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let mut keys = Vec::with_capacity(files.len());
+        for (activates, path) in files {
+            let name = path.display();
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read sealing key {name}: {e}"))?;
+            let mut key = [0u8; 32];
+            hex::decode_to_slice(text.trim(), &mut key)
+                .map_err(|_| format!("sealing key {name} must hold 64 hex characters"))?;
+            keys.push((activates, key));
+        }
+        Self::with_keys(&keys).map(Some)
     }
 
     /// A sealer with a fresh random key, and the key file's contents.
@@ -104,7 +164,7 @@ impl Sealer {
         let mut nonce = [0u8; NONCE_LEN];
         aws_lc_rs::rand::fill(&mut nonce).map_err(|_| "random source failed".to_string())?;
         let mut data = serde_json::to_vec(value).map_err(|e| e.to_string())?;
-        self.key
+        self.sealing_key(crate::keys::unix_now())
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(purpose.aad()),
@@ -127,13 +187,17 @@ impl Sealer {
         if raw.len() < NONCE_LEN {
             return None;
         }
-        let mut data = raw.split_off(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(&raw).ok()?;
-        let plain = self
-            .key
-            .open_in_place(nonce, Aad::from(purpose.aad()), &mut data)
-            .ok()?;
-        serde_json::from_slice(plain).ok()
+        let sealed = raw.split_off(NONCE_LEN);
+        // Each key gets its own copy: a failed open may leave the buffer
+        // changed. The latest key is tried first; there are only a few.
+        for (_, key) in &self.keys {
+            let nonce = Nonce::try_assume_unique_for_key(&raw).ok()?;
+            let mut data = sealed.clone();
+            if let Ok(plain) = key.open_in_place(nonce, Aad::from(purpose.aad()), &mut data) {
+                return serde_json::from_slice(plain).ok();
+            }
+        }
+        None
     }
 }
 
@@ -152,6 +216,26 @@ mod tests {
     struct V {
         a: String,
         n: u64,
+    }
+
+    #[test]
+    fn a_rotated_key_seals_and_older_keys_still_open() {
+        let old = Sealer::new(&[1; 32]).unwrap();
+        let sealed_before = old.seal(Purpose::Code, &7u8).unwrap();
+        let now = crate::keys::unix_now();
+        // The new key activates in the future: the old one still seals.
+        let pending = Sealer::with_keys(&[(0, [1; 32]), (now + 3600, [2; 32])]).unwrap();
+        let still_old = pending.seal(Purpose::Code, &8u8).unwrap();
+        assert_eq!(old.open::<u8>(Purpose::Code, &still_old), Some(8));
+        // Once it is active, the new key seals; both keys open.
+        let rotated = Sealer::with_keys(&[(0, [1; 32]), (now, [2; 32])]).unwrap();
+        let sealed_after = rotated.seal(Purpose::Code, &9u8).unwrap();
+        assert_eq!(old.open::<u8>(Purpose::Code, &sealed_after), None);
+        assert_eq!(rotated.open::<u8>(Purpose::Code, &sealed_after), Some(9));
+        assert_eq!(rotated.open::<u8>(Purpose::Code, &sealed_before), Some(7));
+        // Without the old key, its values no longer open.
+        let only_new = Sealer::with_keys(&[(now, [2; 32])]).unwrap();
+        assert_eq!(only_new.open::<u8>(Purpose::Code, &sealed_before), None);
     }
 
     #[test]
@@ -213,8 +297,9 @@ mod tests {
     #[test]
     fn key_file_is_created_once_and_private() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/sealing.key");
-        assert!(Sealer::read(&path).unwrap().is_none());
+        let keys = dir.path().join("sub");
+        let path = keys.join("sealing.key");
+        assert!(Sealer::load(&keys).unwrap().is_none());
         let (a, contents) = Sealer::generate().unwrap();
         let sealed = a.seal(Purpose::Form, &3u8).unwrap();
         let unsaved = crate::settings::Unsaved {
@@ -222,7 +307,7 @@ mod tests {
             contents,
         };
         crate::settings::save(Some(unsaved)).unwrap();
-        let b = Sealer::read(&path).unwrap().unwrap();
+        let b = Sealer::load(&keys).unwrap().unwrap();
         assert_eq!(b.open::<u8>(Purpose::Form, &sealed), Some(3));
         #[cfg(unix)]
         {
@@ -231,6 +316,6 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         std::fs::write(&path, "short").unwrap();
-        assert!(Sealer::read(&path).unwrap_err().contains("64 hex"));
+        assert!(Sealer::load(&keys).unwrap_err().contains("64 hex"));
     }
 }

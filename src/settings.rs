@@ -26,11 +26,11 @@ pub struct Settings {
     /// The configuration it was built from.
     pub config: Config,
     /// Registered clients.
-    pub clients: Clients,
+    pub clients: Arc<Clients>,
     /// Who can log in.
     pub users: Arc<Users>,
     /// Signing and verification keys.
-    pub keys: KeySet,
+    pub keys: Arc<KeySet>,
     /// Access-token minting and verification.
     pub tokens: TokenService,
     /// Whose word about a request (certificate header, `X-Forwarded-For`)
@@ -41,11 +41,11 @@ pub struct Settings {
     /// Discovery documents and JWKS, serialised once.
     pub documents: Documents,
     /// Seals codes, login sessions and forms.
-    pub sealer: Sealer,
+    pub sealer: Arc<Sealer>,
     /// The HTTPS listener's TLS configuration (server certificate).
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Per-connection protocol settings (timeouts, HTTP/2 limits).
-    pub conn: ConnSettings,
+    pub conn: Arc<ConnSettings>,
     /// Changes whenever a signing key leaves the key set: verified tokens
     /// cached under another epoch are verified again.
     pub key_epoch: u64,
@@ -130,8 +130,8 @@ impl Settings {
         let keys = KeySet::load(&config.keys.dir, None)
             .map_err(|e| note(Err(format!("keys.dir: {e}"))))
             .ok();
-        let sealing_path = config.keys.dir.join("sealing.key");
-        let sealing = Sealer::read(&sealing_path)
+        let sealing_path = config.keys.dir.join(crate::keys::files::FIRST_SEALING_KEY);
+        let sealing = Sealer::load(&config.keys.dir)
             .map_err(|e| note(Err(format!("keys.dir: {e}"))))
             .ok();
         let tls = match config.server.https {
@@ -154,6 +154,17 @@ impl Settings {
         if !problems.0.is_empty() {
             return Err(problems);
         }
+        let (sealer, unsaved) = match sealing {
+            Some(sealer) => (sealer, None),
+            None => {
+                let (sealer, contents) = Sealer::generate().map_err(|e| Problems(vec![e]))?;
+                let unsaved = Unsaved {
+                    path: sealing_path,
+                    contents,
+                };
+                (sealer, Some(unsaved))
+            }
+        };
         let issuer = config.issuer();
         let tokens = TokenService {
             refresh_audience: paths::url(&issuer, paths::TOKEN),
@@ -166,35 +177,69 @@ impl Settings {
             issuer,
             lifetime: config.tokens.access_token_lifetime,
         };
-        let documents =
-            Documents::build(&config, &clients, &keys).map_err(|e| Problems(vec![e]))?;
-        let (sealer, unsaved) = match sealing {
-            Some(sealer) => (sealer, None),
-            None => {
-                let (sealer, contents) = Sealer::generate().map_err(|e| Problems(vec![e]))?;
-                let unsaved = Unsaved {
-                    path: sealing_path,
-                    contents,
-                };
-                (sealer, Some(unsaved))
-            }
-        };
-        let sealer = sealer.with_max_json(crate::oauth::authorize::max_sealed_json(&clients));
-        let settings = Self {
-            conn: ConnSettings::new(&config.server, proxies.nets.clone()),
+        let settings = Self::assemble(Self {
+            conn: Arc::new(ConnSettings::new(&config.server, proxies.nets.clone())),
             config,
-            clients,
+            clients: Arc::new(clients),
             users: Arc::new(users),
-            keys,
+            keys: Arc::new(keys),
             tokens,
             proxies,
             cert_header,
-            documents,
-            sealer,
+            documents: Documents::default(),
+            sealer: Arc::new(sealer),
             tls,
             key_epoch: 0,
-        };
+        })?;
         Ok((settings, unsaved))
+    }
+
+    /// Derives what depends on several parts: the discovery documents and
+    /// JWKS, and the sealed-value cap.
+    fn assemble(mut self) -> Result<Self, Problems> {
+        self.documents = Documents::build(&self.config, &self.clients, &self.keys)
+            .map_err(|e| Problems(vec![e]))?;
+        let cap = crate::oauth::authorize::max_sealed_json(&self.clients);
+        if let Some(sealer) = Arc::get_mut(&mut self.sealer) {
+            sealer.set_max_json(cap);
+        }
+        Ok(self)
+    }
+
+    /// These settings with the signing and sealing keys now in `keys.dir`
+    /// (keys are added and retired without a reload); `None` when they are
+    /// the same keys as now.
+    pub fn with_current_keys(&self) -> Result<Option<Self>, Problems> {
+        let dir = &self.config.keys.dir;
+        let keys = KeySet::load(dir, None).map_err(|e| Problems(vec![format!("keys.dir: {e}")]))?;
+        let sealer = Sealer::load(dir)
+            .map_err(|e| Problems(vec![format!("keys.dir: {e}")]))?
+            .ok_or_else(|| {
+                Problems(vec![format!(
+                    "keys.dir: no sealing key in {}",
+                    dir.display()
+                )])
+            })?;
+        let same_keys = keys.fingerprint() == self.keys.fingerprint()
+            && sealer.fingerprint() == self.sealer.fingerprint();
+        if same_keys {
+            return Ok(None);
+        }
+        Self::assemble(Self {
+            config: self.config.clone(),
+            clients: self.clients.clone(),
+            users: self.users.clone(),
+            keys: Arc::new(keys),
+            tokens: self.tokens.clone(),
+            proxies: self.proxies.clone(),
+            cert_header: self.cert_header.clone(),
+            documents: Documents::default(),
+            sealer: Arc::new(sealer),
+            tls: self.tls.clone(),
+            conn: self.conn.clone(),
+            key_epoch: self.key_epoch,
+        })
+        .map(Some)
     }
 
     /// The settings that cannot change while the server runs: each one

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::OAuthError;
-use crate::keys::KeySet;
+use crate::keys::{KeySet, SigningKey};
 
 /// RFC 9068 §2.1 `typ` of access tokens.
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
@@ -266,7 +266,7 @@ impl TokenService {
             fid: grant.fid,
             auth_time: grant.auth_time,
         };
-        sign(keys, ACCESS_TOKEN_TYP, &claims)
+        sign(keys, ACCESS_TOKEN_TYP, &claims, now)
     }
 
     /// Mints a signed refresh token at `now`.
@@ -294,7 +294,7 @@ impl TokenService {
                 x5t_s256: x5t_s256.into(),
             }),
         };
-        sign(keys, REFRESH_TOKEN_TYP, &claims)
+        sign(keys, REFRESH_TOKEN_TYP, &claims, now)
     }
 
     /// Verifies a refresh token at `now`, as [`Self::verify`] does access
@@ -440,13 +440,14 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     serde::de::IgnoredAny::deserialize(d).map(|_| true)
 }
 
-/// JWS compact serialisation with the current key.
+/// JWS compact serialisation with the key that signs at `now`.
 pub(crate) fn sign<T: Serialize>(
     keys: &KeySet,
     typ: &str,
     claims: &T,
+    now: u64,
 ) -> Result<String, OAuthError> {
-    let key = keys.current();
+    let key = keys.signing(now);
     let header = serde_json::to_vec(&HeaderRef {
         alg: key.alg.name(),
         kid: &key.kid,
@@ -454,21 +455,22 @@ pub(crate) fn sign<T: Serialize>(
     })
     .map_err(OAuthError::internal)?;
     let payload = serde_json::to_vec(claims).map_err(OAuthError::internal)?;
-    sign_segments(keys, &header, &payload)
+    sign_segments(key, &header, &payload)
 }
 
 /// JWS compact serialisation of `header` and `payload` exactly as given,
-/// signed with the current key. Tests and the fuzzer use it to make tokens
-/// only this server could have made.
-pub fn sign_segments(keys: &KeySet, header: &[u8], payload: &[u8]) -> Result<String, OAuthError> {
+/// signed with `key`. Tests and the fuzzer use it to make tokens only this
+/// server could have made.
+pub fn sign_segments(
+    key: &SigningKey,
+    header: &[u8],
+    payload: &[u8],
+) -> Result<String, OAuthError> {
     let mut out = String::with_capacity(64 + (header.len() + payload.len()) * 4 / 3 + 128);
     URL_SAFE_NO_PAD.encode_string(header, &mut out);
     out.push('.');
     URL_SAFE_NO_PAD.encode_string(payload, &mut out);
-    let signature = keys
-        .current()
-        .sign(out.as_bytes())
-        .map_err(OAuthError::internal)?;
+    let signature = key.sign(out.as_bytes()).map_err(OAuthError::internal)?;
     out.push('.');
     URL_SAFE_NO_PAD.encode_string(&signature, &mut out);
     Ok(out)

@@ -57,7 +57,7 @@ fuzz_target!(|data: &[u8]| {
         let split = rest.iter().position(|&b| b == 0xff).unwrap_or(rest.len());
         let (header, claims) = (&rest[..split], rest.get(split + 1..).unwrap_or(&[]));
         let header = String::from_utf8_lossy(header).replace("KID", &f.keys.current().kid);
-        match certbound::token::sign_segments(&f.keys, header.as_bytes(), claims) {
+        match certbound::token::sign_segments(f.keys.current(), header.as_bytes(), claims) {
             Ok(token) => token,
             Err(_) => return,
         }

@@ -78,7 +78,7 @@ pub struct JwkSet {
 }
 
 /// The serialised documents.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Documents {
     /// `/.well-known/oauth-authorization-server`
     pub oauth: Bytes,

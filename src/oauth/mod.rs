@@ -67,6 +67,15 @@ pub enum RevocationResponse {
     Ok(#[oai(header = "Cache-Control")] String),
 }
 
+/// The JWKS, with how long it may be cached: no longer than a new key is
+/// published before it signs (`keys.publish_before`).
+#[derive(ApiResponse)]
+pub enum JwksResponse {
+    /// Every published key.
+    #[oai(status = 200)]
+    Ok(RawJson<JwkSet>, #[oai(header = "Cache-Control")] String),
+}
+
 /// A UserInfo response (OpenID Connect Core §5.3.2).
 #[derive(ApiResponse)]
 pub enum UserInfoResponse {
@@ -205,15 +214,20 @@ impl Api {
     }
 
     /// JSON Web Key Set (RFC 7517): every public signing key, `kid` = RFC
-    /// 7638 thumbprint.
+    /// 7638 thumbprint. A new key is here `keys.publish_before` seconds
+    /// before it signs; `Cache-Control: max-age` is no longer than that.
     #[oai(
         path = "/oauth2/jwks",
         method = "get",
         tag = "Tag::Discovery",
         operation_id = "jwks"
     )]
-    async fn jwks(&self, settings: Data<&Arc<Settings>>) -> RawJson<JwkSet> {
-        RawJson::new(settings.documents.jwks.clone())
+    async fn jwks(&self, settings: Data<&Arc<Settings>>) -> JwksResponse {
+        let cache = match settings.config.keys.publish_before {
+            0 => "no-cache".to_string(),
+            secs => format!("public, max-age={secs}"),
+        };
+        JwksResponse::Ok(RawJson::new(settings.documents.jwks.clone()), cache)
     }
 
     /// Authorization server metadata (RFC 8414).

@@ -177,7 +177,7 @@ fn confusion_and_tampering_are_inactive() {
 
 fn forge(keys: &KeySet, header: serde_json::Value, claims: serde_json::Value) -> String {
     sign_segments(
-        keys,
+        keys.current(),
         header.to_string().as_bytes(),
         claims.to_string().as_bytes(),
     )
@@ -255,6 +255,11 @@ fn audience_crit_future_iat_and_bad_ids_are_inactive() {
         key.alg.name(),
         key.kid
     );
-    let token = sign_segments(&keys, twice.as_bytes(), claims.to_string().as_bytes()).unwrap();
+    let token = sign_segments(
+        keys.current(),
+        twice.as_bytes(),
+        claims.to_string().as_bytes(),
+    )
+    .unwrap();
     assert_eq!(svc.verify(&keys, &token, 1001), Err(Inactive::Malformed));
 }

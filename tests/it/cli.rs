@@ -79,17 +79,43 @@ fn operator_commands() {
     assert!(secret.len() >= 43, "256 bits");
     assert!(out.contains(&hex::encode(sha2::Sha256::digest(secret.as_bytes()))));
 
-    for args in [
-        &["keys", "generate"][..],
-        &["keys", "rotate", "--alg", "EdDSA", "--keep", "1"][..],
-    ] {
-        let (ok, _, err) = certbound(args, dir.path());
-        assert!(ok, "{args:?}: {err}");
-    }
+    // The first key signs at once; a rotation publishes the next one and
+    // keeps the active key, whatever --keep says (it still signs).
+    let (ok, out, err) = certbound(&["keys", "generate"], dir.path());
+    assert!(ok && out.contains(", now)"), "{out}{err}");
+    let (ok, out, err) = certbound(
+        &["keys", "rotate", "--alg", "EdDSA", "--keep", "1"],
+        dir.path(),
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("kept ") && out.contains("it is active"),
+        "{out}"
+    );
+    let (ok, _, err) = certbound(&["keys", "rotate", "--keep", "0"], dir.path());
+    assert!(!ok && err.contains("--keep must be at least 1"), "{err}");
     let (ok, list, _) = certbound(&["keys", "list"], dir.path());
     assert!(ok);
-    assert_eq!(list.lines().count(), 1);
-    assert!(list.contains("EdDSA\t") && list.contains("signing"));
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(
+        lines[0], "KIND\tKID\tALG\tSTATE\tACTIVATES\tNEXT\tFILE",
+        "{list}"
+    );
+    assert_eq!(lines.len(), 3, "{list}");
+    let fields: Vec<&str> = lines[1].split('\t').collect();
+    assert_eq!(
+        (fields[0], fields[2], fields[3]),
+        ("signing", "EdDSA", "published")
+    );
+    assert!(
+        fields[4].starts_with("20") && fields[4].ends_with('Z'),
+        "RFC 3339: {}",
+        fields[4]
+    );
+    assert!(fields[5].starts_with("active at 20"), "{}", fields[5]);
+    let fields: Vec<&str> = lines[2].split('\t').collect();
+    assert_eq!((fields[2], fields[3]), ("ES256", "active"));
+    assert!(fields[5].starts_with("retiring at 20"), "{}", fields[5]);
     let (ok, _, err) = certbound(&["keys", "generate", "--alg", "HS256"], dir.path());
     assert!(!ok && err.contains("HS256"));
 }

@@ -387,6 +387,14 @@ pub fn running_as_root(dir: &std::path::Path) -> bool {
 
 const NOBODY: u32 = 65534;
 
+/// Files an operator command (run as root by the tests) wrote under the
+/// setup's directory, handed to the server's user as an operator would.
+pub fn hand_to_server(dir: &std::path::Path) {
+    if running_as_root(dir) {
+        chown_all(dir, &dir.join("certbound"));
+    }
+}
+
 /// Hands `path` and everything under it to nobody, except `skip` (the
 /// linked binary, whose inode is shared with the build directory).
 fn chown_all(path: &std::path::Path, skip: &std::path::Path) {
@@ -606,7 +614,7 @@ pub async fn verify_with_jwks(api: &Api, token: &str, audience: &str) -> Value {
 /// server's current key: a token only the server could have made.
 pub fn forge(keys: &KeySet, header: &Value, claims: &Value) -> String {
     certbound::token::sign_segments(
-        keys,
+        keys.current(),
         header.to_string().as_bytes(),
         claims.to_string().as_bytes(),
     )

@@ -11,6 +11,7 @@ mod e2e;
 mod headers;
 mod hostile;
 mod introspect;
+mod keys;
 mod limits;
 mod login_limits;
 mod openapi;

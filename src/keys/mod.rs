@@ -1,23 +1,21 @@
-//! Signing keys on disk, the JWKS (RFC 7517) and key rotation.
+//! Signing keys, the JWKS (RFC 7517) and key rotation.
 //!
-//! Each key is a PKCS#8 PEM file `keys/signing/<created>-<ALG>.pem`. The
-//! `kid` is the RFC 7638 JWK thumbprint. Every key is published; the newest
-//! signs. Keys are parsed once at startup and kept ready to sign: nothing is
-//! parsed per token.
+//! Each key is a PKCS#8 PEM file `keys/signing/<activates>-<ALG>.pem`
+//! ([`files`]); the number is the Unix time the key starts signing, so
+//! replicas that share `keys/` switch at the same instant without talking
+//! to each other ([`lifecycle`]). The `kid` is the RFC 7638 JWK thumbprint.
+//! Every key in the directory is published; the one whose time has come most
+//! recently signs. Keys are parsed once when loaded and kept ready to sign:
+//! nothing is parsed per token.
 
 use std::collections::HashMap;
-use std::fs;
 use std::path::{Path, PathBuf};
 
-use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{self as sig, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey};
-use rustls::pki_types::PrivateKeyDer;
-use rustls::pki_types::pem::PemObject;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -101,8 +99,8 @@ pub struct SigningKey {
     pub kid: String,
     /// The algorithm this key is pinned to.
     pub alg: Alg,
-    /// Unix time the key was created (from its file name).
-    pub created: u64,
+    /// Unix time the key starts signing (from its file name).
+    pub activates: u64,
     /// The file it was read from.
     pub path: PathBuf,
     /// Public JWK (with `kid`, `alg`, `use`).
@@ -143,7 +141,12 @@ impl SigningKey {
     }
 
     /// Parses a PKCS#8 key for `alg`.
-    pub fn from_pkcs8(der: &[u8], alg: Alg, created: u64, path: PathBuf) -> Result<Self, KeyError> {
+    pub fn from_pkcs8(
+        der: &[u8],
+        alg: Alg,
+        activates: u64,
+        path: PathBuf,
+    ) -> Result<Self, KeyError> {
         let invalid = |reason: &str| KeyError::Invalid {
             path: path.clone(),
             reason: reason.to_string(),
@@ -219,7 +222,7 @@ impl SigningKey {
         Ok(Self {
             kid,
             alg,
-            created,
+            activates,
             path,
             jwk: jwk.into(),
             decoding,
@@ -237,7 +240,8 @@ fn jwk_thumbprint(members: &[(&str, String)]) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
 }
 
-/// All keys: the newest signs, all verify, all are published.
+/// All keys: all are published and verify; the one activated most
+/// recently signs.
 #[derive(Debug)]
 pub struct KeySet {
     keys: Vec<SigningKey>,
@@ -251,7 +255,7 @@ impl KeySet {
         if keys.is_empty() {
             return Err("no signing key".into());
         }
-        keys.sort_by(|a, b| (b.created, &b.kid).cmp(&(a.created, &a.kid)));
+        keys.sort_by(|a, b| (b.activates, &b.kid).cmp(&(a.activates, &a.kid)));
         let by_kid = keys
             .iter()
             .enumerate()
@@ -281,9 +285,18 @@ impl KeySet {
         })
     }
 
-    /// The key that signs new tokens.
+    /// The key that signs at `now`: the one activated most recently. If
+    /// none has activated yet (a clock set back), the first to activate.
+    pub fn signing(&self, now: u64) -> &SigningKey {
+        self.keys
+            .iter()
+            .find(|k| k.activates <= now)
+            .unwrap_or(&self.keys[self.keys.len() - 1])
+    }
+
+    /// The key that signs now.
     pub fn current(&self) -> &SigningKey {
-        &self.keys[0]
+        self.signing(unix_now())
     }
 
     /// A key by `kid`.
@@ -291,9 +304,17 @@ impl KeySet {
         self.by_kid.get(kid).map(|&i| &self.keys[i])
     }
 
-    /// Every key, newest first.
+    /// Every key, latest activation first.
     pub fn all(&self) -> &[SigningKey] {
         &self.keys
+    }
+
+    /// Identifies the key set: each key's `kid` and activation time.
+    pub fn fingerprint(&self) -> Vec<(&str, u64)> {
+        self.keys
+            .iter()
+            .map(|k| (k.kid.as_str(), k.activates))
+            .collect()
     }
 
     /// The JWKS document, serialised once.
@@ -310,128 +331,14 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
-    move |source| KeyError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
+pub mod files;
+pub mod lifecycle;
 
-/// Reads every `<created>-<ALG>.pem` in `dir/signing`.
-pub fn read_dir_keys(dir: &Path) -> Result<Vec<SigningKey>, KeyError> {
-    let signing = dir.join("signing");
-    if !signing.exists() {
-        return Ok(Vec::new());
-    }
-    let mut keys = Vec::new();
-    for entry in fs::read_dir(&signing).map_err(io(&signing))? {
-        let path = entry.map_err(io(&signing))?.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        let Some(stem) = name.strip_suffix(".pem") else {
-            continue;
-        };
-        let invalid = |reason: &str| KeyError::Invalid {
-            path: path.clone(),
-            reason: reason.into(),
-        };
-        let (created, alg) = stem
-            .split_once('-')
-            .and_then(|(t, a)| Some((t.parse::<u64>().ok()?, Alg::parse(a)?)))
-            .ok_or_else(|| invalid("name must be <unix-time>-<ES256|RS256|PS256|EdDSA>.pem"))?;
-        let der = match PrivateKeyDer::from_pem_file(&path) {
-            Ok(PrivateKeyDer::Pkcs8(der)) => der.secret_pkcs8_der().to_vec(),
-            Ok(_) => return Err(invalid("key must be PKCS#8 (BEGIN PRIVATE KEY)")),
-            Err(e) => return Err(invalid(&e.to_string())),
-        };
-        keys.push(SigningKey::from_pkcs8(&der, alg, created, path.clone())?);
-    }
-    Ok(keys)
-}
-
-/// Generates a key for `alg` into `dir/signing/<created>-<ALG>.pem`
-/// (mode 0600) and returns its path.
-pub fn generate_key(dir: &Path, alg: Alg, created: u64) -> Result<PathBuf, KeyError> {
-    let der = match alg {
-        Alg::ES256 => sig::EcdsaKeyPair::generate(&sig::ECDSA_P256_SHA256_FIXED_SIGNING)
-            .and_then(|kp| kp.to_pkcs8v1())
-            .map(|d| d.as_ref().to_vec()),
-        Alg::EdDSA => sig::Ed25519KeyPair::generate()
-            .and_then(|kp| kp.to_pkcs8v1())
-            .map(|d| d.as_ref().to_vec()),
-        Alg::RS256 | Alg::PS256 => sig::RsaKeyPair::generate(KeySize::Rsa2048)
-            .and_then(|kp| AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&kp))
-            .map(|d| d.as_ref().to_vec()),
-    }
-    .map_err(|_| KeyError::Generate)?;
-    let signing = dir.join("signing");
-    fs::create_dir_all(&signing).map_err(io(&signing))?;
-    // The new key must be the newest, even when another was made this second.
-    let newest = fs::read_dir(&signing)
-        .map_err(io(&signing))?
-        .filter_map(|e| {
-            e.ok()?
-                .file_name()
-                .to_str()?
-                .split('-')
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .max();
-    let created = newest.map_or(created, |n| created.max(n + 1));
-    let path = signing.join(format!("{created}-{}.pem", alg.name()));
-    let pem = crate::dev::pem("PRIVATE KEY", &der);
-    crate::dev::write_private(&path, pem.as_bytes()).map_err(io(&path))?;
-    Ok(path)
-}
-
-/// Moves every key but the newest `keep` into `dir/retired/`; returns the
-/// moved paths.
-pub fn retire(dir: &Path, keep: usize) -> Result<Vec<PathBuf>, KeyError> {
-    let mut keys = read_dir_keys(dir)?;
-    keys.sort_by_key(|k| std::cmp::Reverse(k.created));
-    let retired_dir = dir.join("retired");
-    let mut moved = Vec::new();
-    for key in keys.iter().skip(keep.max(1)) {
-        fs::create_dir_all(&retired_dir).map_err(io(&retired_dir))?;
-        let Some(name) = key.path.file_name() else {
-            continue;
-        };
-        let to = retired_dir.join(name);
-        fs::rename(&key.path, &to).map_err(io(&key.path))?;
-        moved.push(to);
-    }
-    Ok(moved)
-}
+pub use files::{generate_key, generate_sealing_key, read_dir_keys, sealing_files};
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_algorithm_generates_loads_and_publishes() {
-        let dir = tempfile::tempdir().unwrap();
-        for (i, alg) in [Alg::ES256, Alg::RS256, Alg::PS256, Alg::EdDSA]
-            .into_iter()
-            .enumerate()
-        {
-            generate_key(dir.path(), alg, 1000 + i as u64).unwrap();
-        }
-        let set = KeySet::load(dir.path(), None).unwrap();
-        assert_eq!(set.all().len(), 4);
-        assert_eq!(set.current().alg, Alg::EdDSA, "newest signs");
-        let jwks: serde_json::Value = serde_json::from_slice(set.jwks_json()).unwrap();
-        assert_eq!(jwks["keys"].as_array().unwrap().len(), 4);
-        for key in set.all() {
-            assert!(set.get(&key.kid).is_some());
-            assert!(!key.jwk.to_string().contains("\"d\""), "no private member");
-        }
-        let moved = retire(dir.path(), 2).unwrap();
-        assert_eq!(moved.len(), 2);
-        assert_eq!(KeySet::load(dir.path(), None).unwrap().all().len(), 2);
-    }
 
     #[test]
     fn kid_is_the_rfc7638_thumbprint() {

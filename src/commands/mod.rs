@@ -1,0 +1,4 @@
+//! The operator commands behind `certbound <command>`, apart from serving.
+
+pub mod keys;
+pub mod revocations;
