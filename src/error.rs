@@ -47,6 +47,26 @@ pub enum OAuthError {
     /// RFC 6750 §3.1: the access token lacks the scope the resource needs.
     #[error("insufficient_scope: {0}")]
     InsufficientScope(Description),
+    /// RFC 6749 §4.1.2.1: the authorization server does not support this
+    /// `response_type`.
+    #[error("unsupported_response_type: {0}")]
+    UnsupportedResponseType(Description),
+    /// RFC 6749 §4.1.2.1: the user (or a failed CSRF check on the user's
+    /// behalf) denied the request.
+    #[error("access_denied: {0}")]
+    AccessDenied(Description),
+    /// OIDC Core §3.1.2.6: `prompt=none`, and the user is not logged in.
+    #[error("login_required: {0}")]
+    LoginRequired(Description),
+    /// OIDC Core §3.1.2.6: `prompt=none`, and consent is needed.
+    #[error("consent_required: {0}")]
+    ConsentRequired(Description),
+    /// OIDC Core §3.1.2.6: request objects are not supported.
+    #[error("request_not_supported: {0}")]
+    RequestNotSupported(Description),
+    /// OIDC Core §3.1.2.6: `request_uri` is not supported.
+    #[error("request_uri_not_supported: {0}")]
+    RequestUriNotSupported(Description),
     /// No endpoint at this path.
     #[error("no such endpoint")]
     NotFound,
@@ -88,6 +108,12 @@ impl OAuthError {
             Self::InvalidScope(_) => "invalid_scope",
             Self::InvalidToken(_) => "invalid_token",
             Self::InsufficientScope(_) => "insufficient_scope",
+            Self::UnsupportedResponseType(_) => "unsupported_response_type",
+            Self::AccessDenied(_) => "access_denied",
+            Self::LoginRequired(_) => "login_required",
+            Self::ConsentRequired(_) => "consent_required",
+            Self::RequestNotSupported(_) => "request_not_supported",
+            Self::RequestUriNotSupported(_) => "request_uri_not_supported",
             Self::TemporarilyUnavailable(_) => "temporarily_unavailable",
             Self::ServerError(_) => "server_error",
         }
@@ -97,7 +123,7 @@ impl OAuthError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::InvalidClient(_) | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-            Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            Self::InsufficientScope(_) | Self::AccessDenied(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -119,6 +145,12 @@ impl OAuthError {
             | Self::UnsupportedGrantType(d)
             | Self::InvalidScope(d)
             | Self::InvalidToken(d)
+            | Self::UnsupportedResponseType(d)
+            | Self::AccessDenied(d)
+            | Self::LoginRequired(d)
+            | Self::ConsentRequired(d)
+            | Self::RequestNotSupported(d)
+            | Self::RequestUriNotSupported(d)
             | Self::TemporarilyUnavailable(d) => d,
             Self::InsufficientScope(_) => "the access token lacks the scope this resource needs",
             Self::NotFound => "there is no endpoint at this path",

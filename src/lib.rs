@@ -216,8 +216,10 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
     let current = state.clone();
     Route::new()
         .at(
-            "/oauth2/authorize",
-            poem::get(oauth::authorize::get).post(oauth::authorize::post),
+            oauth::paths::AUTHORIZE,
+            poem::get(oauth::authorize::get)
+                .post(oauth::authorize::post)
+                .with(oauth::authorize::security_headers()),
         )
         .at("/openapi.json", spec)
         .nest("/docs", docs)

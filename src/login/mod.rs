@@ -24,27 +24,34 @@ pub const CONSENT_COOKIE_PREFIX: &str = "certbound_consent_";
 /// A login session, sealed into [`SESSION_COOKIE`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
-    /// Username.
-    pub u: String,
+    /// The user.
+    #[serde(rename = "u")]
+    pub username: String,
     /// When the user authenticated.
-    pub at: u64,
+    #[serde(rename = "at")]
+    pub auth_time: u64,
     /// Session id (OIDC `sid`).
     pub sid: String,
     /// Expiry.
-    pub e: u64,
+    #[serde(rename = "e")]
+    pub expires: u64,
 }
 
 /// An "Approve always" decision, sealed into a consent cookie.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Consent {
-    /// Username.
-    pub u: String,
-    /// Client id.
-    pub c: String,
-    /// Approved scope.
-    pub s: String,
+    /// The user.
+    #[serde(rename = "u")]
+    pub username: String,
+    /// The client.
+    #[serde(rename = "c")]
+    pub client_id: String,
+    /// The approved scope.
+    #[serde(rename = "s")]
+    pub scope: String,
     /// Expiry.
-    pub e: u64,
+    #[serde(rename = "e")]
+    pub expires: u64,
 }
 
 /// Login throttling and the password-checking pool: long-lived, kept

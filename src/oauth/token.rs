@@ -148,31 +148,34 @@ pub async fn authorization_code(
         .sealer
         .open(Purpose::Code, code)
         .ok_or_else(|| OAuthError::InvalidGrant("the authorization code is not valid".into()))?;
-    if claims.e <= now {
+    if claims.expires <= now {
         return Err(OAuthError::InvalidGrant(
             "the authorization code has expired".into(),
         ));
     }
-    if claims.asked.c != client.client.id {
+    if claims.asked.client_id != client.client.id {
         return Err(OAuthError::InvalidGrant(
             "the authorization code was issued to another client".into(),
         ));
     }
     let redirect_ok = match form.redirect_uri.as_deref() {
-        Some(uri) => uri == claims.asked.r,
-        None => !claims.asked.ri,
+        Some(uri) => uri == claims.asked.redirect_uri,
+        None => !claims.asked.redirect_given,
     };
     if !redirect_ok {
         return Err(OAuthError::InvalidGrant(
             "redirect_uri differs from the authorization request".into(),
         ));
     }
-    check_pkce(claims.asked.cc.as_deref(), form.code_verifier.as_deref())?;
+    check_pkce(
+        claims.asked.code_challenge.as_deref(),
+        form.code_verifier.as_deref(),
+    )?;
     let user = settings
         .users
-        .get(&claims.u)
+        .get(&claims.username)
         .ok_or_else(|| OAuthError::InvalidGrant("the user no longer exists".into()))?;
-    let spent = Record::new(Kind::Code, &claims.id, claims.e)
+    let spent = Record::new(Kind::Code, &claims.id, claims.expires)
         .ok_or_else(|| OAuthError::internal("code id is not a valid list identifier"))?;
     if revocations.record(spent).await? == Outcome::AlreadyRecorded {
         revoke_family(&settings.tokens, revocations, &claims.id, now).await?;
@@ -186,11 +189,11 @@ pub async fn authorization_code(
         client,
         UserGrant {
             username: &user.username,
-            scope: &claims.asked.s,
+            scope: &claims.asked.scope,
             fid: &claims.id,
-            auth_time: claims.at,
+            auth_time: claims.auth_time,
             sid: &claims.sid,
-            nonce: claims.asked.n.as_deref(),
+            nonce: claims.asked.nonce.as_deref(),
             code: Some(code),
         },
         now,

@@ -392,17 +392,17 @@ async fn code_refusals() {
             &CodeClaims {
                 id: "expired-code-id".into(),
                 asked: Asked {
-                    c: "web".into(),
-                    r: REDIRECT.into(),
-                    ri: true,
-                    s: "openid".into(),
-                    n: None,
-                    cc: Some(CHALLENGE.into()),
+                    client_id: "web".into(),
+                    redirect_uri: REDIRECT.into(),
+                    redirect_given: true,
+                    scope: "openid".into(),
+                    nonce: None,
+                    code_challenge: Some(CHALLENGE.into()),
                 },
-                u: "alice@example.com".into(),
-                at: now - 100,
+                username: "alice@example.com".into(),
+                auth_time: now - 100,
                 sid: "s".into(),
-                e: now - 1,
+                expires: now - 1,
             },
         )
         .unwrap();

@@ -1,0 +1,81 @@
+//! The authorization endpoint's cookies: the login session, "Approve
+//! always" decisions (both sealed, [`crate::seal`]) and the CSRF token,
+//! double-submitted by the forms.
+
+use poem::Request;
+use subtle::ConstantTimeEq;
+
+use super::request::Pending;
+use crate::login::{self, Consent, Session};
+use crate::seal::{Purpose, random_id};
+use crate::settings::Settings;
+
+/// The session from the cookie, if it opens, is valid at `now`, and its
+/// user still exists.
+pub fn session(settings: &Settings, req: &Request, now: u64) -> Option<Session> {
+    let session: Session = settings
+        .sealer
+        .open(Purpose::Session, login::cookie(req, login::SESSION_COOKIE)?)?;
+    settings.users.get(&session.username)?;
+    (session.expires > now).then_some(session)
+}
+
+/// A `Set-Cookie` for `session`.
+pub fn set_session(settings: &Settings, session: &Session) -> Result<String, String> {
+    Ok(login::set_cookie(
+        login::SESSION_COOKIE,
+        &settings.sealer.seal(Purpose::Session, session)?,
+        "/oauth2/",
+        settings.config.login.session_lifetime,
+    ))
+}
+
+/// The "Approve always" decision of `username` for the pending request's
+/// client, if the browser has one that opens.
+pub fn consent(
+    settings: &Settings,
+    req: &Request,
+    pending: &Pending,
+    username: &str,
+) -> Option<Consent> {
+    let name = login::consent_cookie_name(username, &pending.asked.client_id);
+    login::cookie(req, &name).and_then(|v| settings.sealer.open(Purpose::Consent, v))
+}
+
+/// A `Set-Cookie` for `consent`.
+pub fn set_consent(settings: &Settings, consent: &Consent) -> Result<String, String> {
+    Ok(login::set_cookie(
+        &login::consent_cookie_name(&consent.username, &consent.client_id),
+        &settings.sealer.seal(Purpose::Consent, consent)?,
+        "/oauth2/authorize",
+        settings.config.login.consent_lifetime,
+    ))
+}
+
+/// The browser's CSRF token, and a `Set-Cookie` when it has none yet.
+pub fn csrf_token(req: &Request) -> (String, Option<String>) {
+    match login::cookie(req, login::CSRF_COOKIE).filter(|v| {
+        v.len() == 22
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }) {
+        Some(v) => (v.to_string(), None),
+        None => {
+            let v = random_id().unwrap_or_default();
+            let cookie = login::set_cookie(login::CSRF_COOKIE, &v, "/oauth2/authorize", 86_400);
+            (v, Some(cookie))
+        }
+    }
+}
+
+/// Double submit: the form's token equals the cookie's and the one sealed
+/// into the form's pending request, compared in constant time.
+pub fn csrf_ok(req: &Request, field: Option<&str>, pending: &Pending) -> bool {
+    match (field, login::cookie(req, login::CSRF_COOKIE)) {
+        (Some(field), Some(cookie)) => {
+            bool::from(field.as_bytes().ct_eq(cookie.as_bytes()))
+                & bool::from(field.as_bytes().ct_eq(pending.csrf.as_bytes()))
+        }
+        _ => false,
+    }
+}
