@@ -374,6 +374,16 @@ impl Problems {
         self.0.push(problem.into());
     }
 
+    /// Each problem on one line: line breaks and other control characters
+    /// in a quoted value become spaces.
+    pub fn lines(&self) -> impl Iterator<Item = String> + '_ {
+        self.0.iter().map(|p| {
+            p.chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect()
+        })
+    }
+
     /// `Ok(value)` when there is no problem.
     pub fn or<T>(self, value: T) -> Result<T, Self> {
         if self.0.is_empty() {
@@ -386,7 +396,7 @@ impl Problems {
 
 impl std::fmt::Display for Problems {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0.join("; "))
+        f.write_str(&self.lines().collect::<Vec<_>>().join("; "))
     }
 }
 

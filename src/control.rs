@@ -49,22 +49,28 @@ pub fn reload(state: &AppState) -> Result<Reloaded, Problems> {
     outcome
 }
 
-/// Reloads on every SIGHUP until the process ends.
-pub async fn reload_on_hangup(state: Arc<AppState>) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP; use `certbound reload`");
-            return;
-        };
-        while hangups.recv().await.is_some() {
-            let state = state.clone();
-            let _ = tokio::task::spawn_blocking(move || reload(&state)).await;
+/// SIGHUP, caught from now on: taken first thing at start, so that a
+/// `systemctl reload` right after start never ends the process (the
+/// default action of SIGHUP).
+pub fn hangups() -> Option<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; use `certbound reload`");
+            None
         }
     }
-    #[cfg(not(unix))]
-    let _ = state;
+}
+
+/// Reloads on every SIGHUP until the process ends (one at a time: signals
+/// that arrive during a reload are merged).
+pub async fn reload_on_hangup(state: Arc<AppState>, hangups: Option<tokio::signal::unix::Signal>) {
+    let Some(mut hangups) = hangups else { return };
+    while hangups.recv().await.is_some() {
+        let state = state.clone();
+        let _ = tokio::task::spawn_blocking(move || reload(&state)).await;
+    }
 }
 
 /// Looks at `keys.dir` every `keys.poll_interval` seconds and swaps in
@@ -72,7 +78,9 @@ pub async fn reload_on_hangup(state: Arc<AppState>) {
 /// generate` is published without a reload, and every replica sharing the
 /// directory starts signing with it at its activation time.
 pub async fn watch_keys(state: Arc<AppState>) {
-    let mut last = crate::keys::files::stamp(&state.settings().config.keys.dir);
+    // Empty: the first look compares the keys themselves, so a key added
+    // while the server started is not missed.
+    let mut last = Vec::new();
     let mut last_problem = None;
     loop {
         let settings = state.settings();
@@ -92,6 +100,7 @@ pub async fn watch_keys(state: Arc<AppState>) {
             Ok(Ok(changed)) => {
                 last = stamp;
                 last_problem = None;
+                state.set_keys_stale(false);
                 if changed {
                     let settings = state.settings();
                     tracing::info!(
@@ -102,7 +111,9 @@ pub async fn watch_keys(state: Arc<AppState>) {
                 }
             }
             Ok(Err(problems)) => {
-                // Tried again at the next look; said once.
+                // Tried again at the next look; said once. Meanwhile a
+                // token of an unknown key is answered 503.
+                state.set_keys_stale(true);
                 let text = problems.to_string();
                 if last_problem.as_ref() != Some(&text) {
                     tracing::error!("keys in keys.dir not taken, the running keys stay: {text}");
@@ -114,62 +125,97 @@ pub async fn watch_keys(state: Arc<AppState>) {
     }
 }
 
-/// The bound control socket; its file is removed when it is dropped.
+/// Control connections served at once; more are closed at once.
+const MAX_CONTROL_CONNECTIONS: usize = 4;
+
+/// The bound control socket; its file is removed when it is dropped, if
+/// it is still ours.
 #[derive(Debug)]
 pub struct Control {
     listener: tokio::net::UnixListener,
     path: PathBuf,
+    id: (u64, u64),
 }
 
 impl Control {
-    /// Binds the control socket of `config`, replacing a stale file; fails
-    /// if another server answers there.
+    /// Binds the control socket of `config`. A socket left by a server
+    /// that is gone (connection refused) is replaced; anything else at the
+    /// path (another server answering, a file that is not a socket, an
+    /// error) is a reason not to start.
     pub fn bind(config: &Config) -> Result<Self, String> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
         let path = socket_path(config);
-        if path.exists() {
-            if std::os::unix::net::UnixStream::connect(&path).is_ok() {
-                return Err(format!(
-                    "another certbound is running with this configuration (its control socket {} answers)",
-                    path.display()
-                ));
+        let name = path.display();
+        let problem = |what: String| format!("server.control_socket: {what}");
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if !meta.file_type().is_socket() => {
+                return Err(problem(format!("{name} exists and is not a socket")));
             }
-            std::fs::remove_file(&path).map_err(|e| {
-                format!(
-                    "server.control_socket: cannot remove stale {}: {e}",
-                    path.display()
-                )
-            })?;
+            Ok(_) => match std::os::unix::net::UnixStream::connect(&path) {
+                Ok(_) => {
+                    return Err(format!(
+                        "another certbound is running with this configuration (its control socket {name} answers)"
+                    ));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    std::fs::remove_file(&path)
+                        .map_err(|e| problem(format!("cannot remove stale {name}: {e}")))?;
+                }
+                Err(e) => return Err(problem(format!("{name}: {e}"))),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(problem(format!("{name}: {e}"))),
         }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                format!(
-                    "server.control_socket: cannot create {}: {e}",
-                    dir.display()
-                )
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| problem(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let listener = tokio::net::UnixListener::bind(&path).map_err(|e| {
-            format!(
-                "server.control_socket: cannot listen on {}: {e}",
-                path.display()
-            )
-        })?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| format!("server.control_socket: {}: {e}", path.display()))?;
-        Ok(Self { listener, path })
+        // Bound under a temporary name, made private, then moved into
+        // place: at its path the socket is never open to others.
+        let temporary = path.with_file_name(format!(
+            ".{}.{}",
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("certbound.sock"),
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&temporary);
+        let listener = tokio::net::UnixListener::bind(&temporary)
+            .map_err(|e| problem(format!("cannot listen on {name}: {e}")))?;
+        std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o600))
+            .and_then(|()| std::fs::rename(&temporary, &path))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&temporary);
+                problem(format!("{name}: {e}"))
+            })?;
+        let meta = std::fs::symlink_metadata(&path).map_err(|e| problem(format!("{name}: {e}")))?;
+        Ok(Self {
+            listener,
+            path,
+            id: (meta.dev(), meta.ino()),
+        })
     }
 
     /// Answers `reload` requests until the process ends. One line in, the
     /// outcome out: `ok`, then `needs restart: <key>` lines, or
     /// `problem: <problem>` lines.
     pub async fn serve(self, state: Arc<AppState>) {
+        let room = Arc::new(tokio::sync::Semaphore::new(MAX_CONTROL_CONNECTIONS));
         loop {
-            let Ok((stream, _)) = self.listener.accept().await else {
+            let stream = match self.listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "control socket accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(place) = room.clone().try_acquire_owned() else {
                 continue;
             };
             let state = state.clone();
             tokio::spawn(async move {
+                let _place = place;
                 let (read, mut write) = stream.into_split();
                 let mut line = String::new();
                 let mut reader = tokio::io::BufReader::new(read.take_limited());
@@ -212,8 +258,7 @@ fn answer(outcome: &Result<Reloaded, Problems>) -> String {
             out
         }
         Err(problems) => problems
-            .0
-            .iter()
+            .lines()
             .map(|p| format!("problem: {p}\n"))
             .collect(),
     }
@@ -221,7 +266,12 @@ fn answer(outcome: &Result<Reloaded, Problems>) -> String {
 
 impl Drop for Control {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        use std::os::unix::fs::MetadataExt;
+        let ours =
+            std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.id);
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

@@ -44,6 +44,25 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     opts.open(path)?.write_all(bytes)
 }
 
+/// Writes a new secret file (owner only) at `path` whole or not at all,
+/// never replacing one: it is written under a temporary name and then
+/// linked into place, so a reader never sees half of it and two writers
+/// never overwrite each other (the second gets `AlreadyExists`).
+pub fn write_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("key");
+    let temporary = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let written = opts
+        .open(&temporary)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()));
+    let linked = written.and_then(|()| fs::hard_link(&temporary, path));
+    let _ = fs::remove_file(&temporary);
+    linked
+}
+
 /// Generates the development PKI into `dir` unless `dir/ca.crt` exists (or
 /// `force`). Returns whether files were written.
 pub fn generate(dir: &Path, force: bool) -> Result<bool, String> {

@@ -53,6 +53,7 @@ pub struct AppState {
     settings: ArcSwap<Settings>,
     source: Source,
     reloading: Mutex<()>,
+    keys_stale: std::sync::atomic::AtomicBool,
 }
 
 /// What a reload did.
@@ -88,6 +89,7 @@ impl AppState {
             settings: ArcSwap::from_pointee(settings),
             source,
             reloading: Mutex::new(()),
+            keys_stale: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -126,6 +128,30 @@ impl AppState {
         Ok(Reloaded { needs_restart })
     }
 
+    /// Whether the last look at `keys.dir` failed: a token of an unknown
+    /// key may then be signed by a key this server has not loaded, so it is
+    /// answered 503, not inactive (fail closed).
+    pub fn keys_stale(&self) -> bool {
+        self.keys_stale.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Records whether the last look at `keys.dir` failed.
+    pub fn set_keys_stale(&self, stale: bool) {
+        self.keys_stale
+            .store(stale, std::sync::atomic::Ordering::Release);
+    }
+
+    /// `Inactive::UnknownKey` while [`Self::keys_stale`] is a server-side
+    /// problem: 503.
+    pub fn unknown_key(&self, reason: &token::Inactive) -> Result<(), error::OAuthError> {
+        if *reason == token::Inactive::UnknownKey && self.keys_stale() {
+            return Err(error::OAuthError::TemporarilyUnavailable(
+                "the server cannot read its keys now; retry shortly".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Picks up signing and sealing keys added to or retired from
     /// `keys.dir` since the settings were built (no reload needed); whether
     /// they changed.
@@ -145,14 +171,33 @@ impl AppState {
 
     /// Carries over what must survive a swap from `old` into `new`.
     fn swap(&self, old: &Settings, new: &mut Settings) {
-        let key_left = old
+        // A verification cached under the old settings may be wrong under
+        // the new ones when a key left (or changed algorithm), or the
+        // issuer or audience changed: those are verified again.
+        let left: Vec<&keys::SigningKey> = old
             .keys
             .all()
             .iter()
-            .any(|k| new.keys.get(&k.kid).is_none());
-        new.key_epoch = old.key_epoch + u64::from(key_left);
-        if key_left {
+            .filter(|k| new.keys.get(&k.kid).is_none_or(|n| n.alg != k.alg))
+            .collect();
+        let claims_changed =
+            old.tokens.issuer != new.tokens.issuer || old.tokens.audience != new.tokens.audience;
+        let stale = !left.is_empty() || claims_changed;
+        new.key_epoch = old.key_epoch + u64::from(stale);
+        if stale {
             self.verified.clear();
+        }
+        let now = keys::unix_now();
+        let states = keys::lifecycle::states(
+            &old.keys.activations(),
+            now,
+            old.config.longest_token_lifetime(),
+        );
+        for (key, state) in old.keys.all().iter().zip(states) {
+            let retirable = matches!(state, keys::lifecycle::State::Retirable { .. });
+            if !retirable && left.iter().any(|k| k.kid == key.kid) {
+                tracing::warn!(kid = %key.kid, state = state.name(), "a signing key left keys.dir while tokens it signed may be valid: they are refused from now on");
+            }
         }
         self.login
             .limiter
@@ -208,7 +253,8 @@ pub fn openapi() -> OpenApiService<oauth::Api, ()> {
 }
 
 /// The whole HTTP service. Each request gets the settings current when it
-/// arrives (as `Data<&Arc<Settings>>`) and keeps them to its end.
+/// arrives (as `Data<&Arc<Settings>>`, attached by the listener) and keeps
+/// them to its end.
 pub fn app(state: Arc<AppState>) -> impl Endpoint {
     let api = openapi();
     let docs = api.swagger_ui();
@@ -226,7 +272,11 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
         .nest("/", api)
         .data(state)
         .before(move |mut req| {
-            req.extensions_mut().insert(current.settings());
+            // The listener attaches them; without one (a test calling the
+            // endpoint directly), the current ones.
+            if req.extensions().get::<Arc<Settings>>().is_none() {
+                req.extensions_mut().insert(current.settings());
+            }
             async move { Ok(req) }
         })
 }

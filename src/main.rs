@@ -279,7 +279,7 @@ fn check(source: &Source) -> Result<(), String> {
             Ok(())
         }
         Err(problems) => {
-            for problem in &problems.0 {
+            for problem in problems.lines() {
                 println!("{problem}");
             }
             Err(format!(
@@ -298,6 +298,7 @@ fn serve(source: Source) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start runtime: {e}"))?;
     runtime.block_on(async move {
+        let hangups = certbound::control::hangups();
         let state = Arc::new(AppState::open(source).map_err(|p| p.to_string())?);
         let settings = state.settings();
         let control = certbound::control::Control::bind(&settings.config)?;
@@ -319,7 +320,7 @@ fn serve(source: Source) -> Result<(), String> {
             print_dev_banner(&settings.config, server.https_addr());
         }
         drop(settings);
-        tokio::spawn(certbound::control::reload_on_hangup(state.clone()));
+        tokio::spawn(certbound::control::reload_on_hangup(state.clone(), hangups));
         tokio::spawn(certbound::control::watch_keys(state.clone()));
         tokio::spawn(control.serve(state.clone()));
         server.run(shutdown_signal()).await;

@@ -281,7 +281,7 @@ pub fn save(unsaved: Option<Unsaved>) -> Result<(), String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    crate::dev::write_private(&u.path, &u.contents)
+    crate::dev::write_new_private(&u.path, &u.contents)
         .map_err(|e| format!("cannot create {}: {e}", u.path.display()))?;
     tracing::info!(file = %u.path.display(), "generated a new sealing key (authorization codes, login cookies)");
     Ok(())

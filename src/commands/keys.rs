@@ -85,16 +85,22 @@ fn rows(config: &Config, kind: Kind) -> Result<Vec<Row>, String> {
             .collect(),
     })
     .map(|mut rows: Vec<Row>| {
-        rows.sort_by_key(|r| std::cmp::Reverse(r.activates));
+        rows.sort_by(|a, b| keys::KeySet::order((a.activates, &a.kid), (b.activates, &b.kid)));
         rows
     })
 }
 
+/// How long after a key stops signing something it signed may still be
+/// accepted: the longest lifetime, plus the time a replica may take to see
+/// the next key (`keys.poll_interval`) and the clock skew tolerated.
 fn lifetime(config: &Config, kind: Kind) -> u64 {
-    match kind {
+    let longest = match kind {
         Kind::Signing => config.longest_token_lifetime(),
         Kind::Sealing => config.longest_sealed_lifetime(),
-    }
+    };
+    longest
+        .saturating_add(config.keys.poll_interval)
+        .saturating_add(crate::token::MAX_CLOCK_SKEW)
 }
 
 fn states(config: &Config, kind: Kind, rows: &[Row], now: u64) -> Vec<State> {
@@ -125,12 +131,21 @@ pub fn generate(
         .iter()
         .find(|r| r.path == path)
         .map_or(activates, |r| r.activates);
-    Ok(format!(
+    let mut out = format!(
         "generated {} (activates {}{})",
         path.display(),
         rfc3339(activates),
         if activates <= now { ", now" } else { "" }
-    ))
+    );
+    let has_active = existing.iter().any(|&t| t <= now);
+    let early = activates < now.saturating_add(config.keys.publish_before);
+    if kind == Kind::Signing && has_active && early {
+        out.push_str(&format!(
+            "\nwarning: it signs before it has been published for keys.publish_before ({} s); resource servers with a cached JWKS refuse its tokens until they fetch the JWKS again",
+            config.keys.publish_before
+        ));
+    }
+    Ok(out)
 }
 
 /// `keys list`: a header, then each key with its state and when that

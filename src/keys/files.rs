@@ -70,8 +70,9 @@ pub fn generate_key(dir: &Path, alg: Alg, activates: u64) -> Result<PathBuf, Key
     .map_err(|_| KeyError::Generate)?;
     let signing = dir.join("signing");
     fs::create_dir_all(&signing).map_err(io(&signing))?;
-    // The new key must be the latest, even when another was made this second.
-    let newest = fs::read_dir(&signing)
+    // The new key must be the latest, even when another was made this
+    // second: past the latest, and never over another file.
+    let latest = fs::read_dir(&signing)
         .map_err(io(&signing))?
         .filter_map(|e| {
             e.ok()?
@@ -83,11 +84,44 @@ pub fn generate_key(dir: &Path, alg: Alg, activates: u64) -> Result<PathBuf, Key
                 .ok()
         })
         .max();
-    let activates = newest.map_or(activates, |n| activates.max(n + 1));
-    let path = signing.join(format!("{activates}-{}.pem", alg.name()));
     let pem = crate::dev::pem("PRIVATE KEY", &der);
-    crate::dev::write_private(&path, pem.as_bytes()).map_err(io(&path))?;
-    Ok(path)
+    write_latest(
+        &signing,
+        activates,
+        latest,
+        |t| format!("{t}-{}.pem", alg.name()),
+        pem.as_bytes(),
+    )
+}
+
+/// Writes `contents` as the key file named `name(t)` for the first free
+/// `t` from `activates` (and past `latest`); its path.
+fn write_latest(
+    dir: &Path,
+    activates: u64,
+    latest: Option<u64>,
+    name: impl Fn(u64) -> String,
+    contents: &[u8],
+) -> Result<PathBuf, KeyError> {
+    let too_late = || KeyError::Invalid {
+        path: dir.to_path_buf(),
+        reason: "no activation time is left after the latest key's".into(),
+    };
+    let mut t = match latest {
+        Some(n) => activates.max(n.checked_add(1).ok_or_else(too_late)?),
+        None => activates,
+    };
+    for _ in 0..100 {
+        let path = dir.join(name(t));
+        match crate::dev::write_new_private(&path, contents) {
+            Ok(()) => return Ok(path),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                t = t.checked_add(1).ok_or_else(too_late)?;
+            }
+            Err(e) => return Err(io(&path)(e)),
+        }
+    }
+    Err(too_late())
 }
 
 /// Moves `paths` into `dir/retired/` (a sealing key's name gains a
@@ -112,14 +146,15 @@ pub fn retire(dir: &Path, paths: &[PathBuf]) -> Result<Vec<PathBuf>, KeyError> {
     Ok(moved)
 }
 
-/// What the key files in `dir` look like (names, sizes, modification
-/// times): cheap to take, and different whenever a key is added, replaced
-/// or retired.
-pub fn stamp(dir: &Path) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
+/// What the key files in `dir` look like (name, size, inode, change
+/// time): cheap to take, and different whenever a key is added, replaced
+/// (even by a file of the same size) or retired.
+pub fn stamp(dir: &Path) -> Vec<(PathBuf, u64, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
     let mut out = Vec::new();
     let mut add = |path: PathBuf| {
-        if let Ok(meta) = fs::metadata(&path) {
-            out.push((path, meta.len(), meta.modified().ok()));
+        if let Ok(m) = fs::metadata(&path) {
+            out.push((path, m.len(), m.ino(), m.ctime(), m.ctime_nsec()));
         }
     };
     add(dir.join(FIRST_SEALING_KEY));
@@ -170,15 +205,18 @@ pub fn sealing_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, KeyError> {
 /// Writes a new random sealing key (64 hex characters, mode 0600) that
 /// activates at `activates` (later than any other) into `dir/sealing/`.
 pub fn generate_sealing_key(dir: &Path, activates: u64) -> Result<PathBuf, KeyError> {
-    let newest = sealing_files(dir)?.first().map(|(t, _)| *t);
-    let activates = newest.map_or(activates, |n| activates.max(n + 1));
+    let latest = sealing_files(dir)?.first().map(|(t, _)| *t);
     let sealing = dir.join("sealing");
     fs::create_dir_all(&sealing).map_err(io(&sealing))?;
     let mut key = [0u8; 32];
     aws_lc_rs::rand::fill(&mut key).map_err(|_| KeyError::Generate)?;
-    let path = sealing.join(format!("{activates}.key"));
-    crate::dev::write_private(&path, hex::encode(key).as_bytes()).map_err(io(&path))?;
-    Ok(path)
+    write_latest(
+        &sealing,
+        activates,
+        latest,
+        |t| format!("{t}.key"),
+        hex::encode(key).as_bytes(),
+    )
 }
 
 #[cfg(test)]

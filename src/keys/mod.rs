@@ -255,7 +255,7 @@ impl KeySet {
         if keys.is_empty() {
             return Err("no signing key".into());
         }
-        keys.sort_by(|a, b| (b.activates, &b.kid).cmp(&(a.activates, &a.kid)));
+        keys.sort_by(|a, b| Self::order((a.activates, &a.kid), (b.activates, &b.kid)));
         let by_kid = keys
             .iter()
             .enumerate()
@@ -309,12 +309,25 @@ impl KeySet {
         &self.keys
     }
 
-    /// Identifies the key set: each key's `kid` and activation time.
-    pub fn fingerprint(&self) -> Vec<(&str, u64)> {
+    /// Identifies the key set: each key's `kid`, algorithm and activation
+    /// time.
+    pub fn fingerprint(&self) -> Vec<(&str, Alg, u64)> {
         self.keys
             .iter()
-            .map(|k| (k.kid.as_str(), k.activates))
+            .map(|k| (k.kid.as_str(), k.alg, k.activates))
             .collect()
+    }
+
+    /// Every key's activation time, in key order (latest first).
+    pub fn activations(&self) -> Vec<u64> {
+        self.keys.iter().map(|k| k.activates).collect()
+    }
+
+    /// The order keys are kept in, everywhere: latest activation first,
+    /// ties by `kid` (so every server and `keys rotate` agree on which of two
+    /// keys activated at the same second signs).
+    pub fn order(a: (u64, &str), b: (u64, &str)) -> std::cmp::Ordering {
+        b.cmp(&a)
     }
 
     /// The JWKS document, serialised once.

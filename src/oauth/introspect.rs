@@ -110,22 +110,32 @@ pub fn introspect(
     now: u64,
 ) -> Result<Introspection, OAuthError> {
     authorize_caller(settings, state, auth, &form.client, now)?;
-    Ok(inspect(settings, state, &form.token, now))
+    inspect(settings, state, &form.token, now)
 }
 
 /// RFC 7662 §2.2: what an access or refresh token is, or
-/// `{"active": false}` for anything not active now (never why).
-pub fn inspect(settings: &Settings, state: &AppState, token: &str, now: u64) -> Introspection {
+/// `{"active": false}` for anything not active now (never why). A token
+/// of an unknown key while this server cannot read its keys is 503.
+pub fn inspect(
+    settings: &Settings,
+    state: &AppState,
+    token: &str,
+    now: u64,
+) -> Result<Introspection, OAuthError> {
     let found = match state.active_access_token(settings, token, now) {
         Err(Inactive::WrongType) => state
             .active_refresh_token(settings, token, now)
             .map(Introspection::from),
         other => other.map(|claims| Introspection::from(&*claims)),
     };
-    found.unwrap_or_else(|reason| {
-        tracing::debug!(%reason, "introspected token is inactive");
-        Introspection::default()
-    })
+    match found {
+        Ok(introspection) => Ok(introspection),
+        Err(reason) => {
+            state.unknown_key(&reason)?;
+            tracing::debug!(%reason, "introspected token is inactive");
+            Ok(Introspection::default())
+        }
+    }
 }
 
 /// RFC 7662 §2.1: the caller is a client with `introspection = true`, or

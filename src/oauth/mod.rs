@@ -298,6 +298,9 @@ pub fn bearer_claims(
     let claims = state
         .active_access_token(settings, token, now)
         .map_err(|reason| {
+            if let Err(unavailable) = state.unknown_key(&reason) {
+                return unavailable;
+            }
             tracing::debug!(%reason, "Bearer token refused");
             OAuthError::InvalidToken("the access token is not active".into())
         })?;

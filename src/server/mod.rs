@@ -142,7 +142,8 @@ impl Server {
                 admission: admission.clone(),
                 local,
                 remote,
-                settings,
+                conn: settings.conn.clone(),
+                state: self.state.clone(),
                 endpoint: endpoint.clone(),
                 stop: stop_rx.clone(),
             };
@@ -286,7 +287,11 @@ struct ConnPeer {
     admission: Arc<Admission>,
     local: Option<SocketAddr>,
     remote: SocketAddr,
-    settings: Arc<crate::settings::Settings>,
+    /// The connection's protocol settings, from when it was accepted (only
+    /// these: the rest of those settings may be replaced meanwhile).
+    conn: Arc<ConnSettings>,
+    /// For the settings current at each request.
+    state: Arc<AppState>,
     endpoint: SharedEndpoint,
     stop: tokio::sync::watch::Receiver<bool>,
 }
@@ -314,16 +319,19 @@ impl ConnPeer {
         let endpoint = self.endpoint.clone();
         let tracker = activity.clone();
         let in_flight_total = self.admission.clone();
-        let settings = self.settings.clone();
+        let state = self.state.clone();
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let in_flight = tracker.begin();
             let endpoint = endpoint.clone();
             let too_large = head_bytes(&req) > MAX_HEADER_BYTES;
             let allow = crate::oauth::allowed_methods(req.uri().path());
+            // The settings this request sees from start to end.
+            let settings = state.settings();
             let admitted = in_flight_total.try_begin(&settings.conn.limits);
             let mut req =
                 poem::Request::from((req, local.clone(), remote_addr.clone(), scheme.clone()));
             req.extensions_mut().insert(listener);
+            req.extensions_mut().insert(settings);
             if let Some(cert) = &cert {
                 req.extensions_mut().insert(cert.clone());
             }
@@ -346,10 +354,10 @@ impl ConnPeer {
                 Ok::<_, std::convert::Infallible>(hyper::Response::from(resp))
             }
         });
-        let io = TokioIo::new(Lingering::new(io, self.settings.conn.linger));
-        let conn = self.settings.conn.builder.serve_connection(io, service);
+        let io = TokioIo::new(Lingering::new(io, self.conn.linger));
+        let conn = self.conn.builder.serve_connection(io, service);
         tokio::pin!(conn);
-        let idle = self.settings.conn.idle;
+        let idle = self.conn.idle;
         // Once closing, the connection gets this long to finish on its own.
         let mut closing: Option<Instant> = None;
         loop {
@@ -369,7 +377,7 @@ impl ConnPeer {
                     if activity.is_idle(idle) {
                         tracing::debug!(remote = %self.remote, "closing idle connection");
                         conn.as_mut().graceful_shutdown();
-                        closing = Some(Instant::now() + idle.min(CLOSE_GRACE) + self.settings.conn.linger.timeout);
+                        closing = Some(Instant::now() + idle.min(CLOSE_GRACE) + self.conn.linger.timeout);
                     }
                 }
                 changed = self.stop.changed(), if closing.is_none() => {

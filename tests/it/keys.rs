@@ -6,6 +6,8 @@
 
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
+
 use certbound::keys::{Alg, unix_now};
 use certbound::oauth::authorize::CodeClaims;
 use certbound::seal::{Purpose, Sealer};
@@ -195,7 +197,62 @@ async fn a_new_signing_key_is_published_first_then_signs_at_its_time() {
         !active(&server, &old_token).await,
         "never served from the cache"
     );
-    assert!(active(&server, &server.token(&svc, "svc").await).await);
+    let current = server.token(&svc, "svc").await;
+    assert!(active(&server, &current).await);
+
+    // While keys.dir cannot be read, a token of a key the server does not
+    // know may be of a key it failed to load: 503, not inactive.
+    let other = tempfile::tempdir().unwrap();
+    certbound::keys::generate_key(other.path(), Alg::ES256, 1).unwrap();
+    let other_keys = certbound::keys::KeySet::load(other.path(), None).unwrap();
+    let foreign = certbound::token::TokenService {
+        issuer: "https://certbound.test".into(),
+        audience: "https://certbound.test".into(),
+        lifetime: 600,
+        refresh_audience: String::new(),
+        refresh_lifetime: 600,
+    }
+    .mint(
+        &other_keys,
+        certbound::token::AccessGrant {
+            sub: "svc",
+            client_id: "svc",
+            scope: "",
+            binding: None,
+            username: None,
+            fid: None,
+            auth_time: None,
+        },
+        unix_now(),
+    )
+    .unwrap();
+    assert!(!active(&server, &foreign).await);
+    let broken = signing.join("2000000000-ES256.pem");
+    std::fs::write(&broken, "not a key").unwrap();
+    crate::common::hand_to_server(setup.dir.path());
+    until("503 for an unknown key", || {
+        introspect_status(&server, &foreign).map(|s| s == 503)
+    })
+    .await;
+    assert!(active(&server, &current).await, "known keys still verify");
+    std::fs::remove_file(&broken).unwrap();
+    until("inactive again", || {
+        introspect_status(&server, &foreign).map(|s| s == 200)
+    })
+    .await;
+    assert!(!active(&server, &foreign).await);
+}
+
+async fn introspect_status(server: &ChildServer, token: &str) -> u16 {
+    server
+        .post(
+            &server.client(None),
+            &server.https_url("/oauth2/introspect"),
+            &[("token", token)],
+            &[("authorization", &basic("rs"))],
+        )
+        .await
+        .0
 }
 
 #[tokio::test]
