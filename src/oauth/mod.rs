@@ -310,3 +310,6 @@ pub fn bearer_claims(
     }
     Ok(claims)
 }
+
+#[cfg(test)]
+mod tests;
