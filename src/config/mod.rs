@@ -8,8 +8,11 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+
+mod check;
+
+pub use check::{Missing, Problems};
 
 /// The embedded development configuration, used when no config file exists.
 pub const DEV_CONFIG: &str = include_str!("dev.toml");
@@ -357,71 +360,6 @@ impl Default for Config {
     }
 }
 
-/// The config file named does not exist.
-#[derive(Debug, thiserror::Error)]
-#[error("config file {0} not found")]
-pub struct Missing(pub PathBuf);
-
-/// Every problem found in a configuration, each naming its key and echoing
-/// the bad value. Shown one per line by `certbound check`, joined into one
-/// line by the server.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Problems(pub Vec<String>);
-
-impl Problems {
-    /// Adds a problem.
-    pub fn push(&mut self, problem: impl Into<String>) {
-        self.0.push(problem.into());
-    }
-
-    /// Each problem on one line: line breaks and other control characters
-    /// in a quoted value become spaces.
-    pub fn lines(&self) -> impl Iterator<Item = String> + '_ {
-        self.0.iter().map(|p| {
-            p.chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .collect()
-        })
-    }
-
-    /// `Ok(value)` when there is no problem.
-    pub fn or<T>(self, value: T) -> Result<T, Self> {
-        if self.0.is_empty() {
-            Ok(value)
-        } else {
-            Err(self)
-        }
-    }
-}
-
-impl std::fmt::Display for Problems {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.lines().collect::<Vec<_>>().join("; "))
-    }
-}
-
-impl std::error::Error for Problems {}
-
-impl MtlsConfig {
-    /// `trusted_proxies` parsed; each bad entry is a problem.
-    pub fn proxy_nets(&self) -> Result<Vec<IpNet>, Problems> {
-        let mut problems = Problems::default();
-        let mut nets = Vec::new();
-        for (i, text) in self.trusted_proxies.iter().enumerate() {
-            match text.trim().parse::<IpNet>() {
-                Ok(net) => nets.push(net),
-                Err(_) => match text.trim().parse::<std::net::IpAddr>() {
-                    Ok(ip) => nets.push(IpNet::from(ip)),
-                    Err(_) => {
-                        problems.push(format!("mtls.trusted_proxies[{i}]: {text:?} is not a CIDR"))
-                    }
-                },
-            }
-        }
-        problems.or(nets)
-    }
-}
-
 impl Config {
     /// Finds the config file: `explicit` (from `--config`), else
     /// `CERTBOUND_CONFIG`, else `./certbound.toml`, else the embedded
@@ -463,83 +401,6 @@ impl Config {
             .extract()
             .map_err(|e| Problems(e.into_iter().map(|e| e.to_string()).collect()))?;
         Ok(config)
-    }
-
-    /// Every problem with values that need nothing outside the
-    /// configuration (files are checked by [`crate::settings::Settings`]).
-    pub fn validate(&self) -> Problems {
-        let mut problems = Problems::default();
-        if self.server.https.is_none() && self.server.http.is_none() {
-            problems.push("server: no listener: set server.https or server.http");
-        }
-        if !(1..=60).contains(&self.tokens.code_lifetime) {
-            problems.push(format!(
-                "tokens.code_lifetime: {} is not 1 to 60 seconds",
-                self.tokens.code_lifetime
-            ));
-        }
-        if let Err(bad) = self.mtls.proxy_nets() {
-            problems.0.extend(bad.0);
-        }
-        for (name, value) in [
-            (
-                "tokens.access_token_lifetime",
-                self.tokens.access_token_lifetime,
-            ),
-            (
-                "tokens.refresh_token_lifetime",
-                self.tokens.refresh_token_lifetime,
-            ),
-            ("tokens.id_token_lifetime", self.tokens.id_token_lifetime),
-            ("login.session_lifetime", self.login.session_lifetime),
-            ("login.form_lifetime", self.login.form_lifetime),
-            ("login.failure_window", self.login.failure_window),
-            (
-                "server.header_read_timeout",
-                self.server.header_read_timeout,
-            ),
-            ("server.body_read_timeout", self.server.body_read_timeout),
-            ("server.idle_timeout", self.server.idle_timeout),
-            (
-                "server.http2_keep_alive_interval",
-                self.server.http2_keep_alive_interval,
-            ),
-            ("server.max_connections", self.server.max_connections as u64),
-            (
-                "server.max_requests_in_flight",
-                self.server.max_requests_in_flight as u64,
-            ),
-            (
-                "server.max_connections_per_address",
-                self.server.max_connections_per_address as u64,
-            ),
-            (
-                "server.http2_max_streams",
-                u64::from(self.server.http2_max_streams),
-            ),
-            (
-                "revocation.compaction_check_interval",
-                self.revocation.compaction_check_interval,
-            ),
-            ("keys.poll_interval", self.keys.poll_interval),
-        ] {
-            if value == 0 {
-                problems.push(format!("{name}: 0 is not allowed, it must be at least 1"));
-            }
-        }
-        if let Some(issuer) = &self.issuer
-            && !(issuer.starts_with("https://") || issuer.starts_with("http://"))
-        {
-            problems.push(format!("issuer: {issuer:?} is not an http(s) URL"));
-        }
-        if let Some(name) = &self.mtls.client_certificate_header
-            && poem::http::HeaderName::try_from(name.trim().to_ascii_lowercase()).is_err()
-        {
-            problems.push(format!(
-                "mtls.client_certificate_header: {name:?} is not a header name"
-            ));
-        }
-        problems
     }
 
     /// The longest a token signed now stays valid: how long a signing key
@@ -615,5 +476,4 @@ mod opt_addr {
 
 #[cfg(test)]
 #[allow(clippy::result_large_err)] // figment::Jail's closure signature
-#[path = "config/tests.rs"]
 mod tests;

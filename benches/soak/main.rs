@@ -18,7 +18,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,6 +26,12 @@ use std::time::{Duration, Instant};
 
 use certbound::cert::header::encode;
 use serde_json::{Value, json};
+
+mod ops;
+mod report;
+
+use ops::*;
+use report::*;
 
 const OPS: [&str; 7] = [
     "token mTLS",
@@ -253,225 +258,6 @@ password_hash = "{hash}"
     (server, setup)
 }
 
-async fn form(
-    client: &reqwest::Client,
-    url: &str,
-    body: String,
-    headers: &[(&str, &str)],
-) -> Result<Value, String> {
-    let mut req = client
-        .post(url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = req.send().await.map_err(|e| e.to_string())?;
-    let status = resp.status().as_u16();
-    let text = resp.text().await.map_err(|e| e.to_string())?;
-    if status != 200 {
-        return Err(format!("{status} {}", &text[..text.len().min(200)]));
-    }
-    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-fn enc(s: &str) -> String {
-    form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-async fn token_mtls(s: &Setup) -> Result<String, String> {
-    let body = "grant_type=client_credentials&client_id=demo&scope=read".to_string();
-    let v = form(&s.client, &format!("{}/oauth2/token", s.https), body, &[]).await?;
-    v["access_token"]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| "no access_token".into())
-}
-
-async fn introspect(s: &Setup, token: &str) -> Result<(), String> {
-    let v = form(
-        &s.plain,
-        &format!("{}/oauth2/introspect", s.http),
-        format!("token={}", enc(token)),
-        &[("authorization", &s.rs_basic)],
-    )
-    .await?;
-    match v["active"].as_bool() {
-        Some(true) => Ok(()),
-        _ => Err(format!("not active: {v}")),
-    }
-}
-
-/// One operation of the mix; a token minted by an earlier one feeds the
-/// cold introspections and revocations.
-async fn operation(
-    s: &Setup,
-    op: usize,
-    fresh: &Mutex<std::collections::VecDeque<String>>,
-) -> Result<(), String> {
-    match op {
-        0 => {
-            let t = token_mtls(s).await?;
-            // The newest thousand: none is near its 60 s expiry.
-            let mut f = fresh.lock().unwrap();
-            f.push_back(t);
-            if f.len() > 1000 {
-                f.pop_front();
-            }
-            Ok(())
-        }
-        1 => form(
-            &s.plain,
-            &format!("{}/oauth2/token", s.http),
-            "grant_type=client_credentials&client_id=demo".into(),
-            &[("x-client-cert", &s.header_value)],
-        )
-        .await
-        .map(|_| ()),
-        2 => {
-            let popped = fresh.lock().unwrap().pop_back();
-            match popped {
-                Some(t) => introspect(s, &t).await,
-                None => introspect(s, &token_mtls(s).await?).await,
-            }
-        }
-        3 => {
-            let warm = s.warm.lock().unwrap().clone();
-            introspect(s, &warm).await
-        }
-        4 => {
-            let popped = fresh.lock().unwrap().pop_back();
-            let t = match popped {
-                Some(t) => t,
-                None => token_mtls(s).await?,
-            };
-            form(
-                &s.client,
-                &format!("{}/oauth2/revoke", s.https),
-                format!("client_id=demo&token={}", enc(&t)),
-                &[],
-            )
-            .await
-            .map(|_| ())
-        }
-        _ => unreachable!(),
-    }
-}
-
-/// A refresh chain: each worker keeps its own refresh token and rotates it.
-async fn rotate(s: &Setup, chain: &mut Option<String>) -> Result<(), String> {
-    let rt = match chain.take() {
-        Some(rt) => rt,
-        None => code_login(s).await?,
-    };
-    let v = form(
-        &s.client,
-        &format!("{}/oauth2/token", s.https),
-        format!(
-            "grant_type=refresh_token&client_id=demo&refresh_token={}",
-            enc(&rt)
-        ),
-        &[],
-    )
-    .await?;
-    *chain = v["refresh_token"].as_str().map(str::to_string);
-    Ok(())
-}
-
-fn hidden(page: &str, name: &str) -> Result<String, String> {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = page.find(&marker).ok_or("no form field")? + marker.len();
-    let end = page[start..].find('"').ok_or("no form field end")? + start;
-    Ok(page[start..end].to_string())
-}
-
-/// The browser flow: login page, password, consent, code redemption;
-/// returns the refresh token.
-async fn code_login(s: &Setup) -> Result<String, String> {
-    let _one_at_a_time = s.login.lock().await;
-    let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-    let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-    let url = format!(
-        "{}/oauth2/authorize?response_type=code&client_id=demo&redirect_uri={}&scope=openid%20read&state=s&code_challenge={challenge}&code_challenge_method=S256",
-        s.https,
-        enc("https://app.test/cb")
-    );
-    let resp = s.client.get(&url).send().await.map_err(|e| e.to_string())?;
-    let cookies: Vec<String> = resp
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string))
-        .collect();
-    let page = resp.text().await.map_err(|e| e.to_string())?;
-    let post = |body: String, cookies: String| {
-        s.client
-            .post(format!("{}/oauth2/authorize", s.https))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("cookie", cookies)
-            .body(body)
-            .send()
-    };
-    let mut jar = cookies.join("; ");
-    let login = post(
-        format!(
-            "step=login&request={}&csrf={}&username=soak&password=soak-password",
-            hidden(&page, "request")?,
-            hidden(&page, "csrf")?
-        ),
-        jar.clone(),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    if login.status() != 200 {
-        return Err(format!("login answered {}", login.status()));
-    }
-    let resp = login;
-    for c in resp.headers().get_all("set-cookie") {
-        if let Some(pair) = c.to_str().ok().and_then(|v| v.split(';').next()) {
-            jar.push_str("; ");
-            jar.push_str(pair);
-        }
-    }
-    let consent = resp.text().await.map_err(|e| e.to_string())?;
-    let resp = post(
-        format!(
-            "step=consent&decision=approve_once&request={}&csrf={}",
-            hidden(&consent, "request")?,
-            hidden(&consent, "csrf")?
-        ),
-        jar,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let location = resp
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| format!("no redirect: {}", resp.status()))?;
-    let code = url::Url::parse(location)
-        .map_err(|e| e.to_string())?
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .ok_or("no code")?;
-    let v = form(
-        &s.client,
-        &format!("{}/oauth2/token", s.https),
-        format!(
-            "grant_type=authorization_code&client_id=demo&code={}&redirect_uri={}&code_verifier={verifier}",
-            enc(&code),
-            enc("https://app.test/cb")
-        ),
-        &[],
-    )
-    .await?;
-    v["refresh_token"]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| "no refresh_token".into())
-}
-
 /// Runs the mix with `WORKERS` workers, each paced to `per_worker` ops/s
 /// (unpaced when `None`), until `shared.stop`.
 async fn drive(s: Arc<Setup>, shared: Arc<Shared>, per_worker: Option<f64>, logins: bool) {
@@ -558,26 +344,6 @@ fn shared() -> Arc<Shared> {
         first_errors: Mutex::new(Vec::new()),
         stop: AtomicBool::new(false),
     })
-}
-
-fn rss_mb(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .unwrap_or(0.0)
-        / 1024.0
-}
-
-fn p99(v: &mut [u32]) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_unstable();
-    Some(f64::from(v[(v.len() * 99 / 100).min(v.len() - 1)]) / 1000.0)
 }
 
 async fn soak(s: Arc<Setup>, pid: u32, minutes: f64) -> Value {
@@ -674,45 +440,4 @@ async fn soak(s: Arc<Setup>, pid: u32, minutes: f64) -> Value {
         "passed": verdict.is_empty(),
         "verdict": if verdict.is_empty() { "passed".to_string() } else { verdict.join("; ") },
     })
-}
-
-fn markdown(r: &Value) -> String {
-    let mut t = String::new();
-    writeln!(
-        t,
-        "Soak: {} min at {} ops/s (70 % of the {} ops/s this mix reached unthrottled); {} requests, {} errors; RSS growth from t = {} s on: {} MB, allowed {} MB ({} MB slack + {} B for each of the {} revocation-list records appended meanwhile, kept in memory until compaction): **{}**.\n",
-        r["minutes"], r["target_ops_per_s"], r["max_ops_per_s"], r["requests"], r["errors"],
-        r["warmup_s"], r["rss_growth_after_warmup_mb"], r["rss_bound_mb"], RSS_SLACK_MB,
-        BYTES_PER_RECORD, r["records_since_warmup"],
-        r["verdict"].as_str().unwrap_or("")
-    )
-    .unwrap();
-    write!(t, "| t s | ops/s | errors | RSS MB |").unwrap();
-    for op in OPS {
-        write!(t, " p99 {op} ms |").unwrap();
-    }
-    writeln!(t).unwrap();
-    writeln!(t, "|{}", "---:|".repeat(4 + OPS.len())).unwrap();
-    for s in r["samples"].as_array().into_iter().flatten() {
-        write!(
-            t,
-            "| {} | {} | {} | {} |",
-            s["t"], s["ops_per_s"], s["errors"], s["rss_mb"]
-        )
-        .unwrap();
-        for p in s["p99_ms"].as_array().into_iter().flatten() {
-            write!(
-                t,
-                " {} |",
-                if p.is_null() {
-                    "–".to_string()
-                } else {
-                    p.to_string()
-                }
-            )
-            .unwrap();
-        }
-        writeln!(t).unwrap();
-    }
-    t
 }

@@ -1,0 +1,227 @@
+//! Driving the server: ports, readiness, oha, minting tokens and bodies, the refresh-chain driver.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use certbound::keys::KeySet;
+use serde_json::{Value, json};
+
+pub(crate) fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+pub(crate) fn ensure_oha() {
+    if Command::new("oha").arg("--version").output().is_ok() {
+        return;
+    }
+    eprintln!("installing oha (cargo install oha --locked) …");
+    let status = Command::new(env!("CARGO"))
+        .args(["install", "oha", "--locked"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "cargo install oha failed");
+}
+
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls GET /oauth2/jwks until it answers 200; returns the time since spawn.
+pub(crate) fn wait_ready(addr: &SocketAddr, started: Instant, server: &mut Child) -> Duration {
+    loop {
+        if let Ok(Some(status)) = server.try_wait() {
+            panic!("server exited: {status}; see target/bench/run/server.log");
+        }
+        if let Ok(mut s) = TcpStream::connect(addr) {
+            let _ =
+                s.write_all(b"GET /oauth2/jwks HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+            let mut buf = [0u8; 16];
+            if s.read(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1 200") {
+                return started.elapsed();
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+pub(crate) fn mint_over_http(addr: &SocketAddr, header_value: &str) -> String {
+    let body = "grant_type=client_credentials&client_id=pinned";
+    let req = format!(
+        "POST /oauth2/token HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/x-www-form-urlencoded\r\nx-client-cert: {header_value}\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(req.as_bytes()).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let json: Value = serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    json["access_token"].as_str().unwrap().to_string()
+}
+
+/// The benchmark server's keys and token settings, to mint tokens it accepts.
+pub(crate) fn token_service(
+    keys_dir: &Path,
+    issuer: &str,
+) -> (KeySet, certbound::token::TokenService) {
+    let tokens = certbound::token::TokenService {
+        issuer: issuer.into(),
+        audience: issuer.into(),
+        lifetime: 3600,
+        refresh_audience: format!("{issuer}/oauth2/token"),
+        refresh_lifetime: 86_400,
+    };
+    (KeySet::load(keys_dir, None).unwrap(), tokens)
+}
+
+pub(crate) fn mint_bodies(keys_dir: &Path, issuer: &str, n: usize, client_id: &str, path: &Path) {
+    let (keys, tokens) = token_service(keys_dir, issuer);
+    let now = certbound::keys::unix_now();
+    let grant = certbound::token::AccessGrant {
+        sub: client_id,
+        client_id,
+        scope: "read",
+        binding: Some("bench"),
+        username: None,
+        fid: None,
+        auth_time: None,
+    };
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    for _ in 0..n {
+        writeln!(out, "token={}", tokens.mint(&keys, grant, now).unwrap()).unwrap();
+    }
+}
+
+/// Drives the refresh scenario: one task per token, each rotating its own
+/// chain (the answer's refresh token is the next request's) over mutual TLS
+/// until `secs` have passed. Returns an oha-shaped report.
+pub(crate) fn refresh_chains(url: &str, keys_dir: &Path, tokens: Vec<String>, secs: u64) -> Value {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(keys_dir.join("ca.crt")).unwrap())
+        .unwrap();
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_client_auth_cert(
+        vec![CertificateDer::from_pem_file(keys_dir.join("client.crt")).unwrap()],
+        PrivateKeyDer::from_pem_file(keys_dir.join("client.key")).unwrap(),
+    )
+    .unwrap();
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .build()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(secs);
+        let tasks: Vec<_> = tokens
+            .into_iter()
+            .map(|mut token| {
+                let (client, url) = (client.clone(), url.to_string());
+                tokio::spawn(async move {
+                    let (mut latencies, mut codes, mut errors) = (
+                        Vec::new(),
+                        std::collections::BTreeMap::<String, u64>::new(),
+                        0u64,
+                    );
+                    while Instant::now() < deadline {
+                        let sent = Instant::now();
+                        let resp = client
+                            .post(&url)
+                            .header("content-type", "application/x-www-form-urlencoded")
+                            .body(format!(
+                                "grant_type=refresh_token&client_id=pinned&refresh_token={token}"
+                            ))
+                            .send()
+                            .await;
+                        let Ok(resp) = resp else {
+                            errors += 1;
+                            break;
+                        };
+                        let status = resp.status().as_u16();
+                        let body: Value = resp.json().await.unwrap_or_default();
+                        latencies.push(sent.elapsed().as_secs_f64());
+                        *codes.entry(status.to_string()).or_default() += 1;
+                        match body["refresh_token"].as_str() {
+                            Some(next) if status == 200 => token = next.to_string(),
+                            _ => break,
+                        }
+                    }
+                    (latencies, codes, errors)
+                })
+            })
+            .collect();
+        let (mut latencies, mut codes, mut errors) = (
+            Vec::new(),
+            std::collections::BTreeMap::<String, u64>::new(),
+            0u64,
+        );
+        for task in tasks {
+            let (l, c, e) = task.await.unwrap();
+            latencies.extend(l);
+            for (k, v) in c {
+                *codes.entry(k).or_default() += v;
+            }
+            errors += e;
+        }
+        let total = started.elapsed().as_secs_f64();
+        latencies.sort_by(f64::total_cmp);
+        let pct = |q: f64| {
+            latencies
+                .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+                .copied()
+        };
+        json!({
+            "statusCodeDistribution": codes,
+            "errorDistribution": if errors > 0 { json!({"transport": errors}) } else { json!({}) },
+            "latencyPercentiles": {"p50": pct(0.5), "p99": pct(0.99), "p99.9": pct(0.999)},
+            "summary": {"total": total},
+        })
+    })
+}
+
+pub(crate) fn mint_refresh_tokens(
+    keys_dir: &Path,
+    issuer: &str,
+    n: usize,
+    x5t: &str,
+) -> Vec<String> {
+    let (keys, tokens) = token_service(keys_dir, issuer);
+    let now = certbound::keys::unix_now();
+    (0..n)
+        .map(|i| {
+            let fid = format!("bench-family-{i}");
+            let grant = certbound::token::RefreshGrant {
+                username: "bench",
+                client_id: "pinned",
+                scope: "read",
+                binding: Some(x5t),
+                fid: &fid,
+                auth_time: now,
+                sid: "bench",
+            };
+            tokens.mint_refresh(&keys, grant, now).unwrap()
+        })
+        .collect()
+}

@@ -1,0 +1,402 @@
+//! `just bench [--quick]`: the load benchmark.
+//!
+//! Starts the release `certbound` with a benchmark configuration of its own
+//! (keys, certificates, clients under `target/bench/run/`), drives it with
+//! `oha` on 127.0.0.1 (refresh rotation: an in-process driver of 32 token
+//! chains, since oha picks body lines at random and a refresh token works
+//! once), and reports per scenario: requests/s, latency
+//! percentiles, errors, server CPU µs per request (the server process's own
+//! utime+stime before and after, divided by requests served) and peak RSS.
+//! In the same run it times the cryptographic floor on this machine and
+//! prints, per scenario, server CPU per request ÷ floor.
+//!
+//! Output: a markdown table on stdout, JSON in `target/bench/results.json`,
+//! and (full runs only) `BENCHMARKS.md`. `--quick` runs each scenario ~2 s as
+//! a smoke test; it asserts no timing, only that every request succeeded.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use certbound::cert::header::encode;
+use certbound::keys::Alg;
+use serde_json::{Value, json};
+
+mod driver;
+mod measure;
+mod report;
+
+use driver::*;
+use measure::*;
+use report::*;
+
+/// A load scenario: one oha invocation.
+struct Scenario {
+    name: String,
+    what: &'static str,
+    connections: u32,
+    /// oha's arguments; empty for the refresh-chain driver.
+    oha: Vec<String>,
+    /// Floor for one request of this kind, µs, and what it consists of.
+    floor: (f64, &'static str),
+}
+
+fn main() -> ExitCode {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let secs = if quick { 2 } else { 10 };
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let out = root.join("target/bench");
+    let run = out.join("run");
+    let _ = std::fs::remove_dir_all(&run);
+    std::fs::create_dir_all(&run).unwrap();
+
+    ensure_oha();
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", "--bin", "certbound"])
+        .current_dir(&root)
+        .status()
+        .unwrap();
+    assert!(status.success(), "release build failed");
+    let binary = root.join("target/release/certbound");
+
+    // Keys, certificates and config of the benchmark's own.
+    let keys_dir = run.join("keys");
+    certbound::dev::generate(&keys_dir, true).unwrap();
+    certbound::keys::generate_key(&keys_dir, Alg::ES256, 1).unwrap();
+    let (https, http) = (free_port(), free_port());
+    let config = format!(
+        r#"
+issuer = "https://127.0.0.1:{https}"
+[server]
+https = "127.0.0.1:{https}"
+http = "127.0.0.1:{http}"
+tls_certificate = "{k}/server.crt"
+tls_private_key = "{k}/server.key"
+[keys]
+dir = "{k}"
+[revocation]
+file = "{r}/data/revocations.log"
+[mtls]
+client_certificate_header = "x-client-cert"
+trusted_proxies = ["127.0.0.1/32"]
+trust_anchors = "{k}/ca.crt"
+[[clients]]
+client_id = "pinned"
+token_endpoint_auth_method = "self_signed_tls_client_auth"
+certificates = ["{k}/client.crt"]
+scope = "read write"
+grant_types = ["client_credentials", "refresh_token"]
+[[clients]]
+client_id = "pki"
+token_endpoint_auth_method = "tls_client_auth"
+tls_client_auth_subject_dn = "CN=demo-client,O=certbound dev"
+scope = "read write"
+[[clients]]
+client_id = "rs"
+token_endpoint_auth_method = "client_secret_basic"
+client_secret_sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
+introspection = true
+[[users]]
+username = "bench"
+password_hash = "{hash}"
+"#,
+        hash = certbound::users::hash_password("bench").unwrap(),
+        k = keys_dir.display(),
+        r = run.display()
+    );
+    let config_path = run.join("certbound.toml");
+    std::fs::write(&config_path, config).unwrap();
+
+    // Start and time the first served request.
+    let started = Instant::now();
+    let mut server = Command::new(&binary)
+        .args(["serve", "--config"])
+        .arg(&config_path)
+        .env("CERTBOUND_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(run.join("server.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let http_addr: SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
+    let startup = wait_ready(&http_addr, started, &mut server);
+    std::thread::sleep(Duration::from_millis(300));
+    let idle_rss_kb = proc_status(server.id(), "VmRSS");
+
+    let cert_pem = std::fs::read_to_string(keys_dir.join("client.crt")).unwrap();
+    let der = certbound::cert::header::decode(&cert_pem).unwrap();
+    let header_value = encode::url_encoded_pem(&der);
+    let floor = measure_floor(&keys_dir, &der, &header_value);
+
+    // Cold introspection: distinct tokens, minted beforehand with the
+    // server's own keys, more than the scenario can use, so none repeats
+    // (and none is in the server's verified-token cache).
+    let n_tokens: usize = if quick { 40_000 } else { 200_000 };
+    let bodies = run.join("introspect-bodies.txt");
+    mint_bodies(
+        &keys_dir,
+        &format!("https://127.0.0.1:{https}"),
+        n_tokens,
+        "pinned",
+        &bodies,
+    );
+    // Revocation: distinct tokens of the revoking client, so every request
+    // writes (and syncs) a record.
+    let revoke_bodies = run.join("revoke-bodies.txt");
+    mint_bodies(
+        &keys_dir,
+        &format!("https://127.0.0.1:{https}"),
+        n_tokens,
+        "rs",
+        &revoke_bodies,
+    );
+    // Refresh rotation: 32 clients, each rotating its own chain of refresh
+    // tokens (oha picks body lines at random, and a refresh token used
+    // twice is a reuse, so oha cannot drive this one).
+    let chain_tokens = mint_refresh_tokens(
+        &keys_dir,
+        &format!("https://127.0.0.1:{https}"),
+        32,
+        &certbound::cert::thumbprint(&der),
+    );
+    let warm_token = mint_over_http(&http_addr, &header_value);
+
+    let token_floor = floor.sign + floor.thumbprint + floor.parse + floor.header_decode;
+    let tls_floor = floor.sign + floor.thumbprint + floor.parse;
+    let k = keys_dir.display().to_string();
+    let https_url = |p: &str| format!("https://127.0.0.1:{https}{p}");
+    let http_url = |p: &str| format!("http://127.0.0.1:{http}{p}");
+    let form = [
+        "-m",
+        "POST",
+        "-H",
+        "content-type: application/x-www-form-urlencoded",
+    ];
+    let tls_client = [
+        "--cacert".to_string(),
+        format!("{k}/ca.crt"),
+        "--cert".into(),
+        format!("{k}/client.crt"),
+        "--key".into(),
+        format!("{k}/client.key"),
+    ];
+    let token_body = |client: &str| {
+        strings(&[
+            "-d",
+            &format!("grant_type=client_credentials&client_id={client}"),
+        ])
+    };
+    let proxy_header = strings(&["-H", &format!("x-client-cert: {header_value}")]);
+    let basic = strings(&["-a", "rs:secret"]);
+    let scenario =
+        |name: String, what: &'static str, connections: u32, parts: Vec<Vec<String>>, floor| {
+            Scenario {
+                name,
+                what,
+                connections,
+                // No parts: the scenario has its own driver.
+                oha: if parts.is_empty() {
+                    Vec::new()
+                } else {
+                    strings(&form)
+                        .into_iter()
+                        .chain(parts.into_iter().flatten())
+                        .collect()
+                },
+                floor,
+            }
+        };
+    let mut scenarios = Vec::new();
+    for c in [1u32, 32] {
+        scenarios.push(scenario(
+            format!("a. token, proxy header, plain HTTP, c={c}"),
+            "client_credentials, self_signed_tls_client_auth, URL-encoded PEM header",
+            c,
+            vec![
+                proxy_header.clone(),
+                token_body("pinned"),
+                vec![http_url("/oauth2/token")],
+            ],
+            (token_floor, "sign + thumbprint + parse + header decode"),
+        ));
+        scenarios.push(scenario(
+            format!("b. token, mutual TLS, c={c}"),
+            "client_credentials, self_signed_tls_client_auth over TLS 1.3",
+            c,
+            vec![
+                tls_client.to_vec(),
+                token_body("pinned"),
+                vec![https_url("/oauth2/token")],
+            ],
+            (tls_floor, "sign + thumbprint + parse"),
+        ));
+        scenarios.push(scenario(
+            format!("b2. token, mutual TLS, tls_client_auth (PKI), c={c}"),
+            "client_credentials, chain validated to the CA on every request",
+            c,
+            vec![
+                tls_client.to_vec(),
+                token_body("pki"),
+                vec![https_url("/oauth2/token")],
+            ],
+            (
+                tls_floor + floor.verify,
+                "sign + verify + thumbprint + parse",
+            ),
+        ));
+        scenarios.push(scenario(
+            format!("c. introspect, distinct tokens (cold), c={c}"),
+            "Basic caller, cold: no token repeats",
+            c,
+            vec![
+                basic.clone(),
+                strings(&[
+                    "-Z",
+                    &bodies.display().to_string(),
+                    &http_url("/oauth2/introspect"),
+                ]),
+            ],
+            (floor.verify, "one verification"),
+        ));
+        scenarios.push(scenario(
+            format!("d. introspect, same token, c={c}"),
+            "Basic caller, warm",
+            c,
+            vec![
+                basic.clone(),
+                strings(&[
+                    "-d",
+                    &format!("token={warm_token}"),
+                    &http_url("/oauth2/introspect"),
+                ]),
+            ],
+            (floor.verify, "one verification"),
+        ));
+    }
+    scenarios.push(scenario(
+        "f. revoke, distinct tokens, c=32".into(),
+        "Basic client revokes its own tokens; each answer waits for its record's group-committed fdatasync",
+        32,
+        vec![
+            basic.clone(),
+            strings(&[
+                "-Z",
+                &revoke_bodies.display().to_string(),
+                &http_url("/oauth2/revoke"),
+            ]),
+        ],
+        (floor.verify, "one verification (+ a share of one fdatasync)"),
+    ));
+    scenarios.push(scenario(
+        "g. refresh rotation, 32 token chains, mutual TLS, c=32".into(),
+        "refresh_token grant: verify, certificate check, old jti recorded (group-committed fdatasync), new access + refresh token",
+        32,
+        Vec::new(),
+        (
+            floor.verify + 2.0 * floor.sign + floor.thumbprint + floor.parse,
+            "verify + 2 sign + thumbprint + parse (+ a share of one fdatasync)",
+        ),
+    ));
+    scenarios.push(scenario(
+        "e. token, new TLS connection per request, c=8".into(),
+        "full TLS 1.3 handshake with a client certificate, then a token",
+        8,
+        vec![
+            strings(&["--disable-keepalive"]),
+            tls_client.to_vec(),
+            token_body("pinned"),
+            vec![https_url("/oauth2/token")],
+        ],
+        (
+            2.0 * floor.verify + 2.0 * floor.sign + floor.thumbprint,
+            "2 sign + 2 verify + thumbprint",
+        ),
+    ));
+
+    let mut results = Vec::new();
+    let mut failed = false;
+    for s in &scenarios {
+        let cpu_before = proc_cpu_ticks(server.id());
+        if s.oha.is_empty() {
+            let report = refresh_chains(
+                &https_url("/oauth2/token"),
+                &keys_dir,
+                chain_tokens.clone(),
+                secs,
+            );
+            let cpu_after = proc_cpu_ticks(server.id());
+            failed |= record(
+                &mut results,
+                s,
+                &report,
+                cpu_after - cpu_before,
+                &server,
+                n_tokens,
+            );
+            continue;
+        }
+        let output = Command::new("oha")
+            .args([
+                "-z",
+                &format!("{secs}s"),
+                "-c",
+                &s.connections.to_string(),
+                "--no-tui",
+                "--output-format",
+                "json",
+            ])
+            .args(&s.oha)
+            .output()
+            .unwrap();
+        let cpu_after = proc_cpu_ticks(server.id());
+        let report: Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|_| panic!("oha failed: {}", String::from_utf8_lossy(&output.stderr)));
+        failed |= record(
+            &mut results,
+            s,
+            &report,
+            cpu_after - cpu_before,
+            &server,
+            n_tokens,
+        );
+    }
+    let peak_rss_kb = proc_status(server.id(), "VmHWM");
+    let _ = server.kill();
+    let _ = server.wait();
+
+    let summary = json!({
+        "quick": quick,
+        "seconds_per_scenario": secs,
+        "machine": machine(),
+        "startup_ms": startup.as_secs_f64() * 1e3,
+        "idle_rss_kb": idle_rss_kb,
+        "peak_rss_kb": peak_rss_kb,
+        "floor_us": {
+            "es256_sign": floor.sign,
+            "es256_verify": floor.verify,
+            "sha256_thumbprint": floor.thumbprint,
+            "x509_parse": floor.parse,
+            "url_encoded_pem_header_decode": floor.header_decode,
+        },
+        "scenarios": results,
+    });
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_vec_pretty(&summary).unwrap(),
+    )
+    .unwrap();
+    let table = markdown(&summary) + "\n" + &targets(&summary);
+    println!("{table}");
+    if !quick {
+        std::fs::write(root.join("BENCHMARKS.md"), benchmarks_md(&table)).unwrap();
+        eprintln!("wrote BENCHMARKS.md");
+    }
+    if failed {
+        eprintln!("bench: some requests failed");
+        return ExitCode::FAILURE;
+    }
+    println!("bench: {} passed, 0 failed", scenarios.len());
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,216 @@
+//! The real `certbound` binary as a child process.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::{Api, Setup};
+
+/// `certbound serve` as a child process, so it can be killed and restarted.
+/// When the tests run as root, it runs as `nobody` (uid 65534) so that file
+/// permissions apply to it.
+pub struct ChildServer {
+    api: Api,
+    child: std::process::Child,
+    log: Arc<std::sync::Mutex<String>>,
+}
+
+impl std::ops::Deref for ChildServer {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Whether this process runs as root (a file it creates is owned by uid 0).
+pub fn running_as_root(dir: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let probe = dir.join(".uid-probe");
+    std::fs::write(&probe, "").unwrap();
+    let root = std::fs::metadata(&probe).unwrap().uid() == 0;
+    std::fs::remove_file(probe).unwrap();
+    root
+}
+
+const NOBODY: u32 = 65534;
+
+/// Files an operator command (run as root by the tests) wrote under the
+/// setup's directory, handed to the server's user as an operator would.
+pub fn hand_to_server(dir: &std::path::Path) {
+    if running_as_root(dir) {
+        chown_all(dir, &dir.join("certbound"));
+    }
+}
+
+/// Hands `path` and everything under it to nobody, except `skip` (the
+/// linked binary, whose inode is shared with the build directory).
+fn chown_all(path: &std::path::Path, skip: &std::path::Path) {
+    if path == skip {
+        return;
+    }
+    std::os::unix::fs::lchown(path, Some(NOBODY), Some(NOBODY)).unwrap();
+    if path.is_dir() && !path.is_symlink() {
+        for entry in std::fs::read_dir(path).unwrap() {
+            chown_all(&entry.unwrap().path(), skip);
+        }
+    }
+}
+
+impl ChildServer {
+    /// Starts the server of `setup`; `Err(output)` if it exits instead of
+    /// listening within 30 s.
+    pub fn spawn(setup: &Setup) -> Result<Self, String> {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        let dir = setup.dir.path();
+        let mut command = if running_as_root(dir) {
+            // nobody may not reach the build directory: link the binary in.
+            let bin = dir.join("certbound");
+            if !bin.exists() && std::fs::hard_link(env!("CARGO_BIN_EXE_certbound"), &bin).is_err() {
+                std::fs::copy(env!("CARGO_BIN_EXE_certbound"), &bin).unwrap();
+            }
+            chown_all(dir, &bin);
+            let mut c = std::process::Command::new(&bin);
+            c.uid(NOBODY).gid(NOBODY);
+            c
+        } else {
+            std::process::Command::new(env!("CARGO_BIN_EXE_certbound"))
+        };
+        let mut child = command
+            .arg("--config")
+            .arg(&setup.config)
+            .arg("serve")
+            .current_dir(dir)
+            .env("NO_COLOR", "1")
+            .env("CERTBOUND_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut output = String::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    let line = strip_ansi(&line);
+                    if line.contains("listening (https")
+                        && let Some(https) = listen_addr(&line)
+                    {
+                        // The plain listener is announced next, if any.
+                        let http = rx
+                            .recv_timeout(std::time::Duration::from_secs(5))
+                            .ok()
+                            .map(|l| strip_ansi(&l))
+                            .filter(|l| l.contains("listening (plain http"))
+                            .and_then(|l| listen_addr(&l));
+                        // Keep draining output so the child never blocks,
+                        // and keep it for the test to read.
+                        let log = Arc::new(std::sync::Mutex::new(String::new()));
+                        let kept = log.clone();
+                        std::thread::spawn(move || {
+                            while let Ok(line) = rx.recv() {
+                                let mut log = kept.lock().unwrap_or_else(|e| e.into_inner());
+                                log.push_str(&strip_ansi(&line));
+                                log.push('\n');
+                            }
+                        });
+                        return Ok(Self {
+                            api: Api {
+                                https,
+                                http,
+                                ca_pem: setup.pki.ca_pem.clone(),
+                            },
+                            child,
+                            log,
+                        });
+                    }
+                    output.push_str(&line);
+                    output.push('\n');
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(output);
+                }
+            }
+        }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the server has logged since it started listening.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Waits up to 20 s for a log line containing `text`, seen after
+    /// `skip` bytes of log; the log's length then.
+    pub async fn wait_for_log(&self, text: &str, skip: usize) -> usize {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let log = self.log();
+            if log.get(skip..).is_some_and(|l| l.contains(text)) {
+                return log.len();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {text:?} in the log:\n{log}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn listen_addr(line: &str) -> Option<SocketAddr> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))
+        .and_then(|a| a.parse().ok())
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
