@@ -165,14 +165,19 @@ impl Clients {
         base_dir: &Path,
         allow_missing_eku: bool,
     ) -> Result<Self, String> {
-        Self::checked(configs, trust, base_dir, allow_missing_eku).map_err(|p| p.to_string())
+        let configured = trust.is_some();
+        Self::checked(configs, trust, configured, base_dir, allow_missing_eku)
+            .map_err(|p| p.to_string())
     }
 
     /// As [`Self::new`], reporting every bad client, each as
-    /// `clients[i] (client "id"): …`.
+    /// `clients[i] (client "id"): …`. `trust_configured`: shared trust
+    /// anchors are configured (even if they could not be read, which is
+    /// reported once, not again for every client that needs them).
     pub fn checked(
         configs: &[ClientConfig],
         trust: Option<TrustAnchors>,
+        trust_configured: bool,
         base_dir: &Path,
         allow_missing_eku: bool,
     ) -> Result<Self, Problems> {
@@ -180,7 +185,7 @@ impl Clients {
         let mut problems = Problems::default();
         for (i, c) in configs.iter().enumerate() {
             let name = format!("clients[{i}] (client {:?})", c.client_id);
-            match build(c, base_dir, trust.is_some(), allow_missing_eku) {
+            match build(c, base_dir, trust_configured, allow_missing_eku) {
                 Ok(client) => {
                     if by_id
                         .insert(c.client_id.clone(), Arc::new(client))

@@ -113,6 +113,7 @@ impl Settings {
         let clients = match Clients::checked(
             &config.clients,
             trust,
+            config.mtls.trust_anchors.is_some(),
             Path::new(""),
             config.mtls.allow_leaf_without_eku,
         ) {
