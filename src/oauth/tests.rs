@@ -145,6 +145,13 @@ fn request(grant: &str, pairs: &[(&str, &str)]) -> TokenRequest {
 }
 
 impl Fixture {
+    /// A client-credentials token of `svc` for `scope`, over its TLS
+    /// certificate.
+    async fn client_token(&self, scope: &str) -> TokenBody {
+        let form = request("client_credentials", &[("scope", scope)]);
+        self.token(&tls(&self.cert), &form, NOW).await.unwrap()
+    }
+
     async fn token(
         &self,
         auth: &ClientAuth,
@@ -202,14 +209,7 @@ fn code_of(r: Result<TokenBody, OAuthError>) -> &'static str {
 #[tokio::test]
 async fn client_credentials_binds_narrows_and_refuses() {
     let f = fixture();
-    let body = f
-        .token(
-            &tls(&f.cert),
-            &request("client_credentials", &[("scope", "read")]),
-            NOW,
-        )
-        .await
-        .unwrap();
+    let body = f.client_token("read").await;
     assert_eq!(body.scope.as_deref(), Some("read"));
     let claims = f
         .settings
@@ -380,14 +380,7 @@ async fn refresh_rotates_narrows_and_detects_reuse_and_confusion() {
 #[tokio::test]
 async fn introspection_authorizes_the_caller_and_says_only_active_or_not() {
     let f = fixture();
-    let body = f
-        .token(
-            &tls(&f.cert),
-            &request("client_credentials", &[("scope", "read")]),
-            NOW,
-        )
-        .await
-        .unwrap();
+    let body = f.client_token("read").await;
     let form = |token: &str, client: ClientParams| IntrospectRequest {
         token: token.into(),
         token_type_hint: None,

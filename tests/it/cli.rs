@@ -1,19 +1,7 @@
 //! The `certbound` binary: configuration errors and operator commands.
 
-use std::process::Command;
-
 fn certbound(args: &[&str], dir: &std::path::Path) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_certbound"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("CERTBOUND_CONFIG")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    crate::common::run_certbound(args, Some(dir))
 }
 
 #[test]

@@ -16,35 +16,16 @@ use serde_json::Value;
 
 use crate::browser::*;
 use crate::common::{ChildServer, Setup, TestServer, jwt_part};
+use crate::process::CLIENTS;
 use crate::revoke::basic;
-
-const CLIENTS: &str = r#"
-[[clients]]
-client_id = "svc"
-token_endpoint_auth_method = "tls_client_auth"
-tls_client_auth_subject_dn = "CN=svc"
-[[clients]]
-client_id = "rs"
-token_endpoint_auth_method = "client_secret_basic"
-client_secret_sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
-introspection = true
-"#;
 
 /// Runs an operator command on the setup's config, as the server's user
 /// would (the files it writes are handed to that user).
 fn certbound(config: &std::path::Path, args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_certbound"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap();
+    let config_arg = config.to_str().unwrap();
+    let out = crate::common::run_certbound(&[&["--config", config_arg][..], args].concat(), None);
     crate::common::hand_to_server(config.parent().unwrap());
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    out
 }
 
 async fn jwks(server: &ChildServer) -> (Vec<String>, String) {
@@ -69,16 +50,7 @@ async fn jwks(server: &ChildServer) -> (Vec<String>, String) {
 }
 
 async fn active(server: &ChildServer, token: &str) -> bool {
-    let (status, body, _) = server
-        .post(
-            &server.client(None),
-            &server.https_url("/oauth2/introspect"),
-            &[("token", token)],
-            &[("authorization", &basic("rs"))],
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body["active"] == Value::Bool(true)
+    crate::process::active(server, &server.client(None), token).await
 }
 
 fn kid(token: &str) -> String {

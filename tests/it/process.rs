@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::common::{ChildServer, Identity, Setup};
 use crate::revoke::basic;
 
-const CLIENTS: &str = r#"
+pub const CLIENTS: &str = r#"
 [[clients]]
 client_id = "svc"
 token_endpoint_auth_method = "tls_client_auth"
@@ -29,7 +29,7 @@ fn setup() -> (Setup, Identity) {
     (setup, id)
 }
 
-async fn active(server: &ChildServer, client: &reqwest::Client, token: &str) -> bool {
+pub async fn active(server: &ChildServer, client: &reqwest::Client, token: &str) -> bool {
     let (status, body, _) = server
         .post(
             client,

@@ -88,16 +88,7 @@ fn hangup(server: &ChildServer) {
 }
 
 fn certbound(args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_certbound"))
-        .args(args)
-        .env_remove("CERTBOUND_CONFIG")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    crate::common::run_certbound(args, None)
 }
 
 #[tokio::test]

@@ -214,3 +214,19 @@ fn strip_ansi(s: &str) -> String {
     }
     out
 }
+
+/// Runs the `certbound` binary with `args` in `dir` (no
+/// `CERTBOUND_CONFIG`): (success, stdout, stderr).
+pub fn run_certbound(args: &[&str], dir: Option<&std::path::Path>) -> (bool, String, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_certbound"));
+    command.args(args).env_remove("CERTBOUND_CONFIG");
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    let out = command.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
