@@ -318,10 +318,13 @@ fn build(
                 Some(file) => {
                     let path = base_dir.join(file);
                     Some(
-                        TrustAnchors::new(read_pem_certificates(&path)?, allow_missing_eku)
-                            .map_err(|e| {
-                                format!("tls_client_auth_trust_anchors {}: {e}", path.display())
-                            })?,
+                        TrustAnchors::new(
+                            crate::cert::read_pem_certificates(&path)?,
+                            allow_missing_eku,
+                        )
+                        .map_err(|e| {
+                            format!("tls_client_auth_trust_anchors {}: {e}", path.display())
+                        })?,
                     )
                 }
                 None if have_trust => None,
@@ -489,18 +492,6 @@ fn pinned_thumbprints(c: &ClientConfig, base_dir: &Path) -> Result<Vec<String>, 
         }
     }
     Ok(out)
-}
-
-/// Reads a PEM bundle of certificates.
-pub fn read_pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!("{} holds no PEM certificate", path.display()));
-    }
-    Ok(certs)
 }
 
 #[cfg(test)]

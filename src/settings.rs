@@ -97,7 +97,7 @@ impl Settings {
             .and_then(|name| HeaderName::try_from(name.trim().to_ascii_lowercase()).ok());
         let trust = match &config.mtls.trust_anchors {
             Some(path) => {
-                match crate::clients::read_pem_certificates(path).and_then(|certs| {
+                match crate::cert::read_pem_certificates(path).and_then(|certs| {
                     TrustAnchors::new(certs, config.mtls.allow_leaf_without_eku)
                         .map_err(|e| format!("{}: {e}", path.display()))
                 }) {

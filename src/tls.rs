@@ -67,7 +67,7 @@ impl ClientCertVerifier for AcceptAnyClientCert {
 
 /// Builds the HTTPS listener's configuration from PEM files.
 pub fn server_config(cert_path: &Path, key_path: &Path) -> Result<Arc<ServerConfig>, String> {
-    let certs = crate::clients::read_pem_certificates(cert_path)
+    let certs = crate::cert::read_pem_certificates(cert_path)
         .map_err(|e| format!("server.tls_certificate: {e}"))?;
     let key = PrivateKeyDer::from_pem_file(key_path)
         .map_err(|e| format!("server.tls_private_key {}: {e}", key_path.display()))?;

@@ -5,11 +5,13 @@ pub mod dn;
 pub mod header;
 pub mod matching;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use sha2::{Digest, Sha256};
 
 use crate::addr::TrustedProxies;
@@ -115,6 +117,18 @@ pub fn presented(
         OAuthError::InvalidClient("client certificate header cannot be parsed".into())
     })?;
     Ok(ClientCertificate::from_chain(vec![CertificateDer::from(der)]).map(Arc::new))
+}
+
+/// Reads a PEM bundle of certificates.
+pub fn read_pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no PEM certificate", path.display()));
+    }
+    Ok(certs)
 }
 
 #[cfg(test)]

@@ -226,22 +226,41 @@ async fn on_form(
         .get(&pending.asked.client_id)
         .cloned()
         .ok_or_else(|| shown("The application is no longer registered."))?;
-    match text(&form, "step") {
-        Some("login") => login_step(login, settings, req, &form, pending, &client, now).await,
-        Some("consent") => consent_step(settings, req, &form, pending, &client, now),
+    let step = text(&form, "step");
+    let submitted = Submitted {
+        settings,
+        req,
+        form: &form,
+        pending,
+        client: &client,
+        now,
+    };
+    match step {
+        Some("login") => login_step(login, submitted).await,
+        Some("consent") => consent_step(submitted),
         _ => Err(shown("Unknown form step.")),
     }
 }
 
-async fn login_step(
-    login: &Login,
-    settings: &Settings,
-    req: &Request,
-    form: &Map<String, Value>,
+/// A login or consent form, opened, fresh and CSRF-checked.
+struct Submitted<'a> {
+    settings: &'a Settings,
+    req: &'a Request,
+    form: &'a Map<String, Value>,
     pending: Pending,
-    client: &Client,
+    client: &'a Client,
     now: u64,
-) -> Result<Response, AuthorizeError> {
+}
+
+async fn login_step(login: &Login, submitted: Submitted<'_>) -> Result<Response, AuthorizeError> {
+    let Submitted {
+        settings,
+        req,
+        form,
+        pending,
+        client,
+        now,
+    } = submitted;
     let again = |username: &str, error: &str, status: StatusCode| {
         respond::login_page(
             page(settings, req, now),
@@ -327,14 +346,15 @@ async fn login_step(
     }
 }
 
-fn consent_step(
-    settings: &Settings,
-    req: &Request,
-    form: &Map<String, Value>,
-    pending: Pending,
-    client: &Client,
-    now: u64,
-) -> Result<Response, AuthorizeError> {
+fn consent_step(submitted: Submitted<'_>) -> Result<Response, AuthorizeError> {
+    let Submitted {
+        settings,
+        req,
+        form,
+        pending,
+        client,
+        now,
+    } = submitted;
     let Some(session) = cookies::session(settings, req, now)
         .filter(|s| pending.shown_to.as_deref() == Some(s.username.as_str()))
     else {
