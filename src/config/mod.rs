@@ -45,6 +45,8 @@ pub struct Config {
     pub revocation: RevocationConfig,
     /// Browser login and consent for the authorization-code flow.
     pub login: LoginConfig,
+    /// The introspection endpoint's answers.
+    pub introspection: IntrospectionConfig,
     /// Registered clients (RFC 7591 metadata names).
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
@@ -179,6 +181,15 @@ pub struct LoginConfig {
     /// Password checks that may wait for a worker; past it a login is
     /// answered 503 with `Retry-After`.
     pub hash_queue: usize,
+}
+
+/// `[introspection]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectionConfig {
+    /// Add `cnf.x5t#SHA256` (WSO2's name) beside RFC 8705's `x5t#S256`, same
+    /// value, for resource servers written against WSO2.
+    pub wso2_cnf_alias: bool,
 }
 
 /// One `[[users]]` entry.
@@ -344,6 +355,9 @@ impl Default for Config {
                 failure_window: 300,
                 hash_workers: 0,
                 hash_queue: 32,
+            },
+            introspection: IntrospectionConfig {
+                wso2_cnf_alias: false,
             },
             keys: KeysConfig {
                 dir: PathBuf::from("keys"),

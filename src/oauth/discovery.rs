@@ -40,6 +40,8 @@ pub struct ServerMetadata {
     pub authorization_response_iss_parameter_supported: bool,
     /// Algorithms of the signing keys, for ID tokens.
     pub id_token_signing_alg_values_supported: Vec<String>,
+    /// Algorithms of JWT introspection answers (RFC 9701 §7).
+    pub introspection_signing_alg_values_supported: Vec<String>,
     /// Claims in ID tokens and UserInfo responses.
     pub claims_supported: Vec<String>,
     /// Client authentication methods at the token endpoint.
@@ -100,6 +102,13 @@ impl Documents {
         scopes.sort();
         scopes.dedup();
         let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut algs: Vec<String> = keys
+            .all()
+            .iter()
+            .map(|k| k.alg.name().to_string())
+            .collect();
+        algs.sort();
+        algs.dedup();
         let metadata = ServerMetadata {
             authorization_endpoint: at(&issuer, paths::AUTHORIZE),
             token_endpoint: at(&issuer, paths::TOKEN),
@@ -117,16 +126,8 @@ impl Documents {
             response_modes_supported: strings(&["query"]),
             code_challenge_methods_supported: strings(&["S256"]),
             authorization_response_iss_parameter_supported: true,
-            id_token_signing_alg_values_supported: {
-                let mut algs: Vec<String> = keys
-                    .all()
-                    .iter()
-                    .map(|k| k.alg.name().to_string())
-                    .collect();
-                algs.sort();
-                algs.dedup();
-                algs
-            },
+            introspection_signing_alg_values_supported: algs.clone(),
+            id_token_signing_alg_values_supported: algs,
             claims_supported: strings(&crate::oidc::CLAIMS_SUPPORTED),
             token_endpoint_auth_methods_supported: strings(&AUTH_METHODS),
             introspection_endpoint_auth_methods_supported: strings(&AUTH_METHODS),

@@ -6,6 +6,7 @@ use poem_openapi::Object;
 
 use super::ClientParams;
 use super::extract::ClientAuth;
+use super::introspection_jwt::IntrospectionResponse;
 use crate::AppState;
 use crate::error::OAuthError;
 use crate::settings::Settings;
@@ -57,9 +58,42 @@ pub struct Introspection {
     pub aud: Option<serde_json::Value>,
     /// Token id.
     pub jti: Option<String>,
-    /// Certificate binding.
-    pub cnf: Option<Confirmation>,
+    /// Certificate binding (RFC 8705 §3.2).
+    pub cnf: Option<IntrospectedCnf>,
+    /// Who the token is for, as WSO2 names it: `APPLICATION_USER` for a
+    /// user's token, `APPLICATION` for a client-credentials token.
+    pub aut: Option<String>,
 }
+
+/// `cnf` of an introspection answer: RFC 8705's `x5t#S256`, and with
+/// `introspection.wso2_cnf_alias` the same value as `x5t#SHA256`, the name
+/// WSO2's sample answer uses (a migration aid).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Object, serde::Deserialize)]
+#[oai(skip_serializing_if_is_none)]
+pub struct IntrospectedCnf {
+    /// base64url SHA-256 thumbprint of the client certificate.
+    #[oai(rename = "x5t#S256")]
+    #[serde(rename = "x5t#S256")]
+    pub x5t_s256: String,
+    /// The same thumbprint under WSO2's name (`introspection.wso2_cnf_alias`).
+    #[oai(rename = "x5t#SHA256")]
+    #[serde(rename = "x5t#SHA256")]
+    pub x5t_sha256: Option<String>,
+}
+
+impl From<Confirmation> for IntrospectedCnf {
+    fn from(c: Confirmation) -> Self {
+        Self {
+            x5t_s256: c.x5t_s256,
+            x5t_sha256: None,
+        }
+    }
+}
+
+/// `aut` of a user's token.
+pub const APPLICATION_USER: &str = "APPLICATION_USER";
+/// `aut` of a client-credentials token.
+pub const APPLICATION: &str = "APPLICATION";
 
 impl From<&AccessClaims> for Introspection {
     fn from(c: &AccessClaims) -> Self {
@@ -76,7 +110,15 @@ impl From<&AccessClaims> for Introspection {
             iss: Some(c.iss.clone()),
             aud: Some(c.aud.clone()),
             jti: Some(c.jti.clone()),
-            cnf: c.cnf.clone(),
+            cnf: c.cnf.clone().map(IntrospectedCnf::from),
+            aut: Some(
+                if c.fid.is_some() {
+                    APPLICATION_USER
+                } else {
+                    APPLICATION
+                }
+                .into(),
+            ),
         }
     }
 }
@@ -96,21 +138,29 @@ impl From<RefreshClaims> for Introspection {
             iss: Some(c.iss),
             aud: Some(serde_json::Value::String(c.aud)),
             jti: Some(c.jti),
-            cnf: c.cnf,
+            cnf: c.cnf.map(IntrospectedCnf::from),
+            aut: Some(APPLICATION_USER.into()),
         }
     }
 }
 
-/// Authenticates the caller, then verifies the token.
+/// Authenticates the caller, then verifies the token; the answer as a JWT
+/// for the calling client when `jwt` (RFC 9701).
 pub fn introspect(
     settings: &Settings,
     state: &AppState,
     auth: &ClientAuth,
     form: &IntrospectRequest,
+    jwt: bool,
     now: u64,
-) -> Result<Introspection, OAuthError> {
-    authorize_caller(settings, state, auth, &form.client, now)?;
-    inspect(settings, state, &form.token, now)
+) -> Result<IntrospectionResponse, OAuthError> {
+    let caller = authorize_caller(settings, state, auth, &form.client, now)?;
+    let answer = inspect(settings, state, &form.token, now)?;
+    if jwt {
+        let signed = super::introspection_jwt::sign(settings, &caller, &answer, now)?;
+        return Ok(IntrospectionResponse::Jwt(signed));
+    }
+    Ok(IntrospectionResponse::Json(answer))
 }
 
 /// RFC 7662 §2.2: what an access or refresh token is, or
@@ -129,7 +179,14 @@ pub fn inspect(
         other => other.map(|claims| Introspection::from(&*claims)),
     };
     match found {
-        Ok(introspection) => Ok(introspection),
+        Ok(mut introspection) => {
+            if settings.config.introspection.wso2_cnf_alias
+                && let Some(cnf) = &mut introspection.cnf
+            {
+                cnf.x5t_sha256 = Some(cnf.x5t_s256.clone());
+            }
+            Ok(introspection)
+        }
         Err(reason) => {
             state.unknown_key(&reason)?;
             tracing::debug!(%reason, "introspected token is inactive");
@@ -142,13 +199,14 @@ pub fn inspect(
 /// presents a Bearer token of its own (client credentials) holding the
 /// introspection scope. A Bearer caller gets RFC 6750 §3.1 errors:
 /// `invalid_token` (401), or `insufficient_scope` (403) naming the scope.
+/// Returns the calling client's id.
 pub fn authorize_caller(
     settings: &Settings,
     state: &AppState,
     auth: &ClientAuth,
     client: &ClientParams,
     now: u64,
-) -> Result<(), OAuthError> {
+) -> Result<String, OAuthError> {
     if let Some(token) = auth.bearer() {
         let claims = super::bearer_claims(settings, state, token, auth, now)?;
         // Only a client's own (client-credentials) token may introspect; a
@@ -162,7 +220,7 @@ pub fn authorize_caller(
         if !crate::scope::contains(&claims.scope, needed) {
             return Err(OAuthError::InsufficientScope(needed.clone().into()));
         }
-        return Ok(());
+        return Ok(claims.client_id.clone());
     }
     if auth.authorization.is_none() && client.client_id.is_none() {
         return Err(OAuthError::InvalidClient(
@@ -173,7 +231,7 @@ pub fn authorize_caller(
         .clients
         .authenticate(auth.credentials(client)?, now)?;
     if caller.client.introspection {
-        Ok(())
+        Ok(caller.client.id.clone())
     } else {
         Err(OAuthError::InvalidClient(
             "this client may not call introspection (its introspection setting is off)".into(),

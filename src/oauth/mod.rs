@@ -6,6 +6,7 @@ pub mod authorize;
 pub mod discovery;
 pub mod extract;
 pub mod introspect;
+pub mod introspection_jwt;
 pub mod paths;
 pub mod revoke;
 pub mod token;
@@ -19,7 +20,8 @@ use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
 use self::discovery::{JwkSet, ServerMetadata};
 use self::extract::{ClientAuth, OAuthForm, RawJson};
-use self::introspect::{IntrospectRequest, Introspection};
+use self::introspect::IntrospectRequest;
+use self::introspection_jwt::IntrospectionResponse;
 use self::revoke::RevokeRequest;
 use self::token::{TokenBody, TokenRequest};
 use crate::AppState;
@@ -48,14 +50,6 @@ pub enum TokenResponse {
         #[oai(header = "Cache-Control")] String,
         #[oai(header = "Pragma")] String,
     ),
-}
-
-/// A successful introspection response (RFC 7662 §2.2).
-#[derive(ApiResponse)]
-pub enum IntrospectionResponse {
-    /// The token's state; `{"active": false}` for any invalid token.
-    #[oai(status = 200)]
-    Ok(Json<Introspection>, #[oai(header = "Cache-Control")] String),
 }
 
 /// A successful revocation response (RFC 7009 §2.2): an empty body.
@@ -128,7 +122,9 @@ impl Api {
     /// The caller authenticates with HTTP Basic, with its own mTLS client
     /// authentication (send `client_id`), or with a Bearer access token that
     /// holds the introspection scope. Stateless: the token is verified and
-    /// decoded; any invalid token answers `{"active": false}`.
+    /// decoded; any invalid token answers `{"active": false}`. With `Accept:
+    /// application/token-introspection+jwt` the answer is a JWT signed by the
+    /// server for the calling client (RFC 9701).
     #[oai(
         path = "/oauth2/introspect",
         method = "post",
@@ -137,13 +133,18 @@ impl Api {
     )]
     async fn introspect(
         &self,
+        req: &poem::Request,
         state: Data<&Arc<AppState>>,
         settings: Data<&Arc<Settings>>,
         auth: ClientAuth,
         form: OAuthForm<IntrospectRequest>,
     ) -> Result<IntrospectionResponse, OAuthError> {
-        let body = introspect::introspect(&settings, &state, &auth, &form.0, unix_now())?;
-        Ok(IntrospectionResponse::Ok(Json(body), "no-store".into()))
+        let accept = req
+            .headers()
+            .get(poem::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok());
+        let jwt = introspection_jwt::wants_jwt(accept);
+        introspect::introspect(&settings, &state, &auth, &form.0, jwt, unix_now())
     }
 
     /// Revocation endpoint (RFC 7009).

@@ -286,3 +286,79 @@ async fn every_invalid_token_is_exactly_inactive() {
         assert_eq!((status, body), (200, json!({"active": false})), "{case}");
     }
 }
+
+#[tokio::test]
+async fn wso2_fields_and_the_rfc9701_jwt_answer() {
+    let server = TestServer::start(&format!(
+        "{CLIENTS}\n[introspection]\nwso2_cnf_alias = true\n"
+    ))
+    .await;
+    let id = server.pki.client(&[(DnType::CommonName, "svc")], vec![]);
+    let token = server.token(&id, "svc").await;
+    let (status, json_answer) =
+        introspect(&server, None, &[("token", &token)], Some(&basic("rs"))).await;
+    assert_eq!(status, 200, "{json_answer}");
+    assert_eq!(json_answer["aut"], "APPLICATION");
+    assert_eq!(
+        json_answer["cnf"],
+        json!({"x5t#S256": id.thumbprint(), "x5t#SHA256": id.thumbprint()}),
+        "the WSO2 alias beside the RFC 8705 member"
+    );
+
+    let resp = server
+        .client(None)
+        .post(server.https_url("/oauth2/introspect"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("authorization", basic("rs"))
+        .header("accept", "application/token-introspection+jwt")
+        .body(format!("token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/token-introspection+jwt"
+    );
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let jwt = resp.text().await.unwrap();
+    assert_eq!(
+        crate::common::jwt_part(&jwt, 0)["typ"],
+        "token-introspection+jwt"
+    );
+    let claims = crate::common::verify_unexpiring_with_jwks(&server, &jwt, "rs").await;
+    assert_eq!(
+        claims["token_introspection"], json_answer,
+        "the same object as the JSON answer"
+    );
+    assert!(claims["iat"].is_number());
+
+    // Inactive tokens are signed too, and discovery names the algorithms.
+    let resp = server
+        .client(None)
+        .post(server.https_url("/oauth2/introspect"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("authorization", basic("rs"))
+        .header("accept", "application/token-introspection+jwt")
+        .body("token=garbage")
+        .send()
+        .await
+        .unwrap();
+    let claims =
+        crate::common::verify_unexpiring_with_jwks(&server, &resp.text().await.unwrap(), "rs")
+            .await;
+    assert_eq!(claims["token_introspection"], json!({"active": false}));
+    let meta: Value = server
+        .client(None)
+        .get(server.https_url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        meta["introspection_signing_alg_values_supported"],
+        json!(["ES256"])
+    );
+}
