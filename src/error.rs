@@ -67,6 +67,14 @@ pub enum OAuthError {
     /// OIDC Core §3.1.2.6: `request_uri` is not supported.
     #[error("request_uri_not_supported: {0}")]
     RequestUriNotSupported(Description),
+    /// Too many failed authentications from this address: retry after
+    /// the seconds given (429, `Retry-After`).
+    #[error("throttled for {0} s")]
+    Throttled(u64),
+    /// The caller asked for an answer form it cannot have (406), for
+    /// example a JWT introspection answer for a caller that is no client.
+    #[error("not acceptable: {0}")]
+    NotAcceptable(Description),
     /// No endpoint at this path.
     #[error("no such endpoint")]
     NotFound,
@@ -100,8 +108,9 @@ impl OAuthError {
             | Self::MethodNotAllowed
             | Self::PayloadTooLarge
             | Self::HeadersTooLarge
-            | Self::UnsupportedMediaType => "invalid_request",
-            Self::InvalidClient(_) => "invalid_client",
+            | Self::UnsupportedMediaType
+            | Self::NotAcceptable(_) => "invalid_request",
+            Self::InvalidClient(_) | Self::Throttled(_) => "invalid_client",
             Self::InvalidGrant(_) => "invalid_grant",
             Self::UnauthorizedClient(_) => "unauthorized_client",
             Self::UnsupportedGrantType(_) => "unsupported_grant_type",
@@ -125,6 +134,8 @@ impl OAuthError {
             Self::InvalidClient(_) | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             Self::InsufficientScope(_) | Self::AccessDenied(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -151,7 +162,9 @@ impl OAuthError {
             | Self::ConsentRequired(d)
             | Self::RequestNotSupported(d)
             | Self::RequestUriNotSupported(d)
+            | Self::NotAcceptable(d)
             | Self::TemporarilyUnavailable(d) => d,
+            Self::Throttled(_) => "too many failed attempts from this address; retry later",
             Self::InsufficientScope(_) => "the access token lacks the scope this resource needs",
             Self::NotFound => "there is no endpoint at this path",
             Self::MethodNotAllowed => "this endpoint does not take this HTTP method",
@@ -197,9 +210,16 @@ impl IntoResponse for OAuthError {
             .header(header::CACHE_CONTROL, "no-store")
             .header(header::PRAGMA, "no-cache")
             .body(body);
-        if matches!(self, Self::TemporarilyUnavailable(_)) {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        match self {
+            Self::TemporarilyUnavailable(_) => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Self::Throttled(wait) => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(wait.max(1)));
+            }
+            _ => {}
         }
         let challenge = match &self {
             Self::InvalidClient(_) => Some("Basic realm=\"certbound\"".to_string()),
@@ -309,8 +329,16 @@ impl ApiResponse for OAuthError {
                     403,
                     "(userinfo, Bearer introspection) the access token lacks the scope needed (`openid`, the introspection scope): `insufficient_scope`",
                 ),
+                entry(
+                    406,
+                    "(introspection) a JWT answer asked for by a user caller, which cannot be its audience: `invalid_request`",
+                ),
                 entry(413, "Request body too large: `invalid_request`"),
                 entry(415, "Unsupported content type: `invalid_request`"),
+                entry(
+                    429,
+                    "(introspection, user callers) too many failed passwords from this address; `Retry-After` says when to retry: `invalid_client`",
+                ),
                 entry(500, "Internal error: `server_error`"),
                 entry(
                     503,

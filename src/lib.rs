@@ -202,6 +202,7 @@ impl AppState {
         self.login
             .limiter
             .set_policy(login::Login::policy(&new.config.login));
+        self.login.verified.clear();
     }
 
     /// An access token's claims if it is active at `now`: verified (through

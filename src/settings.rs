@@ -46,6 +46,10 @@ pub struct Settings {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Per-connection protocol settings (timeouts, HTTP/2 limits).
     pub conn: Arc<ConnSettings>,
+    /// Whether some user may call introspection (holds one of
+    /// `introspection.permissions`): only then is a Basic caller that is no
+    /// client taken for a user.
+    pub user_callers: bool,
     /// Changes whenever a signing key leaves the key set: verified tokens
     /// cached under another epoch are verified again.
     pub key_epoch: u64,
@@ -178,7 +182,9 @@ impl Settings {
             issuer,
             lifetime: config.tokens.access_token_lifetime,
         };
+        let user_callers = users.any_holds(&config.introspection.permissions);
         let settings = Self::assemble(Self {
+            user_callers,
             conn: Arc::new(ConnSettings::new(&config.server, proxies.nets.clone())),
             config,
             clients: Arc::new(clients),
@@ -238,6 +244,7 @@ impl Settings {
             sealer: Arc::new(sealer),
             tls: self.tls.clone(),
             conn: self.conn.clone(),
+            user_callers: self.user_callers,
             key_epoch: self.key_epoch,
         })
         .map(Some)

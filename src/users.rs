@@ -23,6 +23,27 @@ pub struct User {
     password: Verifier,
     /// `email`, `email_verified`, `name`, `given_name`, `family_name`.
     pub claims: UserClaims,
+    /// Permissions (`introspection.permissions` names the ones that allow
+    /// introspection).
+    pub permissions: Vec<String>,
+}
+
+impl User {
+    /// Identifies the stored password (a hash of its salt and argon2
+    /// output, never the password): it changes whenever the password does.
+    pub fn password_id(&self) -> [u8; 32] {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(&self.password.salt);
+        h.update([0]);
+        h.update(&self.password.hash);
+        h.finalize().into()
+    }
+
+    /// Whether the user holds any of `permissions`.
+    pub fn holds_any(&self, permissions: &[String]) -> bool {
+        self.permissions.iter().any(|p| permissions.contains(p))
+    }
 }
 
 impl std::fmt::Debug for User {
@@ -168,6 +189,11 @@ impl Users {
         self.by_name.get(username)
     }
 
+    /// Whether any user holds one of `permissions`.
+    pub fn any_holds(&self, permissions: &[String]) -> bool {
+        self.by_name.values().any(|u| u.holds_any(permissions))
+    }
+
     /// Memory the costliest password check takes, in bytes.
     pub fn max_check_bytes(&self) -> usize {
         self.decoy.as_ref().map_or(0, |u| u.password.memory_bytes())
@@ -220,6 +246,7 @@ fn build(c: &UserConfig) -> Result<User, String> {
             given_name: c.given_name.clone(),
             family_name: c.family_name.clone(),
         },
+        permissions: c.permissions.clone(),
     })
 }
 

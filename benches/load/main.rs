@@ -102,6 +102,7 @@ introspection = true
 [[users]]
 username = "bench"
 password_hash = "{hash}"
+permissions = ["introspect"]
 "#,
         hash = certbound::users::hash_password("bench").unwrap(),
         k = keys_dir.display(),
@@ -275,6 +276,20 @@ password_hash = "{hash}"
             (floor.verify, "one verification"),
         ));
     }
+    scenarios.push(scenario(
+        "d2. introspect, same token, user caller (Basic username:password), c=32".into(),
+        "a user with the introspection permission; argon2id once, then its verified credentials are remembered",
+        32,
+        vec![
+            strings(&["-a", "bench:bench"]),
+            strings(&[
+                "-d",
+                &format!("token={warm_token}"),
+                &http_url("/oauth2/introspect"),
+            ]),
+        ],
+        (floor.verify, "one verification"),
+    ));
     scenarios.push(scenario(
         "f. revoke, distinct tokens, c=32".into(),
         "Basic client revokes its own tokens; each answer waits for its record's group-committed fdatasync",

@@ -190,6 +190,13 @@ pub struct IntrospectionConfig {
     /// Add `cnf.x5t#SHA256` (WSO2's name) beside RFC 8705's `x5t#S256`, same
     /// value, for resource servers written against WSO2.
     pub wso2_cnf_alias: bool,
+    /// A user holding any of these permissions may call introspection with
+    /// HTTP Basic `username:password` (WSO2's
+    /// `[resource_access_control.introspect] permissions`).
+    pub permissions: Vec<String>,
+    /// Seconds a user caller's verified credentials are remembered, so
+    /// argon2id does not run on every call; 0 disables.
+    pub user_cache_seconds: u64,
 }
 
 /// One `[[users]]` entry.
@@ -210,6 +217,10 @@ pub struct UserConfig {
     pub given_name: Option<String>,
     /// OIDC `family_name` claim (scope `profile`).
     pub family_name: Option<String>,
+    /// Permissions; one listed in `introspection.permissions` lets the user
+    /// call introspection with HTTP Basic `username:password`.
+    #[serde(default)]
+    pub permissions: Vec<String>,
 }
 
 /// A users file: `[[users]]` entries only.
@@ -358,6 +369,8 @@ impl Default for Config {
             },
             introspection: IntrospectionConfig {
                 wso2_cnf_alias: false,
+                permissions: vec!["introspect".into()],
+                user_cache_seconds: 60,
             },
             keys: KeysConfig {
                 dir: PathBuf::from("keys"),

@@ -6,6 +6,7 @@
 pub mod hashing;
 pub mod limiter;
 pub mod pages;
+pub mod verified;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -63,6 +64,8 @@ pub struct Login {
     /// argon2id takes ~19 MiB and tens of milliseconds per check: a fixed
     /// pool of workers, never on the token or introspection path.
     pub hashing: hashing::HashPool,
+    /// Introspection callers' recently verified user credentials.
+    pub verified: verified::Verified,
 }
 
 impl Login {
@@ -75,6 +78,7 @@ impl Login {
         Ok(Self {
             limiter: limiter::Limiter::new(Self::policy(config)),
             hashing: hashing::HashPool::start(workers, config.hash_queue)?,
+            verified: verified::Verified::new()?,
         })
     }
 

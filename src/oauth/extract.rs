@@ -175,6 +175,9 @@ pub struct ClientAuth {
     /// The `Authorization` header.
     pub authorization: Option<Authorization>,
     certificate: Option<Result<Arc<ClientCertificate>, OAuthError>>,
+    /// The client's address (through a trusted proxy: the one it names),
+    /// for throttling failed user authentications.
+    pub address: Option<std::net::IpAddr>,
 }
 
 impl ClientAuth {
@@ -186,6 +189,7 @@ impl ClientAuth {
         Self {
             authorization,
             certificate: certificate.transpose(),
+            address: None,
         }
     }
 
@@ -275,7 +279,9 @@ impl<'a> ApiExtractor<'a> for ClientAuth {
         let settings = request_settings(request)?;
         let certificate =
             crate::cert::presented(request, settings.cert_header.as_ref(), &settings.proxies);
-        Ok(Self::new(parse_authorization(request)?, certificate))
+        let mut auth = Self::new(parse_authorization(request)?, certificate);
+        auth.address = settings.proxies.client_address(request);
+        Ok(auth)
     }
 }
 

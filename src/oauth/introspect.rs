@@ -5,7 +5,7 @@
 use poem_openapi::Object;
 
 use super::ClientParams;
-use super::extract::ClientAuth;
+use super::extract::{Authorization, ClientAuth};
 use super::introspection_jwt::IntrospectionResponse;
 use crate::AppState;
 use crate::error::OAuthError;
@@ -144,9 +144,21 @@ impl From<RefreshClaims> for Introspection {
     }
 }
 
+/// Who called introspection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// A client (HTTP Basic, `client_secret_post`, mTLS, or its own Bearer
+    /// token), by id.
+    Client(String),
+    /// A user with an introspection permission, by name.
+    User(String),
+}
+
 /// Authenticates the caller, then verifies the token; the answer as a JWT
-/// for the calling client when `jwt` (RFC 9701).
-pub fn introspect(
+/// for the calling client when `jwt` (RFC 9701). A user caller cannot be
+/// a JWT's audience (RFC 9701 §4 names the calling resource server, a
+/// client): asking for a JWT as a user is 406.
+pub async fn introspect(
     settings: &Settings,
     state: &AppState,
     auth: &ClientAuth,
@@ -154,13 +166,19 @@ pub fn introspect(
     jwt: bool,
     now: u64,
 ) -> Result<IntrospectionResponse, OAuthError> {
-    let caller = authorize_caller(settings, state, auth, &form.client, now)?;
+    let caller = authorize_caller(settings, state, auth, &form.client, now).await?;
     let answer = inspect(settings, state, &form.token, now)?;
-    if jwt {
-        let signed = super::introspection_jwt::sign(settings, &caller, &answer, now)?;
-        return Ok(IntrospectionResponse::Jwt(signed));
+    match (jwt, caller) {
+        (false, _) => Ok(IntrospectionResponse::Json(answer)),
+        (true, Caller::Client(audience)) => {
+            let signed = super::introspection_jwt::sign(settings, &audience, &answer, now)?;
+            Ok(IntrospectionResponse::Jwt(signed))
+        }
+        (true, Caller::User(_)) => Err(OAuthError::NotAcceptable(
+            "a JWT answer is signed for the calling client; a user caller gets the JSON answer"
+                .into(),
+        )),
     }
-    Ok(IntrospectionResponse::Json(answer))
 }
 
 /// RFC 7662 §2.2: what an access or refresh token is, or
@@ -195,18 +213,26 @@ pub fn inspect(
     }
 }
 
-/// RFC 7662 §2.1: the caller is a client with `introspection = true`, or
-/// presents a Bearer token of its own (client credentials) holding the
-/// introspection scope. A Bearer caller gets RFC 6750 §3.1 errors:
-/// `invalid_token` (401), or `insufficient_scope` (403) naming the scope.
-/// Returns the calling client's id.
-pub fn authorize_caller(
+/// RFC 7662 §2.1: the caller is a client with `introspection = true`, a
+/// Bearer token of a client's own (client credentials) holding the
+/// introspection scope, or a user with an introspection permission (HTTP
+/// Basic `username:password`, [`super::user_caller`]). A Bearer caller gets
+/// RFC 6750 §3.1 errors: `invalid_token` (401), or `insufficient_scope`
+/// (403) naming the scope.
+pub async fn authorize_caller(
     settings: &Settings,
     state: &AppState,
     auth: &ClientAuth,
     client: &ClientParams,
     now: u64,
-) -> Result<String, OAuthError> {
+) -> Result<Caller, OAuthError> {
+    if let Some(Authorization::Basic(id, password)) = &auth.authorization
+        && super::user_caller::is_user(settings, id)
+    {
+        super::user_caller::authenticate(settings, &state.login, id, password, auth.address, now)
+            .await?;
+        return Ok(Caller::User(id.clone()));
+    }
     if let Some(token) = auth.bearer() {
         let claims = super::bearer_claims(settings, state, token, auth, now)?;
         // Only a client's own (client-credentials) token may introspect; a
@@ -220,7 +246,7 @@ pub fn authorize_caller(
         if !crate::scope::contains(&claims.scope, needed) {
             return Err(OAuthError::InsufficientScope(needed.clone().into()));
         }
-        return Ok(claims.client_id.clone());
+        return Ok(Caller::Client(claims.client_id.clone()));
     }
     if auth.authorization.is_none() && client.client_id.is_none() {
         return Err(OAuthError::InvalidClient(
@@ -231,7 +257,7 @@ pub fn authorize_caller(
         .clients
         .authenticate(auth.credentials(client)?, now)?;
     if caller.client.introspection {
-        Ok(caller.client.id.clone())
+        Ok(Caller::Client(caller.client.id.clone()))
     } else {
         Err(OAuthError::InvalidClient(
             "this client may not call introspection (its introspection setting is off)".into(),

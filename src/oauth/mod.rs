@@ -10,6 +10,7 @@ pub mod introspection_jwt;
 pub mod paths;
 pub mod revoke;
 pub mod token;
+pub mod user_caller;
 pub mod userinfo;
 
 use std::sync::Arc;
@@ -144,7 +145,7 @@ impl Api {
             .get(poem::http::header::ACCEPT)
             .and_then(|v| v.to_str().ok());
         let jwt = introspection_jwt::wants_jwt(accept);
-        introspect::introspect(&settings, &state, &auth, &form.0, jwt, unix_now())
+        introspect::introspect(&settings, &state, &auth, &form.0, jwt, unix_now()).await
     }
 
     /// Revocation endpoint (RFC 7009).

@@ -11,6 +11,7 @@ mod e2e;
 mod headers;
 mod hostile;
 mod introspect;
+mod introspect_users;
 mod keys;
 mod limits;
 mod login_limits;

@@ -172,4 +172,3 @@ async fn refresh_rotates_narrows_and_detects_reuse_and_confusion() {
         "invalid_grant"
     );
 }
-

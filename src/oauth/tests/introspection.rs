@@ -13,14 +13,14 @@ async fn introspection_authorizes_the_caller_and_says_only_active_or_not() {
     };
     let rs = basic("rs", "secret");
     let asked = form(&body.access_token, params(None, None));
-    let answer = introspect::introspect(&f.settings, &f.state, &rs, &asked, false, NOW);
+    let answer = introspect::introspect(&f.settings, &f.state, &rs, &asked, false, NOW).await;
     let Ok(IntrospectionResponse::Json(seen)) = answer else {
         panic!("a JSON answer: {answer:?}")
     };
     assert!(seen.active);
     assert_eq!(seen.aut.as_deref(), Some("APPLICATION"));
     // RFC 9701: the same object, signed, for the calling client.
-    let answer = introspect::introspect(&f.settings, &f.state, &rs, &asked, true, NOW);
+    let answer = introspect::introspect(&f.settings, &f.state, &rs, &asked, true, NOW).await;
     let Ok(IntrospectionResponse::Jwt(jwt)) = answer else {
         panic!("a JWT answer: {answer:?}")
     };
@@ -69,7 +69,8 @@ async fn introspection_authorizes_the_caller_and_says_only_active_or_not() {
             &form(&body.access_token, client),
             false,
             NOW,
-        );
+        )
+        .await;
         assert_eq!(r.err().map(|e| e.code()), Some(code));
     }
     // A user's token never introspects, whatever it holds.
@@ -90,7 +91,8 @@ async fn introspection_authorizes_the_caller_and_says_only_active_or_not() {
         &form(&body.access_token, params(None, None)),
         false,
         NOW,
-    );
+    )
+    .await;
     assert_eq!(r.err().map(|e| e.code()), Some("invalid_token"));
 }
 

@@ -211,4 +211,3 @@ fn code_of(r: Result<TokenBody, OAuthError>) -> &'static str {
         Err(e) => e.code(),
     }
 }
-

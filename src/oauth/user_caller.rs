@@ -1,0 +1,82 @@
+//! Users as introspection callers, as in WSO2: HTTP Basic
+//! `username:password` of a user holding one of `introspection.permissions`
+//! (WSO2's `[resource_access_control.introspect] permissions`).
+//!
+//! The password is checked with argon2id on the hashing pool, counted
+//! before it is checked and throttled exactly as the login form is
+//! ([`crate::login::limiter`]); verified credentials are remembered for
+//! `introspection.user_cache_seconds` ([`crate::login::verified`]) so that
+//! repeated calls do not pay argon2id each time. An unknown name costs a
+//! check too (against a real stored hash), so a name's existence does not
+//! show in the time taken.
+
+use std::net::IpAddr;
+
+use crate::error::OAuthError;
+use crate::login::Login;
+use crate::login::hashing::HashError;
+use crate::settings::Settings;
+
+/// Whether a Basic caller named `id` is taken for a user: no client has
+/// that id, and some user may introspect at all.
+pub fn is_user(settings: &Settings, id: &str) -> bool {
+    settings.user_callers && settings.clients.get(id).is_none()
+}
+
+/// Authenticates the user `username` with `password` from `address` at
+/// `now`, and checks that it may introspect.
+pub async fn authenticate(
+    settings: &Settings,
+    login: &Login,
+    username: &str,
+    password: &str,
+    address: Option<IpAddr>,
+    now: u64,
+) -> Result<(), OAuthError> {
+    let permitted = |user: &crate::users::User| {
+        if user.holds_any(&settings.config.introspection.permissions) {
+            Ok(())
+        } else {
+            Err(OAuthError::InvalidClient(
+                "this user may not call introspection (no introspection permission)".into(),
+            ))
+        }
+    };
+    if let Some(user) = settings.users.get(username)
+        && login.verified.get(user, username, password, now)
+    {
+        return permitted(user);
+    }
+    let attempt = login
+        .limiter
+        .begin(username, address, now)
+        .map_err(OAuthError::Throttled)?;
+    let checked = login
+        .hashing
+        .verify(settings.users.clone(), username, password)
+        .await;
+    let user = match checked {
+        Ok(user) => user,
+        Err(HashError::Busy | HashError::Stopped) => {
+            attempt.not_checked();
+            return Err(OAuthError::TemporarilyUnavailable(
+                "too many passwords are being checked; retry shortly".into(),
+            ));
+        }
+    };
+    let Some(user) = user else {
+        drop(attempt);
+        tracing::info!(address = ?address, "failed introspection caller authentication");
+        return Err(OAuthError::InvalidClient(
+            "caller authentication failed".into(),
+        ));
+    };
+    attempt.succeeded();
+    let lifetime = settings.config.introspection.user_cache_seconds;
+    if lifetime > 0 {
+        login
+            .verified
+            .put(&user, username, password, now + lifetime, now);
+    }
+    permitted(&user)
+}
