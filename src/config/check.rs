@@ -135,6 +135,12 @@ impl Config {
                 problems.push(format!("{name}: 0 is not allowed, it must be at least 1"));
             }
         }
+        if self.introspection.user_cache_seconds > 3600 {
+            problems.push(format!(
+                "introspection.user_cache_seconds: {} is more than 3600",
+                self.introspection.user_cache_seconds
+            ));
+        }
         if let Some(issuer) = &self.issuer
             && !(issuer.starts_with("https://") || issuer.starts_with("http://"))
         {

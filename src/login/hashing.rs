@@ -2,8 +2,9 @@
 //! Each worker allocates its argon2 memory once (19 MiB with the default
 //! parameters) and reuses it, so memory is bounded by workers × m whatever
 //! the number of failed logins; jobs wait in a bounded queue, and past it a
-//! login is refused as busy instead of waiting without bound. The token and
-//! introspection paths never wait on this pool.
+//! login is refused as busy instead of waiting without bound. The token
+//! path never waits on this pool; introspection does only for a user caller
+//! whose credentials are not remembered ([`crate::oauth::user_caller`]).
 
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};

@@ -62,7 +62,8 @@ pub struct Login {
     /// Failed-login throttle.
     pub limiter: limiter::Limiter,
     /// argon2id takes ~19 MiB and tens of milliseconds per check: a fixed
-    /// pool of workers, never on the token or introspection path.
+    /// pool of workers, never on the token path (introspection: only for a
+    /// user caller not remembered).
     pub hashing: hashing::HashPool,
     /// Introspection callers' recently verified user credentials.
     pub verified: verified::Verified,

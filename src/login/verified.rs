@@ -23,6 +23,32 @@ type Entry = (Arc<User>, u64);
 pub struct Verified {
     key: hmac::Key,
     entries: Mutex<HashMap<[u8; 32], Entry>>,
+    /// Checks running now, one per credentials: others with the same
+    /// credentials wait for it instead of checking again. An entry lives
+    /// only while a check runs.
+    running: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// The turn to check one set of credentials; others wait until it ends.
+pub struct Turn<'a> {
+    cache: &'a Verified,
+    id: [u8; 32],
+    lock: Arc<tokio::sync::Mutex<()>>,
+    _held: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut running = self
+            .cache
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // The map, this turn and its guard hold the lock; anyone more waits.
+        if Arc::strong_count(&self.lock) <= 3 {
+            running.remove(&self.id);
+        }
+    }
 }
 
 impl std::fmt::Debug for Verified {
@@ -40,6 +66,7 @@ impl Verified {
         Ok(Self {
             key,
             entries: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashMap::new()),
         })
     }
 
@@ -66,6 +93,26 @@ impl Verified {
         entries
             .get(&id)
             .is_some_and(|(cached, expires)| *expires > now && Arc::ptr_eq(cached, user))
+    }
+
+    /// Waits for the turn to check these credentials (a resource server's
+    /// parallel calls with one password make one check, not one each).
+    pub async fn turn(&self, user: &User, username: &str, password: &str) -> Turn<'_> {
+        let id = self.id(user, username, password);
+        let lock = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(id)
+            .or_default()
+            .clone();
+        let held = lock.clone().lock_owned().await;
+        Turn {
+            cache: self,
+            id,
+            lock,
+            _held: held,
+        }
     }
 
     /// Remembers verified credentials until `expires`.

@@ -147,12 +147,21 @@ pub fn parse_form(bytes: &[u8]) -> Result<serde_json::Map<String, serde_json::Va
 }
 
 /// Credentials in the `Authorization` header.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Authorization {
     /// RFC 6749 §2.3.1: client id and secret, form-decoded.
     Basic(String, String),
     /// RFC 6750 §2.1: an access token.
     Bearer(String),
+}
+
+impl std::fmt::Debug for Authorization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Basic(id, _) => write!(f, "Basic({id:?}, ..)"),
+            Self::Bearer(_) => f.write_str("Bearer(..)"),
+        }
+    }
 }
 
 /// The settings the request began with (attached by [`crate::app`]).
@@ -170,7 +179,7 @@ pub fn request_settings(req: &Request) -> Result<&Arc<Settings>, OAuthError> {
 /// Parsing never fails silently: a malformed `Authorization` header is
 /// `invalid_client`, a repeated one `invalid_request`; a bad certificate
 /// header is `invalid_client` when the certificate is asked for.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ClientAuth {
     /// The `Authorization` header.
     pub authorization: Option<Authorization>,
@@ -178,6 +187,18 @@ pub struct ClientAuth {
     /// The client's address (through a trusted proxy: the one it names),
     /// for throttling failed user authentications.
     pub address: Option<std::net::IpAddr>,
+    /// HTTP Basic as sent, without the RFC 6749 §2.3.1 form-decoding that
+    /// applies to clients: a user's name and password (RFC 7617).
+    pub user_basic: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientAuth")
+            .field("authorization", &self.authorization)
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClientAuth {
@@ -186,10 +207,15 @@ impl ClientAuth {
         authorization: Option<Authorization>,
         certificate: Result<Option<Arc<ClientCertificate>>, OAuthError>,
     ) -> Self {
+        let user_basic = match &authorization {
+            Some(Authorization::Basic(id, secret)) => Some((id.clone(), secret.clone())),
+            _ => None,
+        };
         Self {
             authorization,
             certificate: certificate.transpose(),
             address: None,
+            user_basic,
         }
     }
 
@@ -281,6 +307,10 @@ impl<'a> ApiExtractor<'a> for ClientAuth {
             crate::cert::presented(request, settings.cert_header.as_ref(), &settings.proxies);
         let mut auth = Self::new(parse_authorization(request)?, certificate);
         auth.address = settings.proxies.client_address(request);
+        auth.user_basic = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| raw_basic(v.as_bytes()));
         Ok(auth)
     }
 }
@@ -320,6 +350,19 @@ pub fn parse_authorization_value(value: &[u8]) -> Result<Authorization, OAuthErr
     } else {
         Err(bad())
     }
+}
+
+/// `Basic` credentials as RFC 7617 sends them: base64 of `user:password`,
+/// split at the first colon, no further decoding.
+fn raw_basic(value: &[u8]) -> Option<(String, String)> {
+    let value = std::str::from_utf8(value).ok()?.trim();
+    let (scheme, rest) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(rest.trim()).ok()?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    Some((id.to_string(), secret.to_string()))
 }
 
 /// RFC 6749 §2.3.1: id and secret are form-encoded before base64, so `+`

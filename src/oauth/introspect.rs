@@ -6,7 +6,7 @@ use poem_openapi::Object;
 
 use super::ClientParams;
 use super::extract::{Authorization, ClientAuth};
-use super::introspection_jwt::IntrospectionResponse;
+use super::introspection_jwt::{Accept, IntrospectionResponse};
 use crate::AppState;
 use crate::error::OAuthError;
 use crate::settings::Settings;
@@ -163,9 +163,13 @@ pub async fn introspect(
     state: &AppState,
     auth: &ClientAuth,
     form: &IntrospectRequest,
-    jwt: bool,
+    accept: Accept,
     now: u64,
 ) -> Result<IntrospectionResponse, OAuthError> {
+    let Accept {
+        jwt,
+        json: json_too,
+    } = accept;
     let caller = authorize_caller(settings, state, auth, &form.client, now).await?;
     let answer = inspect(settings, state, &form.token, now)?;
     match (jwt, caller) {
@@ -174,6 +178,7 @@ pub async fn introspect(
             let signed = super::introspection_jwt::sign(settings, &audience, &answer, now)?;
             Ok(IntrospectionResponse::Jwt(signed))
         }
+        (true, Caller::User(_)) if json_too => Ok(IntrospectionResponse::Json(answer)),
         (true, Caller::User(_)) => Err(OAuthError::NotAcceptable(
             "a JWT answer is signed for the calling client; a user caller gets the JSON answer"
                 .into(),
@@ -226,12 +231,18 @@ pub async fn authorize_caller(
     client: &ClientParams,
     now: u64,
 ) -> Result<Caller, OAuthError> {
-    if let Some(Authorization::Basic(id, password)) = &auth.authorization
-        && super::user_caller::is_user(settings, id)
+    if let Some((name, password)) = &auth.user_basic
+        && matches!(auth.authorization, Some(Authorization::Basic(..)))
+        && super::user_caller::is_user(settings, name)
     {
-        super::user_caller::authenticate(settings, &state.login, id, password, auth.address, now)
+        if client.client_id.is_some() || client.client_secret.is_some() {
+            return Err(OAuthError::InvalidRequest(
+                "more than one caller authentication method".into(),
+            ));
+        }
+        super::user_caller::authenticate(settings, &state.login, name, password, auth.address, now)
             .await?;
-        return Ok(Caller::User(id.clone()));
+        return Ok(Caller::User(name.clone()));
     }
     if let Some(token) = auth.bearer() {
         let claims = super::bearer_claims(settings, state, token, auth, now)?;

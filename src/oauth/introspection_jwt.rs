@@ -21,21 +21,48 @@ pub const MEDIA_TYPE: &str = "application/token-introspection+jwt";
 /// Its JOSE `typ` (RFC 9701 §5).
 pub const TYP: &str = "token-introspection+jwt";
 
-/// Whether an `Accept` header asks for the JWT form. The JSON form stays
-/// the default; any media range naming the JWT type with q > 0 asks.
-pub fn wants_jwt(accept: Option<&str>) -> bool {
-    accept.is_some_and(|value| {
-        value.split(',').any(|range| {
+/// What an `Accept` header (all its lines, joined) takes: the JWT form
+/// (any media range naming it with q > 0), and whether JSON would do too.
+/// No header: JSON.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Accept {
+    /// The JWT form is asked for.
+    pub jwt: bool,
+    /// `application/json` (or a wildcard covering it) is acceptable.
+    pub json: bool,
+}
+
+impl Accept {
+    /// Parses `Accept`; `None` is no header.
+    pub fn parse(value: Option<&str>) -> Self {
+        let Some(value) = value else {
+            return Self {
+                jwt: false,
+                json: true,
+            };
+        };
+        let mut out = Self::default();
+        for range in value.split(',') {
             let mut parts = range.split(';').map(str::trim);
-            let media = parts.next().unwrap_or("");
-            let refused = parts.any(|p| {
-                p.strip_prefix("q=")
-                    .and_then(|q| q.trim().parse::<f32>().ok())
-                    .is_some_and(|q| q <= 0.0)
+            let media = parts.next().unwrap_or("").to_ascii_lowercase();
+            let wanted = parts.all(|p| {
+                let Some((name, q)) = p.split_once('=') else {
+                    return true;
+                };
+                !name.trim().eq_ignore_ascii_case("q")
+                    || q.trim().parse::<f32>().is_ok_and(|q| q > 0.0)
             });
-            media.eq_ignore_ascii_case(MEDIA_TYPE) && !refused
-        })
-    })
+            if !wanted {
+                continue;
+            }
+            match media.as_str() {
+                MEDIA_TYPE => out.jwt = true,
+                "application/json" | "application/*" | "*/*" => out.json = true,
+                _ => {}
+            }
+        }
+        out
+    }
 }
 
 #[derive(Serialize)]
@@ -128,13 +155,18 @@ mod tests {
 
     #[test]
     fn only_an_accept_naming_the_jwt_type_asks_for_it() {
-        assert!(!wants_jwt(None));
-        assert!(!wants_jwt(Some("application/json")));
-        assert!(!wants_jwt(Some("*/*")));
-        assert!(wants_jwt(Some(MEDIA_TYPE)));
-        assert!(wants_jwt(Some(
-            "application/json;q=0.5, Application/Token-Introspection+JWT"
-        )));
-        assert!(!wants_jwt(Some("application/token-introspection+jwt;q=0")));
+        let jwt = |v| Accept::parse(v).jwt;
+        assert!(!jwt(None) && Accept::parse(None).json);
+        assert!(!jwt(Some("application/json")));
+        assert!(!jwt(Some("*/*")));
+        assert!(jwt(Some(MEDIA_TYPE)));
+        let both = Accept::parse(Some(
+            "application/json;q=0.5, Application/Token-Introspection+JWT",
+        ));
+        assert!(both.jwt && both.json);
+        assert!(!jwt(Some("application/token-introspection+jwt;q=0")));
+        assert!(!jwt(Some("application/token-introspection+jwt;Q=0")));
+        assert!(!jwt(Some("application/token-introspection+jwt;q=NaN")));
+        assert!(!Accept::parse(Some(MEDIA_TYPE)).json);
     }
 }

@@ -140,12 +140,15 @@ impl Api {
         auth: ClientAuth,
         form: OAuthForm<IntrospectRequest>,
     ) -> Result<IntrospectionResponse, OAuthError> {
-        let accept = req
+        let lines: Vec<&str> = req
             .headers()
-            .get(poem::http::header::ACCEPT)
-            .and_then(|v| v.to_str().ok());
-        let jwt = introspection_jwt::wants_jwt(accept);
-        introspect::introspect(&settings, &state, &auth, &form.0, jwt, unix_now()).await
+            .get_all(poem::http::header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let accept = (!lines.is_empty()).then(|| lines.join(","));
+        let accept = introspection_jwt::Accept::parse(accept.as_deref());
+        introspect::introspect(&settings, &state, &auth, &form.0, accept, unix_now()).await
     }
 
     /// Revocation endpoint (RFC 7009).

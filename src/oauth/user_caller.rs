@@ -24,7 +24,9 @@ pub fn is_user(settings: &Settings, id: &str) -> bool {
 }
 
 /// Authenticates the user `username` with `password` from `address` at
-/// `now`, and checks that it may introspect.
+/// `now`, and checks that it may introspect. A wrong password, an unknown
+/// name and a user without the permission get the same answer and count
+/// the same failure, so introspection is no oracle for passwords.
 pub async fn authenticate(
     settings: &Settings,
     login: &Login,
@@ -33,19 +35,25 @@ pub async fn authenticate(
     address: Option<IpAddr>,
     now: u64,
 ) -> Result<(), OAuthError> {
-    let permitted = |user: &crate::users::User| {
-        if user.holds_any(&settings.config.introspection.permissions) {
-            Ok(())
-        } else {
-            Err(OAuthError::InvalidClient(
-                "this user may not call introspection (no introspection permission)".into(),
-            ))
-        }
+    let failed = || OAuthError::InvalidClient("caller authentication failed".into());
+    let permissions = &settings.config.introspection.permissions;
+    let user = settings
+        .users
+        .get(username)
+        .filter(|u| u.holds_any(permissions));
+    let remembered = |user: &std::sync::Arc<crate::users::User>| {
+        login.verified.get(user, username, password, now)
     };
-    if let Some(user) = settings.users.get(username)
-        && login.verified.get(user, username, password, now)
-    {
-        return permitted(user);
+    if user.is_some_and(remembered) {
+        return Ok(());
+    }
+    // One check per credentials at a time; whoever waited finds it done.
+    let _turn = match user {
+        Some(user) => Some(login.verified.turn(user, username, password).await),
+        None => None,
+    };
+    if user.is_some_and(remembered) {
+        return Ok(());
     }
     let attempt = login
         .limiter
@@ -55,28 +63,26 @@ pub async fn authenticate(
         .hashing
         .verify(settings.users.clone(), username, password)
         .await;
-    let user = match checked {
-        Ok(user) => user,
+    match checked {
         Err(HashError::Busy | HashError::Stopped) => {
             attempt.not_checked();
-            return Err(OAuthError::TemporarilyUnavailable(
+            Err(OAuthError::TemporarilyUnavailable(
                 "too many passwords are being checked; retry shortly".into(),
-            ));
+            ))
         }
-    };
-    let Some(user) = user else {
-        drop(attempt);
-        tracing::info!(address = ?address, "failed introspection caller authentication");
-        return Err(OAuthError::InvalidClient(
-            "caller authentication failed".into(),
-        ));
-    };
-    attempt.succeeded();
-    let lifetime = settings.config.introspection.user_cache_seconds;
-    if lifetime > 0 {
-        login
-            .verified
-            .put(&user, username, password, now + lifetime, now);
+        Ok(Some(user)) if user.holds_any(permissions) => {
+            attempt.succeeded();
+            let lifetime = settings.config.introspection.user_cache_seconds;
+            if lifetime > 0 {
+                let expires = now.saturating_add(lifetime);
+                login.verified.put(&user, username, password, expires, now);
+            }
+            Ok(())
+        }
+        Ok(_) => {
+            drop(attempt);
+            tracing::info!(address = ?address, "failed introspection caller authentication");
+            Err(failed())
+        }
     }
-    permitted(&user)
 }

@@ -24,8 +24,12 @@ permissions = ["introspect"]
 [[users]]
 username = "bob"
 password_hash = "{bob_hash}"
+[[users]]
+username = "svc"
+password_hash = "{bob_hash}"
+permissions = ["introspect"]
 [login]
-max_failures_per_user = 2
+max_failures_per_address = 4
 "#
     )
 }
@@ -83,7 +87,17 @@ async fn a_user_with_the_permission_introspects_and_others_do_not() {
         (406, Some("invalid_request")),
         "{body}"
     );
-    // No permission, unknown user, wrong password: invalid_client.
+    // ... unless JSON will do as well.
+    let both = Some("application/token-introspection+jwt, application/json;q=0.5");
+    let (status, body, _) = call(&server, &token, &basic("alice", "alice-pw"), both).await;
+    assert_eq!(
+        (status, &body["active"]),
+        (200, &Value::Bool(true)),
+        "{body}"
+    );
+    // No permission (with the right password), unknown user, wrong
+    // password: the same answer, each a counted failure.
+    let mut descriptions = Vec::new();
     for auth in [
         basic("bob", "bob-pw"),
         basic("nobody", "x"),
@@ -96,11 +110,23 @@ async fn a_user_with_the_permission_introspects_and_others_do_not() {
             "{body}"
         );
         assert!(headers.contains_key("www-authenticate"));
+        descriptions.push(body["error_description"].clone());
     }
-    // Throttled like the login form: after 2 failures of alice from here,
-    // the next attempt waits.
+    assert!(
+        descriptions.windows(2).all(|w| w[0] == w[1]),
+        "{descriptions:?}"
+    );
+    // A name that is a client's id is the client, whatever user shares it.
+    let (status, body, _) = call(&server, &token, &basic("svc", "bob-pw"), None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{body}"
+    );
+    // Throttled like the login form: the fourth failure from this address
+    // ends its attempts for the window.
     let (status, _, _) = call(&server, &token, &basic("alice", "wrong"), None).await;
-    assert_eq!(status, 401, "the second failure is still checked");
+    assert_eq!(status, 401, "the fourth failure is still checked");
     let (status, body, headers) = call(&server, &token, &basic("alice", "wrong"), None).await;
     assert_eq!(
         (status, body["error"].as_str()),
@@ -116,9 +142,28 @@ async fn a_user_with_the_permission_introspects_and_others_do_not() {
             >= 1
     );
     // Remembered credentials still work while throttled (they were
-    // verified), and a client caller is not affected.
+    // verified before).
     let (status, _, _) = call(&server, &token, &basic("alice", "alice-pw"), None).await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn parallel_calls_of_one_resource_server_make_one_check() {
+    let hash = |pw: &str| certbound::users::hash_password(pw).unwrap();
+    // A password with characters RFC 6749 form-decoding would change.
+    let password = "p+ss%20w:rd";
+    let server = TestServer::start(&config(&hash(password), &hash("bob-pw"))).await;
+    let svc = server.pki.client(&[(DnType::CommonName, "svc")], vec![]);
+    let token = server.token(&svc, "svc").await;
+    let auth = basic("alice", password);
+    let calls: Vec<_> = (0..8).map(|_| call(&server, &token, &auth, None)).collect();
+    for (status, body, _) in futures_util::future::join_all(calls).await {
+        assert_eq!(
+            (status, &body["active"]),
+            (200, &Value::Bool(true)),
+            "{body}"
+        );
+    }
 }
 
 #[tokio::test]

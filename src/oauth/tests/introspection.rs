@@ -1,6 +1,16 @@
 //! Introspection (RFC 7662, RFC 9701) and revocation (RFC 7009).
 
 use super::*;
+use crate::oauth::introspection_jwt::Accept;
+
+const JSON: Accept = Accept {
+    jwt: false,
+    json: true,
+};
+const JWT: Accept = Accept {
+    jwt: true,
+    json: false,
+};
 
 #[tokio::test]
 async fn introspection_authorizes_the_caller_and_says_only_active_or_not() {
@@ -13,14 +23,14 @@ async fn introspection_authorizes_the_caller_and_says_only_active_or_not() {
     };
     let rs = basic("rs", "secret");
     let asked = form(&body.access_token, params(None, None));
-    let answer = introspect::introspect(&f.settings, &f.state, &rs, &asked, false, NOW).await;
+    let answer = introspect::introspect(&f.settings, &f.state, &rs, &asked, JSON, NOW).await;
     let Ok(IntrospectionResponse::Json(seen)) = answer else {
         panic!("a JSON answer: {answer:?}")
     };
     assert!(seen.active);
     assert_eq!(seen.aut.as_deref(), Some("APPLICATION"));
     // RFC 9701: the same object, signed, for the calling client.
-    let answer = introspect::introspect(&f.settings, &f.state, &rs, &asked, true, NOW).await;
+    let answer = introspect::introspect(&f.settings, &f.state, &rs, &asked, JWT, NOW).await;
     let Ok(IntrospectionResponse::Jwt(jwt)) = answer else {
         panic!("a JWT answer: {answer:?}")
     };
@@ -67,7 +77,7 @@ async fn introspection_authorizes_the_caller_and_says_only_active_or_not() {
             &f.state,
             &auth,
             &form(&body.access_token, client),
-            false,
+            JSON,
             NOW,
         )
         .await;
@@ -89,7 +99,7 @@ async fn introspection_authorizes_the_caller_and_says_only_active_or_not() {
         &f.state,
         &bearer,
         &form(&body.access_token, params(None, None)),
-        false,
+        JSON,
         NOW,
     )
     .await;
