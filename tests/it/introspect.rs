@@ -287,6 +287,20 @@ async fn every_invalid_token_is_exactly_inactive() {
     }
 }
 
+/// Introspects `token` as `rs`, asking for the JWT answer (RFC 9701).
+async fn jwt_introspect(server: &TestServer, token: &str) -> reqwest::Response {
+    server
+        .client(None)
+        .post(server.https_url("/oauth2/introspect"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("authorization", basic("rs"))
+        .header("accept", "application/token-introspection+jwt")
+        .body(format!("token={token}"))
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn wso2_fields_and_the_rfc9701_jwt_answer() {
     let server = TestServer::start(&format!(
@@ -305,16 +319,7 @@ async fn wso2_fields_and_the_rfc9701_jwt_answer() {
         "the WSO2 alias beside the RFC 8705 member"
     );
 
-    let resp = server
-        .client(None)
-        .post(server.https_url("/oauth2/introspect"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("authorization", basic("rs"))
-        .header("accept", "application/token-introspection+jwt")
-        .body(format!("token={token}"))
-        .send()
-        .await
-        .unwrap();
+    let resp = jwt_introspect(&server, &token).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(
         resp.headers()["content-type"],
@@ -334,16 +339,7 @@ async fn wso2_fields_and_the_rfc9701_jwt_answer() {
     assert!(claims["iat"].is_number());
 
     // Inactive tokens are signed too, and discovery names the algorithms.
-    let resp = server
-        .client(None)
-        .post(server.https_url("/oauth2/introspect"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("authorization", basic("rs"))
-        .header("accept", "application/token-introspection+jwt")
-        .body("token=garbage")
-        .send()
-        .await
-        .unwrap();
+    let resp = jwt_introspect(&server, "garbage").await;
     let claims =
         crate::common::verify_unexpiring_with_jwks(&server, &resp.text().await.unwrap(), "rs")
             .await;
