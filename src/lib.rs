@@ -25,6 +25,7 @@ pub mod scope;
 pub mod seal;
 pub mod server;
 pub mod settings;
+pub mod tenant;
 pub mod tls;
 pub mod token;
 pub mod token_cache;
@@ -182,8 +183,35 @@ impl AppState {
             .collect();
         let claims_changed =
             old.tokens.issuer != new.tokens.issuer || old.tokens.audience != new.tokens.audience;
-        let stale = !left.is_empty() || claims_changed;
+        let tenant_view = |s: &Settings| {
+            let mut view: Vec<(String, String, &str, String, String)> = s
+                .tenants
+                .values()
+                .flat_map(|t| {
+                    t.keys.all().iter().map(|k| {
+                        (
+                            t.domain.clone(),
+                            k.kid.clone(),
+                            k.alg.name(),
+                            t.tokens.issuer.clone(),
+                            t.tokens.audience.clone(),
+                        )
+                    })
+                })
+                .collect();
+            view.sort();
+            view
+        };
+        // Any change to a tenant's keys, issuer or audience: verify again.
+        let tenants_changed = tenant_view(old) != tenant_view(new);
+        let stale = !left.is_empty() || claims_changed || tenants_changed;
         new.key_epoch = old.key_epoch + u64::from(stale);
+        // Tenants share the cache and follow the default tenant's epoch.
+        for tenant in new.tenants.values_mut() {
+            if let Some(tenant) = Arc::get_mut(tenant) {
+                tenant.key_epoch = new.key_epoch;
+            }
+        }
         if stale {
             self.verified.clear();
         }
@@ -218,6 +246,11 @@ impl AppState {
             .get_or_verify(token, now, settings.key_epoch, |t| {
                 settings.tokens.verify(&settings.keys, t, now)
             })?;
+        // The cache is shared by all tenants: a token verified for one is
+        // never taken as verified for another.
+        if claims.iss != settings.tokens.issuer {
+            return Err(token::Inactive::ForeignIssuer);
+        }
         if self.revoked(&claims.jti, claims.fid.as_deref()) {
             return Err(token::Inactive::Revoked);
         }

@@ -54,9 +54,14 @@ impl Purpose {
 
 /// The sealing keys (latest activation first), and the longest sealed
 /// value they open.
+#[derive(Clone)]
 pub struct Sealer {
-    keys: Vec<(u64, LessSafeKey)>,
-    ids: Vec<(u64, [u8; 32])>,
+    keys: std::sync::Arc<Vec<(u64, LessSafeKey)>>,
+    ids: std::sync::Arc<Vec<(u64, [u8; 32])>>,
+    /// Bound into every seal beside the purpose: a tenant's domain, so a
+    /// value sealed for one tenant never opens for another (empty for the
+    /// default tenant).
+    context: std::sync::Arc<str>,
     max_len: usize,
 }
 
@@ -92,10 +97,28 @@ impl Sealer {
             ids.push((*activates, h.finalize().into()));
         }
         Ok(Self {
-            keys: built,
-            ids,
+            keys: std::sync::Arc::new(built),
+            ids: std::sync::Arc::new(ids),
+            context: "".into(),
             max_len: DEFAULT_MAX_SEALED_LEN,
         })
+    }
+
+    /// The same keys, binding every seal to `context` (a tenant's domain).
+    pub fn bound_to(&self, context: &str) -> Self {
+        Self {
+            context: context.into(),
+            ..self.clone()
+        }
+    }
+
+    fn aad(&self, purpose: Purpose) -> Vec<u8> {
+        let mut aad = purpose.aad().to_vec();
+        if !self.context.is_empty() {
+            aad.push(0);
+            aad.extend_from_slice(self.context.as_bytes());
+        }
+        aad
     }
 
     /// Every key's activation time, latest first.
@@ -167,7 +190,7 @@ impl Sealer {
         self.sealing_key(crate::keys::unix_now())
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(purpose.aad()),
+                Aad::from(self.aad(purpose).as_slice()),
                 &mut data,
             )
             .map_err(|_| "sealing failed".to_string())?;
@@ -190,10 +213,11 @@ impl Sealer {
         let sealed = raw.split_off(NONCE_LEN);
         // Each key gets its own copy: a failed open may leave the buffer
         // changed. The latest key is tried first; there are only a few.
-        for (_, key) in &self.keys {
+        let aad = self.aad(purpose);
+        for (_, key) in self.keys.iter() {
             let nonce = Nonce::try_assume_unique_for_key(&raw).ok()?;
             let mut data = sealed.clone();
-            if let Ok(plain) = key.open_in_place(nonce, Aad::from(purpose.aad()), &mut data) {
+            if let Ok(plain) = key.open_in_place(nonce, Aad::from(aad.as_slice()), &mut data) {
                 return serde_json::from_slice(plain).ok();
             }
         }
@@ -236,6 +260,19 @@ mod tests {
         // Without the old key, its values no longer open.
         let only_new = Sealer::with_keys(&[(now, [2; 32])]).unwrap();
         assert_eq!(only_new.open::<u8>(Purpose::Code, &sealed_before), None);
+    }
+
+    #[test]
+    fn a_value_sealed_for_one_tenant_never_opens_for_another() {
+        let default = Sealer::new(&[3; 32]).unwrap();
+        let acme = default.bound_to("acme.com");
+        let other = default.bound_to("other.org");
+        let sealed = acme.seal(Purpose::Session, &1u8).unwrap();
+        assert_eq!(acme.open::<u8>(Purpose::Session, &sealed), Some(1));
+        assert_eq!(other.open::<u8>(Purpose::Session, &sealed), None);
+        assert_eq!(default.open::<u8>(Purpose::Session, &sealed), None);
+        let sealed = default.seal(Purpose::Session, &2u8).unwrap();
+        assert_eq!(acme.open::<u8>(Purpose::Session, &sealed), None);
     }
 
     #[test]

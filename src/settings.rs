@@ -50,6 +50,14 @@ pub struct Settings {
     /// `introspection.permissions`): only then is a Basic caller that is no
     /// client taken for a user.
     pub user_callers: bool,
+    /// This tenant's domain.
+    pub domain: String,
+    /// Where this tenant's endpoints are: `""` for the default tenant,
+    /// `/t/{domain}` for another (cookie paths follow it).
+    pub base_path: String,
+    /// The other tenants, by domain (only the default tenant's settings
+    /// hold them; swapped together with it).
+    pub tenants: std::collections::HashMap<String, Arc<Settings>>,
     /// Changes whenever a signing key leaves the key set: verified tokens
     /// cached under another epoch are verified again.
     pub key_epoch: u64,
@@ -82,9 +90,70 @@ impl Settings {
         Self::build(Config::parse(source)?)
     }
 
-    /// As [`Self::load`], from a configuration already read.
+    /// As [`Self::load`], from a configuration already read: the default
+    /// tenant's settings, holding every other tenant's.
     pub fn build(config: Config) -> Result<(Self, Option<Unsaved>), Problems> {
-        let mut problems = config.validate();
+        let domain = config.tenancy.default_domain.clone();
+        let built = Self::build_one(config.clone(), domain, String::new(), None);
+        let (mut settings, unsaved) = match built {
+            Ok(done) => done,
+            Err(mut problems) => {
+                for (i, t) in config.tenants.iter().enumerate() {
+                    if let Err(more) = Self::tenant(&config, i, t, None) {
+                        problems.0.extend(more.0);
+                    }
+                }
+                return Err(problems);
+            }
+        };
+        let mut problems = Problems::default();
+        for (i, t) in config.tenants.iter().enumerate() {
+            match Self::tenant(&config, i, t, Some(&settings.sealer)) {
+                Ok(tenant) => {
+                    settings.tenants.insert(t.domain.clone(), Arc::new(tenant));
+                }
+                Err(more) => problems.0.extend(more.0),
+            }
+        }
+        problems.or((settings, unsaved))
+    }
+
+    /// Tenant `i`'s settings; its problems name it.
+    fn tenant(
+        config: &Config,
+        i: usize,
+        t: &crate::config::TenantConfig,
+        shared_sealer: Option<&Sealer>,
+    ) -> Result<Self, Problems> {
+        let sealer = match &t.keys_dir {
+            Some(_) => None,
+            None => shared_sealer.map(|s| s.bound_to(&t.domain)),
+        };
+        let base_path = format!("/t/{}", t.domain);
+        Self::build_one(config.for_tenant(t), t.domain.clone(), base_path, sealer)
+            .map(|(settings, _)| settings)
+            .map_err(|p| {
+                Problems(
+                    p.0.into_iter()
+                        .map(|e| format!("tenants[{i}] ({}): {e}", t.domain))
+                        .collect(),
+                )
+            })
+    }
+
+    /// One tenant's settings. `sealer`: the keys it shares with the default
+    /// tenant, bound to its domain; `None` reads them from `keys.dir`.
+    fn build_one(
+        config: Config,
+        domain: String,
+        base_path: String,
+        sealer: Option<Sealer>,
+    ) -> Result<(Self, Option<Unsaved>), Problems> {
+        let mut problems = if base_path.is_empty() {
+            config.validate()
+        } else {
+            Problems::default()
+        };
         let mut note = |r: Result<(), String>| {
             if let Err(e) = r {
                 problems.push(e);
@@ -136,9 +205,12 @@ impl Settings {
             .map_err(|e| note(Err(format!("keys.dir: {e}"))))
             .ok();
         let sealing_path = config.keys.dir.join(crate::keys::files::FIRST_SEALING_KEY);
-        let sealing = Sealer::load(&config.keys.dir)
-            .map_err(|e| note(Err(format!("keys.dir: {e}"))))
-            .ok();
+        let sealing = match sealer {
+            Some(sealer) => Ok(Some(sealer)),
+            None => Sealer::load(&config.keys.dir),
+        }
+        .map_err(|e| note(Err(format!("keys.dir: {e}"))))
+        .ok();
         let tls = match config.server.https {
             Some(_) => crate::tls::server_config(
                 &config.server.tls_certificate,
@@ -161,6 +233,12 @@ impl Settings {
         }
         let (sealer, unsaved) = match sealing {
             Some(sealer) => (sealer, None),
+            None if !base_path.is_empty() => {
+                return Err(Problems(vec![format!(
+                    "keys_dir: no sealing key in {} (certbound keys generate --sealing)",
+                    config.keys.dir.display()
+                )]));
+            }
             None => {
                 let (sealer, contents) = Sealer::generate().map_err(|e| Problems(vec![e]))?;
                 let unsaved = Unsaved {
@@ -196,6 +274,9 @@ impl Settings {
             documents: Documents::default(),
             sealer: Arc::new(sealer),
             tls,
+            domain,
+            base_path,
+            tenants: Default::default(),
             key_epoch: 0,
         })?;
         Ok((settings, unsaved))
@@ -227,9 +308,24 @@ impl Settings {
                     dir.display()
                 )])
             })?;
+        let sealer = if self.base_path.is_empty() {
+            sealer
+        } else {
+            sealer.bound_to(&self.domain)
+        };
+        let mut tenants = std::collections::HashMap::new();
+        let mut tenant_changed = false;
+        for (domain, tenant) in &self.tenants {
+            let refreshed = tenant.with_current_keys()?;
+            tenant_changed |= refreshed.is_some();
+            tenants.insert(
+                domain.clone(),
+                refreshed.map_or_else(|| tenant.clone(), Arc::new),
+            );
+        }
         let same_keys = keys.fingerprint() == self.keys.fingerprint()
             && sealer.fingerprint() == self.sealer.fingerprint();
-        if same_keys {
+        if same_keys && !tenant_changed {
             return Ok(None);
         }
         Self::assemble(Self {
@@ -245,6 +341,9 @@ impl Settings {
             tls: self.tls.clone(),
             conn: self.conn.clone(),
             user_callers: self.user_callers,
+            domain: self.domain.clone(),
+            base_path: self.base_path.clone(),
+            tenants,
             key_epoch: self.key_epoch,
         })
         .map(Some)

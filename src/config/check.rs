@@ -135,6 +135,35 @@ impl Config {
                 problems.push(format!("{name}: 0 is not allowed, it must be at least 1"));
             }
         }
+        let domain_ok = |d: &str| {
+            !d.is_empty()
+                && d.len() <= 253
+                && d.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+                && !d.starts_with('.')
+                && !d.contains("..")
+        };
+        if !domain_ok(&self.tenancy.default_domain) {
+            problems.push(format!(
+                "tenancy.default_domain: {:?} is not a domain (lowercase letters, digits, '-', '.')",
+                self.tenancy.default_domain
+            ));
+        }
+        let mut seen = vec![self.tenancy.default_domain.as_str()];
+        for (i, t) in self.tenants.iter().enumerate() {
+            if !domain_ok(&t.domain) {
+                problems.push(format!(
+                    "tenants[{i}].domain: {:?} is not a domain (lowercase letters, digits, '-', '.')",
+                    t.domain
+                ));
+            } else if seen.contains(&t.domain.as_str()) {
+                problems.push(format!(
+                    "tenants[{i}].domain: {:?} is defined twice",
+                    t.domain
+                ));
+            }
+            seen.push(&t.domain);
+        }
         if self.introspection.user_cache_seconds > 3600 {
             problems.push(format!(
                 "introspection.user_cache_seconds: {} is more than 3600",

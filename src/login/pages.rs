@@ -82,7 +82,8 @@ pub fn login(client_name: &str, hidden: Hidden<'_>, username: &str, error: Optio
         escape_into(&mut body, error);
         body.push_str("</p>");
     }
-    body.push_str("<form method=\"post\" action=\"/oauth2/authorize\">");
+    // Relative: the form posts back under the path (and tenant) it came from.
+    body.push_str("<form method=\"post\" action=\"authorize\">");
     hidden_fields(&mut body, "login", hidden);
     let _ = write!(
         body,
@@ -132,7 +133,8 @@ pub fn consent(client_name: &str, username: &str, scopes: &[&str], hidden: Hidde
         }
         body.push_str("</ul>");
     }
-    body.push_str("<form method=\"post\" action=\"/oauth2/authorize\">");
+    // Relative: the form posts back under the path (and tenant) it came from.
+    body.push_str("<form method=\"post\" action=\"authorize\">");
     hidden_fields(&mut body, "consent", hidden);
     body.push_str(
         "<button type=\"submit\" name=\"decision\" value=\"approve_once\" id=\"approve-once\">Approve once</button>\

@@ -246,6 +246,21 @@ impl Api {
         RawJson::new(settings.documents.oauth.clone())
     }
 
+    /// OpenID Provider metadata at WSO2's path (`/oauth2/token/.well-known/openid-configuration`,
+    /// also under `/t/{domain}`): the same document.
+    #[oai(
+        path = "/oauth2/token/.well-known/openid-configuration",
+        method = "get",
+        tag = "Tag::Discovery",
+        operation_id = "openidConfigurationWso2"
+    )]
+    async fn openid_configuration_wso2(
+        &self,
+        settings: Data<&Arc<Settings>>,
+    ) -> RawJson<ServerMetadata> {
+        RawJson::new(settings.documents.openid.clone())
+    }
+
     /// OpenID Provider metadata (OpenID Connect Discovery 1.0).
     #[oai(
         path = "/.well-known/openid-configuration",
@@ -272,6 +287,7 @@ pub const METHODS: &[(&str, &str)] = &[
     (paths::JWKS, "GET"),
     (paths::OAUTH_METADATA, "GET"),
     (paths::OPENID_METADATA, "GET"),
+    (paths::WSO2_OPENID_METADATA, "GET"),
     (paths::OPENAPI, "GET"),
 ];
 

@@ -18,6 +18,8 @@ pub const JWKS: &str = "/oauth2/jwks";
 pub const OAUTH_METADATA: &str = "/.well-known/oauth-authorization-server";
 /// OpenID Provider metadata (OpenID Connect Discovery 1.0).
 pub const OPENID_METADATA: &str = "/.well-known/openid-configuration";
+/// OpenID Provider metadata where WSO2 serves it.
+pub const WSO2_OPENID_METADATA: &str = "/oauth2/token/.well-known/openid-configuration";
 /// The OpenAPI document.
 pub const OPENAPI: &str = "/openapi.json";
 

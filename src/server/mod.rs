@@ -265,6 +265,17 @@ fn window(max_body: usize) -> u32 {
         .max(65_535)
 }
 
+/// `uri` with its path replaced by `path` (the query kept).
+fn with_path(uri: &hyper::Uri, path: &str) -> Option<hyper::Uri> {
+    let path_and_query = match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(path_and_query.parse().ok()?);
+    hyper::Uri::from_parts(parts).ok()
+}
+
 /// Largest request head answered normally: room for a forwarded
 /// certificate chain. Up to [`MAX_READ_HEADER_BYTES`] a larger head gets
 /// our JSON 431; beyond, the HTTP layer refuses it itself.
@@ -320,18 +331,37 @@ impl ConnPeer {
         let tracker = activity.clone();
         let in_flight_total = self.admission.clone();
         let state = self.state.clone();
-        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             let in_flight = tracker.begin();
             let endpoint = endpoint.clone();
             let too_large = head_bytes(&req) > MAX_HEADER_BYTES;
+            // The settings this request sees from start to end: the
+            // tenant's its path names (the prefix is then stripped).
+            let current = state.settings();
+            let admitted = in_flight_total.try_begin(&current.conn.limits);
+            let routed = crate::tenant::route(&current, req.uri().path());
+            let (settings, base) = match routed {
+                Ok(crate::tenant::Routed {
+                    settings,
+                    under: Some((base, path)),
+                }) => {
+                    if let Some(uri) = with_path(req.uri(), &path) {
+                        *req.uri_mut() = uri;
+                    }
+                    (Some(settings), base)
+                }
+                Ok(routed) => (Some(routed.settings), String::new()),
+                Err(crate::tenant::UnknownTenant) => (None, String::new()),
+            };
             let allow = crate::oauth::allowed_methods(req.uri().path());
-            // The settings this request sees from start to end.
-            let settings = state.settings();
-            let admitted = in_flight_total.try_begin(&settings.conn.limits);
             let mut req =
                 poem::Request::from((req, local.clone(), remote_addr.clone(), scheme.clone()));
             req.extensions_mut().insert(listener);
-            req.extensions_mut().insert(settings);
+            req.extensions_mut().insert(crate::tenant::BasePath(base));
+            let unknown_tenant = settings.is_none();
+            if let Some(settings) = settings {
+                req.extensions_mut().insert(settings);
+            }
             if let Some(cert) = &cert {
                 req.extensions_mut().insert(cert.clone());
             }
@@ -345,6 +375,9 @@ impl ConnPeer {
                     ),
                     Some(_request) if too_large => {
                         poem::IntoResponse::into_response(crate::error::OAuthError::HeadersTooLarge)
+                    }
+                    Some(_request) if unknown_tenant => {
+                        poem::IntoResponse::into_response(crate::error::OAuthError::NotFound)
                     }
                     Some(_request) => {
                         crate::error::only_oauth_errors(endpoint.get_response(req).await, allow)

@@ -20,5 +20,6 @@ mod process;
 mod refresh;
 mod reload;
 mod revoke;
+mod tenants;
 mod token;
 mod trust;

@@ -20,12 +20,24 @@ pub fn session(settings: &Settings, req: &Request, now: u64) -> Option<Session> 
     (session.expires > now).then_some(session)
 }
 
+/// The path prefix the request came in under (`""`, or `/t/{domain}`):
+/// cookies are scoped to it, so one tenant's never reach another.
+fn base(req: &Request) -> &str {
+    req.extensions()
+        .get::<crate::tenant::BasePath>()
+        .map_or("", |b| b.0.as_str())
+}
+
 /// A `Set-Cookie` for `session`.
-pub fn set_session(settings: &Settings, session: &Session) -> Result<String, String> {
+pub fn set_session(
+    settings: &Settings,
+    req: &Request,
+    session: &Session,
+) -> Result<String, String> {
     Ok(login::set_cookie(
         login::SESSION_COOKIE,
         &settings.sealer.seal(Purpose::Session, session)?,
-        "/oauth2/",
+        &format!("{}/oauth2/", base(req)),
         settings.config.login.session_lifetime,
     ))
 }
@@ -43,11 +55,15 @@ pub fn consent(
 }
 
 /// A `Set-Cookie` for `consent`.
-pub fn set_consent(settings: &Settings, consent: &Consent) -> Result<String, String> {
+pub fn set_consent(
+    settings: &Settings,
+    req: &Request,
+    consent: &Consent,
+) -> Result<String, String> {
     Ok(login::set_cookie(
         &login::consent_cookie_name(&consent.username, &consent.client_id),
         &settings.sealer.seal(Purpose::Consent, consent)?,
-        "/oauth2/authorize",
+        &format!("{}/oauth2/authorize", base(req)),
         settings.config.login.consent_lifetime,
     ))
 }
@@ -62,7 +78,8 @@ pub fn csrf_token(req: &Request) -> (String, Option<String>) {
         Some(v) => (v.to_string(), None),
         None => {
             let v = random_id().unwrap_or_default();
-            let cookie = login::set_cookie(login::CSRF_COOKIE, &v, "/oauth2/authorize", 86_400);
+            let path = format!("{}/oauth2/authorize", base(req));
+            let cookie = login::set_cookie(login::CSRF_COOKIE, &v, &path, 86_400);
             (v, Some(cookie))
         }
     }

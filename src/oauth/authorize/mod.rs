@@ -332,7 +332,7 @@ async fn login_step(login: &Login, submitted: Submitted<'_>) -> Result<Response,
         sid: random_id().map_err(OAuthError::internal)?,
         expires: now + settings.config.login.session_lifetime,
     };
-    let cookie = cookies::set_session(settings, &session).map_err(OAuthError::internal)?;
+    let cookie = cookies::set_session(settings, req, &session).map_err(OAuthError::internal)?;
     let consented = consented(settings, req, &pending, &session, now);
     match flow::after_login(consented) {
         Next::IssueCode => issue_code(settings, &pending, &session, vec![cookie], now),
@@ -381,7 +381,8 @@ fn consent_step(submitted: Submitted<'_>) -> Result<Response, AuthorizeError> {
                 scope: pending.asked.scope.clone(),
                 expires: now + settings.config.login.consent_lifetime,
             };
-            let cookie = cookies::set_consent(settings, &consent).map_err(OAuthError::internal)?;
+            let cookie =
+                cookies::set_consent(settings, req, &consent).map_err(OAuthError::internal)?;
             issue_code(settings, &pending, &session, vec![cookie], now)
         }
     }
