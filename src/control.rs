@@ -85,10 +85,13 @@ pub async fn watch_keys(state: Arc<AppState>) {
     loop {
         let settings = state.settings();
         let interval = std::time::Duration::from_secs(settings.config.keys.poll_interval.max(1));
-        let dir = settings.config.keys.dir.clone();
+        let dirs = settings.key_dirs();
         drop(settings);
         tokio::time::sleep(interval).await;
-        let stamp = crate::keys::files::stamp(&dir);
+        let stamp: Vec<_> = dirs
+            .iter()
+            .flat_map(|d| crate::keys::files::stamp(d))
+            .collect();
         if stamp == last {
             continue;
         }

@@ -206,7 +206,9 @@ impl AppState {
         let tenants_changed = tenant_view(old) != tenant_view(new);
         let stale = !left.is_empty() || claims_changed || tenants_changed;
         new.key_epoch = old.key_epoch + u64::from(stale);
-        // Tenants share the cache and follow the default tenant's epoch.
+        // Tenants share the cache: those rebuilt now take the new epoch
+        // (unchanged ones keep theirs; a hit is also checked against the
+        // tenant's issuer, so no verification crosses tenants).
         for tenant in new.tenants.values_mut() {
             if let Some(tenant) = Arc::get_mut(tenant) {
                 tenant.key_epoch = new.key_epoch;

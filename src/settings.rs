@@ -95,17 +95,9 @@ impl Settings {
     pub fn build(config: Config) -> Result<(Self, Option<Unsaved>), Problems> {
         let domain = config.tenancy.default_domain.clone();
         let built = Self::build_one(config.clone(), domain, String::new(), None);
-        let (mut settings, unsaved) = match built {
-            Ok(done) => done,
-            Err(mut problems) => {
-                for (i, t) in config.tenants.iter().enumerate() {
-                    if let Err(more) = Self::tenant(&config, i, t, None) {
-                        problems.0.extend(more.0);
-                    }
-                }
-                return Err(problems);
-            }
-        };
+        // When the default tenant fails, only its problems are reported:
+        // tenants inherit most of its settings and would repeat them.
+        let (mut settings, unsaved) = built?;
         let mut problems = Problems::default();
         for (i, t) in config.tenants.iter().enumerate() {
             match Self::tenant(&config, i, t, Some(&settings.sealer)) {
@@ -232,6 +224,8 @@ impl Settings {
             return Err(problems);
         }
         let (sealer, unsaved) = match sealing {
+            // A tenant's seals are bound to its domain, whatever keys it uses.
+            Some(sealer) if !base_path.is_empty() => (sealer.bound_to(&domain), None),
             Some(sealer) => (sealer, None),
             None if !base_path.is_empty() => {
                 return Err(Problems(vec![format!(
@@ -316,7 +310,11 @@ impl Settings {
         let mut tenants = std::collections::HashMap::new();
         let mut tenant_changed = false;
         for (domain, tenant) in &self.tenants {
-            let refreshed = tenant.with_current_keys()?;
+            // One tenant's unreadable keys stop only that tenant's refresh.
+            let refreshed = tenant.with_current_keys().unwrap_or_else(|problems| {
+                tracing::error!(tenant = %domain, "keys of this tenant not taken, its running keys stay: {problems}");
+                None
+            });
             tenant_changed |= refreshed.is_some();
             tenants.insert(
                 domain.clone(),
@@ -347,6 +345,23 @@ impl Settings {
             key_epoch: self.key_epoch,
         })
         .map(Some)
+    }
+
+    /// The name failed logins of `username` are counted under: per tenant.
+    pub fn throttle_name(&self, username: &str) -> String {
+        format!("{}\0{username}", self.domain)
+    }
+
+    /// Every keys directory these settings read (the default tenant's and
+    /// each tenant's own), for the watcher.
+    pub fn key_dirs(&self) -> Vec<std::path::PathBuf> {
+        let mut dirs = vec![self.config.keys.dir.clone()];
+        for tenant in self.tenants.values() {
+            if !dirs.contains(&tenant.config.keys.dir) {
+                dirs.push(tenant.config.keys.dir.clone());
+            }
+        }
+        dirs
     }
 
     /// The settings that cannot change while the server runs: each one
@@ -393,3 +408,7 @@ pub fn save(unsaved: Option<Unsaved>) -> Result<(), String> {
     tracing::info!(file = %u.path.display(), "generated a new sealing key (authorization codes, login cookies)");
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "settings/tests.rs"]
+mod tests;

@@ -163,6 +163,15 @@ impl Config {
                 ));
             }
             seen.push(&t.domain);
+            if let Some(issuer) = &t.issuer {
+                let suffix = format!("/t/{}", t.domain);
+                let http = issuer.starts_with("https://") || issuer.starts_with("http://");
+                if !http || !issuer.trim_end_matches('/').ends_with(&suffix) {
+                    problems.push(format!(
+                        "tenants[{i}].issuer: {issuer:?} is not an http(s) URL ending in {suffix} (where its endpoints are)"
+                    ));
+                }
+            }
         }
         if self.introspection.user_cache_seconds > 3600 {
             problems.push(format!(

@@ -82,6 +82,9 @@ pub struct TenantConfig {
     /// Its signing and sealing keys. Default: shared with the default
     /// tenant (`keys.dir`).
     pub keys_dir: Option<PathBuf>,
+    /// `aud` of its access tokens. Default: its issuer (never the default
+    /// tenant's `tokens.audience`, so resource servers tell tenants apart).
+    pub audience: Option<String>,
     /// A TOML file of its `[[users]]`.
     pub users_file: Option<PathBuf>,
     /// Its clients.
@@ -508,6 +511,7 @@ impl Config {
                 .clone()
                 .unwrap_or_else(|| format!("{}/t/{}", self.issuer(), t.domain)),
         );
+        c.tokens.audience = t.audience.clone();
         c.clients = t.clients.clone();
         c.users = t.users.clone();
         c.login.users_file = t.users_file.clone();

@@ -57,7 +57,7 @@ pub async fn authenticate(
     }
     let attempt = login
         .limiter
-        .begin(username, address, now)
+        .begin(&settings.throttle_name(username), address, now)
         .map_err(OAuthError::Throttled)?;
     let checked = login
         .hashing

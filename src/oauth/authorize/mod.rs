@@ -289,7 +289,10 @@ async fn login_step(login: &Login, submitted: Submitted<'_>) -> Result<Response,
     let address = settings.proxies.client_address(req);
     // Counted before the password is checked, so parallel attempts cannot
     // slip past the limit.
-    let attempt = match login.limiter.begin(username, address, now) {
+    let attempt = match login
+        .limiter
+        .begin(&settings.throttle_name(username), address, now)
+    {
         Ok(attempt) => attempt,
         Err(wait) => {
             tracing::warn!(address = ?address, "login throttled after repeated failures");
