@@ -11,8 +11,10 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 mod check;
+mod tenants;
 
 pub use check::{Missing, Problems};
+pub use tenants::{TenancyConfig, TenantConfig};
 
 /// The embedded development configuration, used when no config file exists.
 pub const DEV_CONFIG: &str = include_str!("dev.toml");
@@ -58,41 +60,6 @@ pub struct Config {
     /// Other tenants, served under `/t/{domain}/…`.
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
-}
-
-/// `[tenancy]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TenancyConfig {
-    /// The default tenant's domain: its endpoints are served at `/` and at
-    /// `/t/{default_domain}/`.
-    pub default_domain: String,
-}
-
-/// One `[[tenants]]` entry: a tenant with its own clients, users and
-/// issuer; everything else as configured for the default tenant.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct TenantConfig {
-    /// The tenant's domain, e.g. `acme.com`: lowercase letters, digits,
-    /// `-` and `.`.
-    pub domain: String,
-    /// Its issuer. Default: the default tenant's issuer + `/t/{domain}`.
-    pub issuer: Option<String>,
-    /// Its signing and sealing keys. Default: shared with the default
-    /// tenant (`keys.dir`).
-    pub keys_dir: Option<PathBuf>,
-    /// `aud` of its access tokens. Default: its issuer (never the default
-    /// tenant's `tokens.audience`, so resource servers tell tenants apart).
-    pub audience: Option<String>,
-    /// A TOML file of its `[[users]]`.
-    pub users_file: Option<PathBuf>,
-    /// Its clients.
-    #[serde(default)]
-    pub clients: Vec<ClientConfig>,
-    /// Its users.
-    #[serde(default)]
-    pub users: Vec<UserConfig>,
 }
 
 /// `[server]`
@@ -500,26 +467,6 @@ impl Config {
         self.keys
             .publish_before
             .saturating_add(self.keys.poll_interval)
-    }
-
-    /// The configuration of tenant `t`: this one with `t`'s issuer,
-    /// clients, users and keys, and no tenants of its own.
-    pub fn for_tenant(&self, t: &TenantConfig) -> Self {
-        let mut c = self.clone();
-        c.issuer = Some(
-            t.issuer
-                .clone()
-                .unwrap_or_else(|| format!("{}/t/{}", self.issuer(), t.domain)),
-        );
-        c.tokens.audience = t.audience.clone();
-        c.clients = t.clients.clone();
-        c.users = t.users.clone();
-        c.login.users_file = t.users_file.clone();
-        if let Some(dir) = &t.keys_dir {
-            c.keys.dir = dir.clone();
-        }
-        c.tenants = Vec::new();
-        c
     }
 
     /// The issuer identifier, explicit or derived from the listeners.
