@@ -344,15 +344,9 @@ async fn wso2_fields_and_the_rfc9701_jwt_answer() {
         crate::common::verify_unexpiring_with_jwks(&server, &resp.text().await.unwrap(), "rs")
             .await;
     assert_eq!(claims["token_introspection"], json!({"active": false}));
-    let meta: Value = server
-        .client(None)
-        .get(server.https_url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = server
+        .get_json("/.well-known/oauth-authorization-server")
+        .await;
     assert_eq!(
         meta["introspection_signing_alg_values_supported"],
         json!(["ES256"])

@@ -3,6 +3,7 @@
 //! certificates generated per test. One binary, one module per concern.
 
 mod authorize;
+mod authorize_sealing;
 mod browser;
 mod cli;
 mod common;

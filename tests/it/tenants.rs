@@ -149,15 +149,7 @@ async fn each_tenant_has_its_clients_issuer_and_tokens() {
         "/t/acme.com/.well-known/oauth-authorization-server",
         "/t/acme.com/oauth2/token/.well-known/openid-configuration",
     ] {
-        let meta: Value = server
-            .client(None)
-            .get(server.https_url(path))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let meta = server.get_json(path).await;
         assert_eq!(
             meta["issuer"], "https://certbound.test/t/acme.com",
             "{path}"

@@ -100,6 +100,18 @@ impl TestServer {
 }
 
 impl Api {
+    /// GETs `path` over HTTPS and parses the JSON answer.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.client(None)
+            .get(self.https_url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub fn https_url(&self, path: &str) -> String {
         format!("https://{}{path}", self.https)
     }
