@@ -3,20 +3,14 @@
 //! §2.3.1 (`client_secret_basic`, `client_secret_post`).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::cert::dn::Dn;
+use crate::cert::ClientCertificate;
 use crate::cert::matching::{Subject, TrustAnchors};
-use crate::cert::{ClientCertificate, thumbprint};
 use crate::config::{ClientConfig, Problems};
 use crate::error::OAuthError;
 
@@ -114,6 +108,8 @@ pub struct Client {
     pub require_pkce: bool,
     /// The user client-credentials tokens act for, if any.
     pub owner: Option<String>,
+    /// How introspection names its users in `app_configured` mode.
+    pub local_subject: crate::subject::LocalSubject,
 }
 
 /// Credentials found in a request.
@@ -302,7 +298,7 @@ fn build(
     if c.client_id.is_empty() {
         return Err("client_id is empty".into());
     }
-    let subjects = subjects(c)?;
+    let subjects = entry::subjects(c)?;
     let has_pins = !c.certificates.is_empty() || c.jwks.is_some();
     if c.tls_client_auth_trust_anchors.is_some()
         && c.token_endpoint_auth_method != "tls_client_auth"
@@ -353,7 +349,7 @@ fn build(
             if !subjects.is_empty() || c.client_secret_sha256.is_some() {
                 return Err("self_signed_tls_client_auth takes certificates or jwks only".into());
             }
-            let thumbprints = pinned_thumbprints(c, base_dir)?;
+            let thumbprints = entry::pinned_thumbprints(c, base_dir)?;
             if thumbprints.is_empty() {
                 return Err("self_signed_tls_client_auth needs certificates or jwks".into());
             }
@@ -393,7 +389,7 @@ fn build(
     let redirect_uris = c
         .redirect_uris
         .iter()
-        .map(|uri| check_redirect_uri(uri).map(|()| uri.clone()))
+        .map(|uri| entry::check_redirect_uri(uri).map(|()| uri.clone()))
         .collect::<Result<Vec<_>, _>>()?;
     if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
         return Err("the authorization_code grant needs redirect_uris".into());
@@ -403,6 +399,10 @@ fn build(
         redirect_uris,
         require_pkce: c.require_pkce.unwrap_or(true),
         owner: c.owner.clone(),
+        local_subject: crate::subject::LocalSubject {
+            tenant_domain: c.use_tenant_domain_in_local_subject_identifier,
+            user_store_domain: c.use_user_store_domain_in_local_subject_identifier,
+        },
         id: c.client_id.clone(),
         method,
         grant_types,
@@ -412,87 +412,8 @@ fn build(
     })
 }
 
-/// RFC 6749 §3.1.2: an absolute URI without a fragment; RFC 8252 §7:
-/// private-use schemes are allowed for native apps.
-fn check_redirect_uri(uri: &str) -> Result<(), String> {
-    let parsed =
-        url::Url::parse(uri).map_err(|e| format!("redirect_uri {uri:?} is not absolute: {e}"))?;
-    if parsed.fragment().is_some() {
-        return Err(format!("redirect_uri {uri:?} has a fragment"));
-    }
-    if parsed.cannot_be_a_base() && !uri.contains(':') {
-        return Err(format!("redirect_uri {uri:?} is not absolute"));
-    }
-    Ok(())
-}
-
-fn subjects(c: &ClientConfig) -> Result<Vec<Subject>, String> {
-    let mut out = Vec::new();
-    if let Some(dn) = &c.tls_client_auth_subject_dn {
-        out.push(Subject::Dn(
-            Dn::parse(dn).map_err(|e| format!("tls_client_auth_subject_dn: {e}"))?,
-        ));
-    }
-    if let Some(v) = &c.tls_client_auth_san_dns {
-        out.push(Subject::SanDns(v.clone()));
-    }
-    if let Some(v) = &c.tls_client_auth_san_uri {
-        out.push(Subject::SanUri(v.clone()));
-    }
-    if let Some(v) = &c.tls_client_auth_san_ip {
-        let ip: IpAddr = v
-            .parse()
-            .map_err(|_| format!("tls_client_auth_san_ip {v:?} is not an IP address"))?;
-        out.push(Subject::SanIp(ip));
-    }
-    if let Some(v) = &c.tls_client_auth_san_email {
-        out.push(Subject::SanEmail(v.clone()));
-    }
-    Ok(out)
-}
-
-/// Thumbprints of `certificates` (PEM files or inline PEM) and of the first
-/// `x5c` entry of each key in `jwks`.
-fn pinned_thumbprints(c: &ClientConfig, base_dir: &Path) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    for entry in &c.certificates {
-        let pem = if entry.trim_start().starts_with("-----BEGIN") {
-            entry.clone()
-        } else {
-            let path = base_dir.join(entry);
-            std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot read certificate {}: {e}", path.display()))?
-        };
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("certificate {entry:?}: {e}"))?;
-        if certs.is_empty() {
-            return Err(format!("certificate {entry:?} holds no PEM certificate"));
-        }
-        out.extend(certs.iter().map(|der| thumbprint(der)));
-    }
-    if let Some(jwks) = &c.jwks {
-        let keys = jwks
-            .get("keys")
-            .and_then(|k| k.as_array())
-            .ok_or("jwks must be an object with a \"keys\" array")?;
-        for key in keys {
-            let x5c = key
-                .get("x5c")
-                .and_then(|x| x.as_array())
-                .and_then(|a| a.first())
-                .and_then(|v| v.as_str())
-                .ok_or("every jwks key needs an x5c certificate")?;
-            let der = STANDARD
-                .decode(x5c)
-                .map_err(|_| "jwks x5c is not base64".to_string())?;
-            x509_parser::parse_x509_certificate(&der)
-                .map_err(|_| "jwks x5c is not an X.509 certificate".to_string())?;
-            out.push(thumbprint(&der));
-        }
-    }
-    Ok(out)
-}
+#[path = "clients/entry.rs"]
+mod entry;
 
 #[cfg(test)]
 #[path = "clients/tests.rs"]

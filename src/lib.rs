@@ -25,6 +25,7 @@ pub mod scope;
 pub mod seal;
 pub mod server;
 pub mod settings;
+pub mod subject;
 pub mod tenant;
 pub mod tls;
 pub mod token;
@@ -311,7 +312,10 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
             // The listener attaches them; without one (a test calling the
             // endpoint directly), the current ones.
             if req.extensions().get::<Arc<Settings>>().is_none() {
-                req.extensions_mut().insert(current.settings());
+                let settings = current.settings();
+                req.extensions_mut()
+                    .insert(tenant::Tenants(settings.clone()));
+                req.extensions_mut().insert(settings);
             }
             async move { Ok(req) }
         })

@@ -33,8 +33,11 @@ enum Command {
     /// Ask the running server to reload its configuration (as SIGHUP does)
     /// and print the outcome.
     Reload,
-    /// Manage signing keys in keys.dir.
+    /// Manage signing and sealing keys in keys.dir.
     Keys {
+        /// A tenant's keys (its keys_dir) instead of the default tenant's.
+        #[arg(long, global = true)]
+        tenant: Option<String>,
         #[command(subcommand)]
         action: KeysAction,
     },
@@ -143,8 +146,14 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Keys { action } => {
+        Command::Keys { tenant, action } => {
             let (config, _) = load()?;
+            let config = match tenant {
+                Some(domain) => config
+                    .tenant_config(&domain)
+                    .ok_or_else(|| format!("no tenant {domain:?} in the configuration"))?,
+                None => config,
+            };
             keys_command(&config, action)
         }
         Command::DevCerts { dir, force } => {

@@ -229,7 +229,7 @@ impl Settings {
             Some(sealer) => (sealer, None),
             None if !base_path.is_empty() => {
                 return Err(Problems(vec![format!(
-                    "keys_dir: no sealing key in {} (certbound keys generate --sealing)",
+                    "keys_dir: no sealing key in {} (certbound keys --tenant {domain} generate --sealing)",
                     config.keys.dir.display()
                 )]));
             }

@@ -49,3 +49,43 @@ pub fn route(default: &Arc<Settings>, path: &str) -> Result<Routed, UnknownTenan
         under: Some((format!("/t/{domain}"), format!("/{tail}"))),
     })
 }
+
+/// Every tenant's settings as the request found them: the default
+/// tenant's, which hold the others (attached beside the request's own
+/// tenant's settings; cross-tenant introspection looks tokens up here).
+#[derive(Debug, Clone)]
+pub struct Tenants(pub Arc<Settings>);
+
+impl Tenants {
+    /// The tenant named `domain`.
+    pub fn get(&self, domain: &str) -> Option<&Arc<Settings>> {
+        if domain == self.0.domain {
+            Some(&self.0)
+        } else {
+            self.0.tenants.get(domain)
+        }
+    }
+
+    /// The tenant whose issuer `token` names in its `iss`. Read without
+    /// verifying, only to choose whose keys then verify the token.
+    pub fn claimed_by(&self, token: &str) -> Option<&Arc<Settings>> {
+        #[derive(serde::Deserialize)]
+        struct Issuer<'a> {
+            #[serde(borrow)]
+            iss: std::borrow::Cow<'a, str>,
+        }
+        use base64::Engine;
+        if token.len() > crate::token::MAX_TOKEN_LEN {
+            return None;
+        }
+        let payload = token.split('.').nth(1)?;
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()?;
+        let Issuer { iss } = serde_json::from_slice(&json).ok()?;
+        let root = &self.0;
+        std::iter::once(root)
+            .chain(root.tenants.values())
+            .find(|t| t.tokens.issuer == iss)
+    }
+}

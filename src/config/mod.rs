@@ -11,9 +11,11 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 mod check;
+mod introspection;
 mod tenants;
 
 pub use check::{Missing, Problems};
+pub use introspection::{IntrospectionConfig, SubjectFormat};
 pub use tenants::{TenancyConfig, TenantConfig};
 
 /// The embedded development configuration, used when no config file exists.
@@ -190,22 +192,6 @@ pub struct LoginConfig {
     pub hash_queue: usize,
 }
 
-/// `[introspection]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IntrospectionConfig {
-    /// Add `cnf.x5t#SHA256` (WSO2's name) beside RFC 8705's `x5t#S256`, same
-    /// value, for resource servers written against WSO2.
-    pub wso2_cnf_alias: bool,
-    /// A user holding any of these permissions may call introspection with
-    /// HTTP Basic `username:password` (WSO2's
-    /// `[resource_access_control.introspect] permissions`).
-    pub permissions: Vec<String>,
-    /// Seconds a user caller's verified credentials are remembered, so
-    /// argon2id does not run on every call; 0 disables.
-    pub user_cache_seconds: u64,
-}
-
 /// One `[[users]]` entry.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -298,6 +284,15 @@ pub struct ClientConfig {
     /// A username that client-credentials tokens of this client act for:
     /// introspection reports it as `username`.
     pub owner: Option<String>,
+    /// `subject_identifier_format = "app_configured"`: introspection names
+    /// this client's users `name@tenant-domain` (WSO2's service provider
+    /// setting of the same name).
+    #[serde(default)]
+    pub use_tenant_domain_in_local_subject_identifier: bool,
+    /// `subject_identifier_format = "app_configured"`: introspection names
+    /// this client's users `PRIMARY/name`.
+    #[serde(default)]
+    pub use_user_store_domain_in_local_subject_identifier: bool,
     /// `tls_client_auth`: expected subject DN (RFC 4514 string).
     pub tls_client_auth_subject_dn: Option<String>,
     /// `tls_client_auth`: expected dNSName SAN.
@@ -374,11 +369,7 @@ impl Default for Config {
                 hash_workers: 0,
                 hash_queue: 32,
             },
-            introspection: IntrospectionConfig {
-                wso2_cnf_alias: false,
-                permissions: vec!["introspect".into()],
-                user_cache_seconds: 60,
-            },
+            introspection: IntrospectionConfig::default(),
             keys: KeysConfig {
                 dir: PathBuf::from("keys"),
                 publish_before: 3600,

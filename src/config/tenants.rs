@@ -62,4 +62,14 @@ impl Config {
         c.tenants = Vec::new();
         c
     }
+
+    /// The configuration of the tenant named `domain` (the default
+    /// tenant's own for `tenancy.default_domain`).
+    pub fn tenant_config(&self, domain: &str) -> Option<Self> {
+        if domain == self.tenancy.default_domain {
+            return Some(self.clone());
+        }
+        let tenant = self.tenants.iter().find(|t| t.domain == domain)?;
+        Some(self.for_tenant(tenant))
+    }
 }

@@ -8,8 +8,11 @@ use super::ClientParams;
 use super::extract::{Authorization, ClientAuth};
 use super::introspection_jwt::{Accept, IntrospectionResponse};
 use crate::AppState;
+use crate::config::SubjectFormat;
 use crate::error::OAuthError;
 use crate::settings::Settings;
+use crate::subject;
+use crate::tenant::Tenants;
 use crate::token::{AccessClaims, Confirmation, Inactive, RefreshClaims};
 
 /// Introspection request (RFC 7662 §2.1).
@@ -160,6 +163,7 @@ pub enum Caller {
 /// client): asking for a JWT as a user is 406.
 pub async fn introspect(
     settings: &Settings,
+    tenants: &Tenants,
     state: &AppState,
     auth: &ClientAuth,
     form: &IntrospectRequest,
@@ -170,8 +174,10 @@ pub async fn introspect(
         jwt,
         json: json_too,
     } = accept;
+    // A user caller named `alice@acme.com` is acme.com's, at any path.
+    let settings = super::user_caller::named_tenant(settings, tenants, auth).unwrap_or(settings);
     let caller = authorize_caller(settings, state, auth, &form.client, now).await?;
-    let answer = inspect(settings, state, &form.token, now)?;
+    let answer = inspect(settings, tenants, state, &form.token, now)?;
     match (jwt, caller) {
         (false, _) => Ok(IntrospectionResponse::Json(answer)),
         (true, Caller::Client(audience)) => {
@@ -188,26 +194,35 @@ pub async fn introspect(
 
 /// RFC 7662 §2.2: what an access or refresh token is, or
 /// `{"active": false}` for anything not active now (never why). A token
-/// of an unknown key while this server cannot read its keys is 503.
+/// of another tenant is inactive unless `introspection.allow_cross_tenant`
+/// (then its own tenant verifies it). A token of an unknown key while this
+/// server cannot read its keys is 503.
 pub fn inspect(
     settings: &Settings,
+    tenants: &Tenants,
     state: &AppState,
     token: &str,
     now: u64,
 ) -> Result<Introspection, OAuthError> {
-    let found = match state.active_access_token(settings, token, now) {
-        Err(Inactive::WrongType) => state
-            .active_refresh_token(settings, token, now)
-            .map(Introspection::from),
-        other => other.map(|claims| Introspection::from(&*claims)),
-    };
+    let mut issuer = settings;
+    let mut found = active(settings, state, token, now);
+    if found.is_err()
+        && settings.config.introspection.allow_cross_tenant
+        && let Some(other) = tenants.claimed_by(token)
+        && other.tokens.issuer != settings.tokens.issuer
+    {
+        issuer = other;
+        found = active(other, state, token, now);
+    }
     match found {
         Ok(mut introspection) => {
-            if settings.config.introspection.wso2_cnf_alias
+            let config = &settings.config.introspection;
+            if config.wso2_cnf_alias
                 && let Some(cnf) = &mut introspection.cnf
             {
                 cnf.x5t_sha256 = Some(cnf.x5t_s256.clone());
             }
+            name_user(&mut introspection, issuer, config.subject_identifier_format);
             Ok(introspection)
         }
         Err(reason) => {
@@ -216,6 +231,40 @@ pub fn inspect(
             Ok(Introspection::default())
         }
     }
+}
+
+/// The access or refresh token's answer, if it is active at `issuer`.
+fn active(
+    issuer: &Settings,
+    state: &AppState,
+    token: &str,
+    now: u64,
+) -> Result<Introspection, Inactive> {
+    match state.active_access_token(issuer, token, now) {
+        Err(Inactive::WrongType) => state
+            .active_refresh_token(issuer, token, now)
+            .map(Introspection::from),
+        other => other.map(|claims| Introspection::from(&*claims)),
+    }
+}
+
+/// `username` as WSO2 writes it ([`subject`]), for the token's tenant and
+/// client; in `app_configured` mode a user token's `sub` too.
+fn name_user(answer: &mut Introspection, issuer: &Settings, format: SubjectFormat) {
+    let Some(user) = answer.username.as_deref() else {
+        return;
+    };
+    let local = answer
+        .client_id
+        .as_deref()
+        .and_then(|id| issuer.clients.get(id))
+        .map(|client| client.local_subject)
+        .unwrap_or_default();
+    let name = subject::qualified(user, &issuer.domain, format, local);
+    if format == SubjectFormat::AppConfigured && answer.aut.as_deref() == Some(APPLICATION_USER) {
+        answer.sub = Some(name.clone());
+    }
+    answer.username = Some(name);
 }
 
 /// RFC 7662 §2.1: the caller is a client with `introspection = true`, a
@@ -240,9 +289,10 @@ pub async fn authorize_caller(
                 "more than one caller authentication method".into(),
             ));
         }
+        let name = super::user_caller::local_name(settings, name);
         super::user_caller::authenticate(settings, &state.login, name, password, auth.address, now)
             .await?;
-        return Ok(Caller::User(name.clone()));
+        return Ok(Caller::User(name.to_string()));
     }
     if let Some(token) = auth.bearer() {
         let claims = super::bearer_claims(settings, state, token, auth, now)?;

@@ -137,6 +137,7 @@ impl Api {
         req: &poem::Request,
         state: Data<&Arc<AppState>>,
         settings: Data<&Arc<Settings>>,
+        tenants: Data<&crate::tenant::Tenants>,
         auth: ClientAuth,
         form: OAuthForm<IntrospectRequest>,
     ) -> Result<IntrospectionResponse, OAuthError> {
@@ -148,7 +149,16 @@ impl Api {
             .collect();
         let accept = (!lines.is_empty()).then(|| lines.join(","));
         let accept = introspection_jwt::Accept::parse(accept.as_deref());
-        introspect::introspect(&settings, &state, &auth, &form.0, accept, unix_now()).await
+        introspect::introspect(
+            &settings,
+            &tenants,
+            &state,
+            &auth,
+            &form.0,
+            accept,
+            unix_now(),
+        )
+        .await
     }
 
     /// Revocation endpoint (RFC 7009).

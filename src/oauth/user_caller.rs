@@ -16,11 +16,51 @@ use crate::error::OAuthError;
 use crate::login::Login;
 use crate::login::hashing::HashError;
 use crate::settings::Settings;
+use crate::tenant::Tenants;
+
+use super::extract::ClientAuth;
 
 /// Whether a Basic caller named `id` is taken for a user: no client has
 /// that id, and some user may introspect at all.
 pub fn is_user(settings: &Settings, id: &str) -> bool {
     settings.user_callers && settings.clients.get(id).is_none()
+}
+
+/// The user a Basic name means at `settings`' tenant: the name itself when
+/// it is a user there, else the name without a trailing `@{domain}` of
+/// this tenant (`admin@carbon.super` is the default tenant's `admin`).
+pub fn local_name<'a>(settings: &Settings, name: &'a str) -> &'a str {
+    if settings.users.get(name).is_some() {
+        return name;
+    }
+    match name
+        .strip_suffix(settings.domain.as_str())
+        .and_then(|n| n.strip_suffix('@'))
+    {
+        Some(local) if !local.is_empty() => local,
+        _ => name,
+    }
+}
+
+/// The tenant of a Basic user caller that names another tenant than the
+/// path's: `alice@acme.com` is acme.com's `alice` at any path, as in WSO2
+/// (which takes the tenant from the name as from the path). `None` when
+/// the name is a client or a user here, or names no user of a tenant.
+pub fn named_tenant<'a>(
+    settings: &Settings,
+    tenants: &'a Tenants,
+    auth: &ClientAuth,
+) -> Option<&'a Settings> {
+    let (name, _) = auth.user_basic.as_ref()?;
+    if settings.clients.get(name).is_some() || settings.users.get(name).is_some() {
+        return None;
+    }
+    let (local, domain) = name.rsplit_once('@')?;
+    if domain == settings.domain {
+        return None;
+    }
+    let tenant = tenants.get(domain)?;
+    tenant.users.get(local).is_some().then_some(&**tenant)
 }
 
 /// Authenticates the user `username` with `password` from `address` at

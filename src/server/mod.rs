@@ -358,6 +358,8 @@ impl ConnPeer {
                 poem::Request::from((req, local.clone(), remote_addr.clone(), scheme.clone()));
             req.extensions_mut().insert(listener);
             req.extensions_mut().insert(crate::tenant::BasePath(base));
+            req.extensions_mut()
+                .insert(crate::tenant::Tenants(current.clone()));
             let unknown_tenant = settings.is_none();
             if let Some(settings) = settings {
                 req.extensions_mut().insert(settings);

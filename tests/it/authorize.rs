@@ -80,12 +80,12 @@ async fn code_flow_issues_bound_tokens_id_token_and_userinfo() {
     // Introspection: the seed's fields, username for user tokens.
     let i = introspect(&server, &server.pki, access).await;
     assert_eq!(i["active"], true);
-    assert_eq!(i["username"], "alice@example.com");
+    assert_eq!(i["username"], "alice@example.com@carbon.super");
     assert_eq!(i["token_type"], "Bearer");
     let r = introspect(&server, &server.pki, refresh).await;
     assert_eq!(r["active"], true, "{r}");
     assert_eq!(r["token_type"], "Refresh");
-    assert_eq!(r["username"], "alice@example.com");
+    assert_eq!(r["username"], "alice@example.com@carbon.super");
     assert_eq!(r["client_id"], "web");
     assert_eq!(r["cnf"]["x5t#S256"], web.thumbprint());
 

@@ -257,9 +257,15 @@ pub fn params<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
 
 /// Log in as alice and approve once: the redirect page carrying the code.
 pub async fn code_for(browser: &mut Browser, extra: &[(&str, &str)]) -> Page {
+    code_as(browser, "alice@example.com", extra).await
+}
+
+/// Log in as `username` and approve once: the redirect page carrying the
+/// code.
+pub async fn code_as(browser: &mut Browser, username: &str, extra: &[(&str, &str)]) -> Page {
     let login = browser.authorize(&params(extra)).await;
     assert_eq!(login.status, 200, "{}", login.body);
-    let consent = browser.login(&login, "alice@example.com", PASSWORD).await;
+    let consent = browser.login(&login, username, PASSWORD).await;
     assert!(consent.body.contains("approve-once"), "{}", consent.body);
     let done = browser.decide(&consent, "approve_once").await;
     assert_eq!(done.status, 303, "{}", done.body);

@@ -15,7 +15,7 @@ use rcgen::DnType;
 use serde_json::Value;
 
 use crate::browser::*;
-use crate::common::{ChildServer, Setup, TestServer, jwt_part};
+use crate::common::{Api, ChildServer, Setup, TestServer, jwt_part};
 use crate::process::CLIENTS;
 use crate::revoke::basic;
 
@@ -28,7 +28,7 @@ fn certbound(config: &std::path::Path, args: &[&str]) -> (bool, String, String) 
     out
 }
 
-async fn jwks(server: &ChildServer) -> (Vec<String>, String) {
+async fn jwks(server: &Api) -> (Vec<String>, String) {
     let resp = server
         .client(None)
         .get(server.https_url("/oauth2/jwks"))
@@ -49,7 +49,7 @@ async fn jwks(server: &ChildServer) -> (Vec<String>, String) {
     (kids, cache)
 }
 
-async fn active(server: &ChildServer, token: &str) -> bool {
+async fn active(server: &Api, token: &str) -> bool {
     crate::process::active(server, &server.client(None), token).await
 }
 
@@ -213,6 +213,62 @@ async fn a_new_signing_key_is_published_first_then_signs_at_its_time() {
     })
     .await;
     assert!(!active(&server, &foreign).await);
+}
+
+#[tokio::test]
+async fn a_tenant_with_its_own_keys_rotates_them_alone() {
+    let setup = Setup::new(CLIENTS, "[]", Alg::ES256);
+    let own = setup.dir.path().join("acme-keys");
+    certbound::keys::generate_key(&own, Alg::ES256, 1).unwrap();
+    let text = std::fs::read_to_string(&setup.config).unwrap().replacen(
+        "[revocation]",
+        "publish_before = 3\npoll_interval = 1\n[revocation]",
+        1,
+    );
+    let tenant = format!(
+        "\n[[tenants]]\ndomain = \"acme.com\"\nkeys_dir = \"{}\"\n{}",
+        own.display(),
+        CLIENTS.replace("[[clients]]", "[[tenants.clients]]")
+    );
+    std::fs::write(&setup.config, text + &tenant).unwrap();
+    let sealing = ["keys", "--tenant", "acme.com", "generate", "--sealing"];
+    let (ok, _, err) = certbound(&setup.config, &sealing);
+    assert!(ok, "{err}");
+    let svc = setup.pki.client(&[(DnType::CommonName, "svc")], vec![]);
+    let server = ChildServer::spawn(&setup).unwrap();
+    let acme = server.under("/t/acme.com");
+
+    let (default_kids, _) = jwks(&server).await;
+    let (acme_kids, _) = jwks(&acme).await;
+    assert_eq!((default_kids.len(), acme_kids.len()), (1, 1));
+    assert_ne!(default_kids, acme_kids, "acme signs with its own key");
+    let old = acme.token(&svc, "svc").await;
+    assert_eq!(kid(&old), acme_kids[0]);
+
+    let (ok, _, err) = certbound(&setup.config, &["keys", "--tenant", "nowhere.org", "list"]);
+    assert!(!ok && err.contains("no tenant \"nowhere.org\""), "{err}");
+    let (ok, _, err) = certbound(&setup.config, &["keys", "rotate", "--tenant", "acme.com"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        std::fs::read_dir(own.join("signing")).unwrap().count(),
+        2,
+        "the new key is in acme's keys_dir"
+    );
+    until("acme's new key published and signing", || async {
+        let (kids, _) = jwks(&acme).await;
+        kids.len() == 2 && kid(&acme.token(&svc, "svc").await) != acme_kids[0]
+    })
+    .await;
+    let (_, list, _) = certbound(&setup.config, &["keys", "list", "--tenant", "acme.com"]);
+    assert!(
+        list.contains("\tretiring\t") && list.contains(&acme_kids[0]),
+        "{list}"
+    );
+    // acme's earlier token still verifies; the default tenant never saw a
+    // change.
+    assert!(active(&acme, &old).await);
+    assert_eq!(jwks(&server).await.0, default_kids);
+    assert_eq!(kid(&server.token(&svc, "svc").await), default_kids[0]);
 }
 
 async fn introspect_status(server: &ChildServer, token: &str) -> u16 {

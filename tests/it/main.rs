@@ -21,6 +21,8 @@ mod process;
 mod refresh;
 mod reload;
 mod revoke;
+mod seeds;
+mod tenant_flows;
 mod tenants;
 mod token;
 mod trust;

@@ -8,7 +8,7 @@ use certbound::keys::Alg;
 use rcgen::DnType;
 use serde_json::Value;
 
-use crate::common::{ChildServer, Identity, Setup};
+use crate::common::{Api, ChildServer, Identity, Setup};
 use crate::revoke::basic;
 
 pub const CLIENTS: &str = r#"
@@ -29,7 +29,7 @@ fn setup() -> (Setup, Identity) {
     (setup, id)
 }
 
-pub async fn active(server: &ChildServer, client: &reqwest::Client, token: &str) -> bool {
+pub async fn active(server: &Api, client: &reqwest::Client, token: &str) -> bool {
     let (status, body, _) = server
         .post(
             client,

@@ -260,7 +260,7 @@ async fn client_credentials_tokens_carry_username_only_with_an_owner() {
     let i = introspect(&server, &server.pki, &owned).await;
     assert_eq!(
         (i["sub"].as_str(), i["username"].as_str()),
-        (Some("owned"), Some("bob"))
+        (Some("owned"), Some("bob@carbon.super"))
     );
     let plain = server.token(&identity(&server.pki, "plain"), "plain").await;
     let i = introspect(&server, &server.pki, &plain).await;

@@ -23,14 +23,16 @@ async fn introspection_authorizes_the_caller_and_says_only_active_or_not() {
     };
     let rs = basic("rs", "secret");
     let asked = form(&body.access_token, params(None, None));
-    let answer = introspect::introspect(&f.settings, &f.state, &rs, &asked, JSON, NOW).await;
+    let answer =
+        introspect::introspect(&f.settings, &f.tenants(), &f.state, &rs, &asked, JSON, NOW).await;
     let Ok(IntrospectionResponse::Json(seen)) = answer else {
         panic!("a JSON answer: {answer:?}")
     };
     assert!(seen.active);
     assert_eq!(seen.aut.as_deref(), Some("APPLICATION"));
     // RFC 9701: the same object, signed, for the calling client.
-    let answer = introspect::introspect(&f.settings, &f.state, &rs, &asked, JWT, NOW).await;
+    let answer =
+        introspect::introspect(&f.settings, &f.tenants(), &f.state, &rs, &asked, JWT, NOW).await;
     let Ok(IntrospectionResponse::Jwt(jwt)) = answer else {
         panic!("a JWT answer: {answer:?}")
     };
@@ -61,7 +63,7 @@ async fn introspection_authorizes_the_caller_and_says_only_active_or_not() {
     );
     for junk in ["", "a.b.c", &f.code("svc", NOW + 60)] {
         assert_eq!(
-            introspect::inspect(&f.settings, &f.state, junk, NOW).unwrap(),
+            introspect::inspect(&f.settings, &f.tenants(), &f.state, junk, NOW).unwrap(),
             Default::default()
         );
     }
@@ -74,6 +76,7 @@ async fn introspection_authorizes_the_caller_and_says_only_active_or_not() {
     for (auth, client, code) in cases {
         let r = introspect::introspect(
             &f.settings,
+            &f.tenants(),
             &f.state,
             &auth,
             &form(&body.access_token, client),
@@ -88,7 +91,8 @@ async fn introspection_authorizes_the_caller_and_says_only_active_or_not() {
         .redeem(&f.code("svc", NOW + 60), VERIFIER, NOW)
         .await
         .unwrap();
-    let seen = introspect::inspect(&f.settings, &f.state, &user.access_token, NOW).unwrap();
+    let seen =
+        introspect::inspect(&f.settings, &f.tenants(), &f.state, &user.access_token, NOW).unwrap();
     assert_eq!(seen.aut.as_deref(), Some("APPLICATION_USER"));
     let bearer = ClientAuth::new(
         Some(Authorization::Bearer(user.access_token)),
@@ -96,6 +100,7 @@ async fn introspection_authorizes_the_caller_and_says_only_active_or_not() {
     );
     let r = introspect::introspect(
         &f.settings,
+        &f.tenants(),
         &f.state,
         &bearer,
         &form(&body.access_token, params(None, None)),

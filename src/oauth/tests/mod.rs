@@ -151,6 +151,11 @@ fn request(grant: &str, pairs: &[(&str, &str)]) -> TokenRequest {
 }
 
 impl Fixture {
+    /// All tenants, as a request sees them.
+    fn tenants(&self) -> crate::tenant::Tenants {
+        crate::tenant::Tenants(self.settings.clone())
+    }
+
     /// A client-credentials token of `svc` for `scope`, over its TLS
     /// certificate.
     async fn client_token(&self, scope: &str) -> TokenBody {
@@ -168,7 +173,7 @@ impl Fixture {
     }
 
     fn active(&self, token: &str, now: u64) -> bool {
-        introspect::inspect(&self.settings, &self.state, token, now)
+        introspect::inspect(&self.settings, &self.tenants(), &self.state, token, now)
             .unwrap()
             .active
     }

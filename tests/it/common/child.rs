@@ -141,6 +141,7 @@ impl ChildServer {
                                 https,
                                 http,
                                 ca_pem: setup.pki.ca_pem.clone(),
+                                base: String::new(),
                             },
                             child,
                             log,

@@ -14,10 +14,13 @@ use serde_json::Value;
 use super::{Identity, Pki, Setup, pem_der, serde_urlencoded};
 
 /// Where a running server listens, and HTTPS clients for it.
+#[derive(Clone)]
 pub struct Api {
     pub https: SocketAddr,
     pub http: Option<SocketAddr>,
     pub(super) ca_pem: String,
+    /// Prefix of every URL (`/t/{domain}` for a tenant; "" by default).
+    pub(super) base: String,
 }
 
 /// A server running in the test process.
@@ -84,6 +87,7 @@ impl TestServer {
             https: server.https_addr().unwrap(),
             http: server.http_addr(),
             ca_pem: setup.pki.ca_pem.clone(),
+            base: String::new(),
         };
         tokio::spawn(server.run(async {
             let _ = rx.await;
@@ -112,12 +116,27 @@ impl Api {
             .unwrap()
     }
 
+    /// The same server with every URL under `prefix` (a tenant's
+    /// `/t/{domain}`).
+    pub fn under(&self, prefix: &str) -> Api {
+        Api {
+            base: prefix.to_string(),
+            ..self.clone()
+        }
+    }
+
+    /// The prefix of every URL ("" or `/t/{domain}`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     pub fn https_url(&self, path: &str) -> String {
-        format!("https://{}{path}", self.https)
+        format!("https://{}{}{path}", self.https, self.base)
     }
 
     pub fn http_url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.http.expect("an http listener"))
+        let http = self.http.expect("an http listener");
+        format!("http://{http}{}{path}", self.base)
     }
 
     /// An HTTPS client trusting the test CA, presenting `id` if given.
