@@ -148,6 +148,17 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Keys { tenant, action } => {
             let (config, _) = load()?;
+            let shared = |d: &str| {
+                config
+                    .tenants
+                    .iter()
+                    .any(|t| t.domain == d && t.keys_dir.is_none())
+            };
+            if let Some(domain) = tenant.as_deref().filter(|d| shared(d)) {
+                return Err(format!(
+                    "tenant {domain:?} has no keys_dir: it shares keys.dir with the default tenant; manage those keys without --tenant"
+                ));
+            }
             let config = match tenant {
                 Some(domain) => config
                     .tenant_config(&domain)

@@ -102,12 +102,47 @@ impl Settings {
         for (i, t) in config.tenants.iter().enumerate() {
             match Self::tenant(&config, i, t, Some(&settings.sealer)) {
                 Ok(tenant) => {
+                    problems.0.extend(
+                        settings
+                            .tenant_user_problems(&tenant.users, &config)
+                            .into_iter()
+                            .map(|e| format!("tenants[{i}] ({}): {e}", t.domain)),
+                    );
                     settings.tenants.insert(t.domain.clone(), Arc::new(tenant));
                 }
                 Err(more) => problems.0.extend(more.0),
             }
         }
+        problems
+            .0
+            .extend(settings.tenant_user_problems(&settings.users, &config));
         problems.or((settings, unsaved))
+    }
+
+    /// Names of `users` that introspection could not tell apart: `/` is
+    /// the user-store separator (`PRIMARY/alice`), and `alice@acme.com`
+    /// would be acme.com's `alice` (a Basic caller of that name is routed
+    /// there, and the tenant-qualified names would collide).
+    fn tenant_user_problems(&self, users: &Users, config: &Config) -> Vec<String> {
+        let domains: Vec<&str> = std::iter::once(self.domain.as_str())
+            .chain(config.tenants.iter().map(|t| t.domain.as_str()))
+            .collect();
+        let mut names: Vec<&str> = users.names().collect();
+        names.sort_unstable();
+        names
+            .into_iter()
+            .filter_map(|name| {
+                let tenant = domains.iter().find(|d| {
+                    name.strip_suffix(**d)
+                        .is_some_and(|n| n.ends_with('@'))
+                });
+                if name.contains('/') {
+                    Some(format!("users: {name:?} has a '/', the user-store separator of names like PRIMARY/alice"))
+                } else {
+                    tenant.map(|d| format!("users: {name:?} ends in @{d}, the name of tenant {d}'s user; name it without @{d}"))
+                }
+            })
+            .collect()
     }
 
     /// Tenant `i`'s settings; its problems name it.

@@ -189,6 +189,11 @@ impl Users {
         self.by_name.get(username)
     }
 
+    /// Every user's name.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
+    }
+
     /// Whether any user holds one of `permissions`.
     pub fn any_holds(&self, permissions: &[String]) -> bool {
         self.by_name.values().any(|u| u.holds_any(permissions))

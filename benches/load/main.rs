@@ -103,6 +103,18 @@ introspection = true
 username = "bench"
 password_hash = "{hash}"
 permissions = ["introspect"]
+[[tenants]]
+domain = "acme.com"
+[[tenants.clients]]
+client_id = "pinned"
+token_endpoint_auth_method = "self_signed_tls_client_auth"
+certificates = ["{k}/client.crt"]
+scope = "read write"
+[[tenants.clients]]
+client_id = "rs"
+token_endpoint_auth_method = "client_secret_basic"
+client_secret_sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
+introspection = true
 "#,
         hash = certbound::users::hash_password("bench").unwrap(),
         k = keys_dir.display(),
@@ -162,7 +174,14 @@ permissions = ["introspect"]
         32,
         &certbound::cert::thumbprint(&der),
     );
-    let warm_token = mint_over_http(&http_addr, &header_value);
+    let warm_token = mint_over_http(&http_addr, "", &header_value);
+    let tenant_token = mint_over_http(&http_addr, "/t/acme.com", &header_value);
+    assert!(active_over_http(&http_addr, "", &warm_token));
+    assert!(active_over_http(&http_addr, "/t/acme.com", &tenant_token));
+    assert!(
+        !active_over_http(&http_addr, "", &tenant_token),
+        "a tenant's token is inactive at another tenant"
+    );
 
     let token_floor = floor.sign + floor.thumbprint + floor.parse + floor.header_decode;
     let tls_floor = floor.sign + floor.thumbprint + floor.parse;
@@ -314,6 +333,21 @@ permissions = ["introspect"]
             2.0 * floor.verify + 2.0 * floor.sign + floor.thumbprint,
             "2 sign + 2 verify + thumbprint",
         ),
+    ));
+
+    scenarios.push(scenario(
+        "d3. introspect, same token, tenant path /t/acme.com/, c=32".into(),
+        "Basic caller of tenant acme.com, warm: the path picks the tenant's settings",
+        32,
+        vec![
+            basic.clone(),
+            strings(&[
+                "-d",
+                &format!("token={tenant_token}"),
+                &http_url("/t/acme.com/oauth2/introspect"),
+            ]),
+        ],
+        (floor.verify, "one verification"),
     ));
 
     let mut results = Vec::new();

@@ -173,6 +173,17 @@ impl Config {
                 }
             }
         }
+        // Tokens name their tenant by issuer alone.
+        let mut issuers = vec![self.issuer()];
+        for (i, t) in self.tenants.iter().enumerate() {
+            let issuer = self.for_tenant(t).issuer();
+            if issuers.contains(&issuer) {
+                problems.push(format!(
+                    "tenants[{i}].issuer: {issuer:?} is another tenant's issuer too"
+                ));
+            }
+            issuers.push(issuer);
+        }
         if self.introspection.user_cache_seconds > 3600 {
             problems.push(format!(
                 "introspection.user_cache_seconds: {} is more than 3600",

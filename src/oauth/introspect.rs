@@ -174,9 +174,17 @@ pub async fn introspect(
         jwt,
         json: json_too,
     } = accept;
-    // A user caller named `alice@acme.com` is acme.com's, at any path.
-    let settings = super::user_caller::named_tenant(settings, tenants, auth).unwrap_or(settings);
-    let caller = authorize_caller(settings, state, auth, &form.client, now).await?;
+    // A user caller named `alice@acme.com` is acme.com's user, at any path.
+    let (settings, caller) = match super::user_caller::named_tenant(settings, tenants, auth) {
+        Some(tenant) => (
+            tenant,
+            authorize_user(tenant, state, auth, &form.client, now).await?,
+        ),
+        None => (
+            settings,
+            authorize_caller(settings, state, auth, &form.client, now).await?,
+        ),
+    };
     let answer = inspect(settings, tenants, state, &form.token, now)?;
     match (jwt, caller) {
         (false, _) => Ok(IntrospectionResponse::Json(answer)),
@@ -204,25 +212,27 @@ pub fn inspect(
     token: &str,
     now: u64,
 ) -> Result<Introspection, OAuthError> {
-    let mut issuer = settings;
-    let mut found = active(settings, state, token, now);
-    if found.is_err()
-        && settings.config.introspection.allow_cross_tenant
-        && let Some(other) = tenants.claimed_by(token)
-        && other.tokens.issuer != settings.tokens.issuer
-    {
-        issuer = other;
-        found = active(other, state, token, now);
-    }
-    match found {
+    let config = &settings.config.introspection;
+    // Only the tenant the token names verifies it: its keys, issuer and
+    // audience (the peek only chooses; verification decides).
+    let issuer = match config.allow_cross_tenant {
+        true => tenants.claimed_by(token).map_or(settings, |t| &**t),
+        false => settings,
+    };
+    let cross = issuer.tokens.issuer != settings.tokens.issuer;
+    match active(issuer, state, token, now) {
         Ok(mut introspection) => {
-            let config = &settings.config.introspection;
             if config.wso2_cnf_alias
                 && let Some(cnf) = &mut introspection.cnf
             {
                 cnf.x5t_sha256 = Some(cnf.x5t_s256.clone());
             }
-            name_user(&mut introspection, issuer, config.subject_identifier_format);
+            name_user(
+                &mut introspection,
+                issuer,
+                config.subject_identifier_format,
+                cross,
+            );
             Ok(introspection)
         }
         Err(reason) => {
@@ -249,10 +259,18 @@ fn active(
 }
 
 /// `username` as WSO2 writes it ([`subject`]), for the token's tenant and
-/// client; in `app_configured` mode a user token's `sub` too.
-fn name_user(answer: &mut Introspection, issuer: &Settings, format: SubjectFormat) {
+/// client; in `app_configured` mode a user token's `sub` too. A token of
+/// another tenant (`cross`) always names its user fully qualified, in
+/// `sub` too, so that no answer confuses a user with a namesake of the
+/// caller's tenant.
+fn name_user(answer: &mut Introspection, issuer: &Settings, format: SubjectFormat, cross: bool) {
     let Some(user) = answer.username.as_deref() else {
         return;
+    };
+    let format = if cross {
+        SubjectFormat::FullyQualified
+    } else {
+        format
     };
     let local = answer
         .client_id
@@ -261,7 +279,8 @@ fn name_user(answer: &mut Introspection, issuer: &Settings, format: SubjectForma
         .map(|client| client.local_subject)
         .unwrap_or_default();
     let name = subject::qualified(user, &issuer.domain, format, local);
-    if format == SubjectFormat::AppConfigured && answer.aut.as_deref() == Some(APPLICATION_USER) {
+    let user_token = answer.aut.as_deref() == Some(APPLICATION_USER);
+    if user_token && (cross || format == SubjectFormat::AppConfigured) {
         answer.sub = Some(name.clone());
     }
     answer.username = Some(name);
@@ -280,19 +299,11 @@ pub async fn authorize_caller(
     client: &ClientParams,
     now: u64,
 ) -> Result<Caller, OAuthError> {
-    if let Some((name, password)) = &auth.user_basic
+    if let Some((name, _)) = &auth.user_basic
         && matches!(auth.authorization, Some(Authorization::Basic(..)))
         && super::user_caller::is_user(settings, name)
     {
-        if client.client_id.is_some() || client.client_secret.is_some() {
-            return Err(OAuthError::InvalidRequest(
-                "more than one caller authentication method".into(),
-            ));
-        }
-        let name = super::user_caller::local_name(settings, name);
-        super::user_caller::authenticate(settings, &state.login, name, password, auth.address, now)
-            .await?;
-        return Ok(Caller::User(name.to_string()));
+        return authorize_user(settings, state, auth, client, now).await;
     }
     if let Some(token) = auth.bearer() {
         let claims = super::bearer_claims(settings, state, token, auth, now)?;
@@ -324,4 +335,30 @@ pub async fn authorize_caller(
             "this client may not call introspection (its introspection setting is off)".into(),
         ))
     }
+}
+
+/// A user caller (HTTP Basic `username:password`) of `settings`' tenant.
+async fn authorize_user(
+    settings: &Settings,
+    state: &AppState,
+    auth: &ClientAuth,
+    client: &ClientParams,
+    now: u64,
+) -> Result<Caller, OAuthError> {
+    let (Some((name, password)), Some(Authorization::Basic(..))) =
+        (&auth.user_basic, &auth.authorization)
+    else {
+        return Err(OAuthError::InvalidClient(
+            "caller authentication required".into(),
+        ));
+    };
+    if client.client_id.is_some() || client.client_secret.is_some() {
+        return Err(OAuthError::InvalidRequest(
+            "more than one caller authentication method".into(),
+        ));
+    }
+    let name = super::user_caller::local_name(settings, name);
+    super::user_caller::authenticate(settings, &state.login, name, password, auth.address, now)
+        .await?;
+    Ok(Caller::User(name.to_string()))
 }

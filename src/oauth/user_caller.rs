@@ -26,13 +26,11 @@ pub fn is_user(settings: &Settings, id: &str) -> bool {
     settings.user_callers && settings.clients.get(id).is_none()
 }
 
-/// The user a Basic name means at `settings`' tenant: the name itself when
-/// it is a user there, else the name without a trailing `@{domain}` of
-/// this tenant (`admin@carbon.super` is the default tenant's `admin`).
+/// The user a Basic name means at `settings`' tenant: the name without a
+/// trailing `@{domain}` of this tenant (`admin@carbon.super` is the
+/// default tenant's `admin`). No user's name ends so (configuration
+/// refuses it), so this never depends on who exists.
 pub fn local_name<'a>(settings: &Settings, name: &'a str) -> &'a str {
-    if settings.users.get(name).is_some() {
-        return name;
-    }
     match name
         .strip_suffix(settings.domain.as_str())
         .and_then(|n| n.strip_suffix('@'))
@@ -42,25 +40,26 @@ pub fn local_name<'a>(settings: &Settings, name: &'a str) -> &'a str {
     }
 }
 
-/// The tenant of a Basic user caller that names another tenant than the
-/// path's: `alice@acme.com` is acme.com's `alice` at any path, as in WSO2
-/// (which takes the tenant from the name as from the path). `None` when
-/// the name is a client or a user here, or names no user of a tenant.
+/// The tenant of a Basic caller named `name@domain` where `domain` is
+/// another tenant than the path's: that tenant's user, at any path, as in
+/// WSO2 (which takes the tenant from the name as from the path). Decided
+/// by the name's form alone, never by who exists, so it reveals nothing;
+/// `None` when no other tenant is named, or the name is a client's id
+/// here (a client id is always that client).
 pub fn named_tenant<'a>(
     settings: &Settings,
     tenants: &'a Tenants,
     auth: &ClientAuth,
 ) -> Option<&'a Settings> {
     let (name, _) = auth.user_basic.as_ref()?;
-    if settings.clients.get(name).is_some() || settings.users.get(name).is_some() {
+    if settings.clients.get(name).is_some() {
         return None;
     }
-    let (local, domain) = name.rsplit_once('@')?;
+    let (_, domain) = name.rsplit_once('@')?;
     if domain == settings.domain {
         return None;
     }
-    let tenant = tenants.get(domain)?;
-    tenant.users.get(local).is_some().then_some(&**tenant)
+    tenants.get(domain).map(|tenant| &**tenant)
 }
 
 /// Authenticates the user `username` with `password` from `address` at
@@ -81,15 +80,16 @@ pub async fn authenticate(
         .users
         .get(username)
         .filter(|u| u.holds_any(permissions));
-    let remembered = |user: &std::sync::Arc<crate::users::User>| {
-        login.verified.get(user, username, password, now)
-    };
+    // Cache entries, turns and failure counts are per tenant and name.
+    let name = settings.throttle_name(username);
+    let remembered =
+        |user: &std::sync::Arc<crate::users::User>| login.verified.get(user, &name, password, now);
     if user.is_some_and(remembered) {
         return Ok(());
     }
     // One check per credentials at a time; whoever waited finds it done.
     let _turn = match user {
-        Some(user) => Some(login.verified.turn(user, username, password).await),
+        Some(user) => Some(login.verified.turn(user, &name, password).await),
         None => None,
     };
     if user.is_some_and(remembered) {
@@ -97,7 +97,7 @@ pub async fn authenticate(
     }
     let attempt = login
         .limiter
-        .begin(&settings.throttle_name(username), address, now)
+        .begin(&name, address, now)
         .map_err(OAuthError::Throttled)?;
     let checked = login
         .hashing
@@ -115,7 +115,7 @@ pub async fn authenticate(
             let lifetime = settings.config.introspection.user_cache_seconds;
             if lifetime > 0 {
                 let expires = now.saturating_add(lifetime);
-                login.verified.put(&user, username, password, expires, now);
+                login.verified.put(&user, &name, password, expires, now);
             }
             Ok(())
         }

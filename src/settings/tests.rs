@@ -69,3 +69,55 @@ fn tenant_problems_name_the_tenant() {
         "{text}"
     );
 }
+
+#[test]
+fn issuers_are_unique() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        dir.path(),
+        "[[tenants]]\ndomain = \"acme.com\"\nissuer = \"https://as.test/t/acme.com\"\n",
+    );
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "issuer = \"https://as.test/\"",
+        "issuer = \"https://as.test/t/acme.com\"",
+    );
+    std::fs::write(&path, text).unwrap();
+    let text = Settings::load(&Source::File(path)).unwrap_err().to_string();
+    assert!(
+        text.contains(
+            "tenants[0].issuer: \"https://as.test/t/acme.com\" is another tenant's issuer too"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn user_names_cannot_be_mistaken_for_another_tenants() {
+    let dir = tempfile::tempdir().unwrap();
+    let hash = crate::users::hash_password("pw").unwrap();
+    let user = |t: &str, name: &str| {
+        format!("[[{t}users]]\nusername = \"{name}\"\npassword_hash = \"{hash}\"\n")
+    };
+    let tenants = format!(
+        "{}{}{}[[tenants]]\ndomain = \"acme.com\"\n{}{}{}[[tenants]]\ndomain = \"other.org\"\n",
+        user("", "alice@example.com"),
+        user("", "bob@acme.com"),
+        user("", "PRIMARY/carol"),
+        user("tenants.", "alice"),
+        user("tenants.", "dave@carbon.super"),
+        user("tenants.", "erin@other.org"),
+    );
+    let path = write_config(dir.path(), &tenants);
+    let text = Settings::load(&Source::File(path)).unwrap_err().to_string();
+    for expected in [
+        "users: \"bob@acme.com\" ends in @acme.com",
+        "users: \"PRIMARY/carol\" has a '/'",
+        "tenants[0] (acme.com): users: \"dave@carbon.super\" ends in @carbon.super",
+        "tenants[0] (acme.com): users: \"erin@other.org\" ends in @other.org",
+    ] {
+        assert!(text.contains(expected), "{expected}: {text}");
+    }
+    for fine in ["alice@example.com", "\"alice\""] {
+        assert!(!text.contains(fine), "{fine}: {text}");
+    }
+}

@@ -226,7 +226,7 @@ async fn a_tenant_with_its_own_keys_rotates_them_alone() {
         1,
     );
     let tenant = format!(
-        "\n[[tenants]]\ndomain = \"acme.com\"\nkeys_dir = \"{}\"\n{}",
+        "\n[[tenants]]\ndomain = \"shared.net\"\n[[tenants]]\ndomain = \"acme.com\"\nkeys_dir = \"{}\"\n{}",
         own.display(),
         CLIENTS.replace("[[clients]]", "[[tenants.clients]]")
     );
@@ -247,6 +247,9 @@ async fn a_tenant_with_its_own_keys_rotates_them_alone() {
 
     let (ok, _, err) = certbound(&setup.config, &["keys", "--tenant", "nowhere.org", "list"]);
     assert!(!ok && err.contains("no tenant \"nowhere.org\""), "{err}");
+    // A tenant sharing the default keys has none of its own to rotate.
+    let (ok, _, err) = certbound(&setup.config, &["keys", "--tenant", "shared.net", "rotate"]);
+    assert!(!ok && err.contains("has no keys_dir"), "{err}");
     let (ok, _, err) = certbound(&setup.config, &["keys", "rotate", "--tenant", "acme.com"]);
     assert!(ok, "{err}");
     assert_eq!(

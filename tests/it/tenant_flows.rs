@@ -4,12 +4,17 @@
 //! client asks in `app_configured` mode); cross-tenant introspection only
 //! with `introspection.allow_cross_tenant`, and never revocation.
 
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use certbound::keys::Alg;
 use serde_json::Value;
 
 use crate::browser::*;
-use crate::common::{Api, TestServer, jwt_part};
+use crate::common::{Api, Setup, TestServer, access_header, forge, jwt_part};
 
 const ACME: &str = "/t/acme.com";
+/// SHA-256 of the client secret `secret`.
+const SECRET_SHA256: &str = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b";
 
 /// Both tenants have clients `web` and `rs` and a user `alice` (with
 /// [`PASSWORD`]); acme's `web` asks for the tenant and user-store domains
@@ -143,15 +148,32 @@ async fn a_tenants_codes_refresh_tokens_and_sessions_stay_in_it() {
     assert!(!page.body.contains("name=\"password\""), "{}", page.body);
 }
 
+/// acme.com with a keys directory of its own.
+async fn with_own_keys(introspection: &str) -> TestServer {
+    let setup = Setup::new(&config(introspection), "[\"127.0.0.1/32\"]", Alg::ES256);
+    let own = setup.dir.path().join("acme-keys");
+    certbound::keys::generate_key(&own, Alg::ES256, 1).unwrap();
+    certbound::keys::generate_sealing_key(&own, 0).unwrap();
+    let text = std::fs::read_to_string(&setup.config).unwrap().replace(
+        "domain = \"acme.com\"\n",
+        &format!("domain = \"acme.com\"\nkeys_dir = \"{}\"\n", own.display()),
+    );
+    std::fs::write(&setup.config, text).unwrap();
+    TestServer::start_setup(setup).await
+}
+
 #[tokio::test]
 async fn app_configured_names_and_cross_tenant_introspection() {
-    let server = TestServer::start(&config(
-        "allow_cross_tenant = true\nsubject_identifier_format = \"app_configured\"",
-    ))
-    .await;
+    let server =
+        with_own_keys("allow_cross_tenant = true\nsubject_identifier_format = \"app_configured\"")
+            .await;
     let acme = server.under(ACME);
     let (acme_access, acme_refresh) = tokens(&server, &acme).await;
     let (default_access, _) = tokens(&server, &server).await;
+    assert_ne!(
+        jwt_part(&acme_access, 0)["kid"],
+        jwt_part(&default_access, 0)["kid"]
+    );
 
     // acme's web asks for both domains; the default tenant's web for none.
     let seen = introspect(&acme, &server.pki, &acme_access).await;
@@ -171,48 +193,161 @@ async fn app_configured_names_and_cross_tenant_introspection() {
         (Some("alice"), Some("alice"))
     );
 
-    // Cross-tenant: the token's own tenant verifies it and names the user
-    // as that tenant's client asks.
+    // Cross-tenant: the token's own tenant verifies it (its own keys), and
+    // the user is named fully qualified, in `sub` too, so that it is never
+    // taken for the caller tenant's namesake.
     let seen = introspect(&server, &server.pki, &acme_access).await;
     assert_eq!(seen["active"], true, "{seen}");
     assert_eq!(seen["iss"], "https://certbound.test/t/acme.com");
-    assert_eq!(seen["username"], "PRIMARY/alice@acme.com");
+    assert_eq!(
+        (seen["username"].as_str(), seen["sub"].as_str()),
+        (Some("alice@acme.com"), Some("alice@acme.com"))
+    );
     let seen = introspect(&acme, &server.pki, &default_access).await;
     assert_eq!(
-        (seen["active"].as_bool(), seen["username"].as_str()),
-        (Some(true), Some("alice"))
+        (seen["username"].as_str(), seen["sub"].as_str()),
+        (Some("alice@carbon.super"), Some("alice@carbon.super"))
     );
     let seen = introspect(&server, &server.pki, &acme_refresh).await;
     assert_eq!(seen["active"], true, "{seen}");
 
-    // A token naming an issuer of neither tenant, or junk, is inactive.
-    let forged = format!(
-        "e30.{}.c2ln",
-        base64::Engine::encode(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            r#"{"iss":"https://certbound.test/t/acme.com"}"#
-        )
+    // The RFC 9701 answer to a cross-tenant question: signed by the
+    // caller's tenant for the caller, holding the token's tenant's answer.
+    let rs = identity(&server.pki, "rs");
+    let resp = server
+        .client(Some(&rs))
+        .post(server.https_url("/oauth2/introspect"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept", "application/token-introspection+jwt")
+        .body(format!("client_id=rs&token={acme_access}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let jwt = resp.text().await.unwrap();
+    let claims = crate::common::verify_unexpiring_with_jwks(&server, &jwt, "rs").await;
+    assert_eq!(claims["token_introspection"]["active"], true);
+    assert_eq!(
+        claims["token_introspection"]["iss"],
+        "https://certbound.test/t/acme.com"
     );
-    for junk in [forged.as_str(), "a.b.c", "...", "e30.e30.e30"] {
+
+    // What acme's keys did not sign is inactive, whatever it claims: the
+    // default tenant's key over acme's claims, acme's token with its
+    // claims changed, a token naming acme with no signature at all.
+    let mut claims = jwt_part(&acme_access, 1);
+    let keys = server.settings().keys.clone();
+    let cross_signed = forge(&keys, &access_header(&keys), &claims);
+    claims["scope"] = "openid profile email read write".into();
+    let parts: Vec<&str> = acme_access.split('.').collect();
+    let changed = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(claims.to_string()),
+        parts[2]
+    );
+    let unsigned = format!(
+        "e30.{}.c2ln",
+        URL_SAFE_NO_PAD.encode(r#"{"iss":"https://certbound.test/t/acme.com"}"#)
+    );
+    for junk in [cross_signed.as_str(), &changed, &unsigned, "a.b.c", "..."] {
         assert_eq!(introspect(&server, &server.pki, junk).await, inactive());
+        assert_eq!(introspect(&acme, &server.pki, junk).await, inactive());
     }
 
+    // Revoked at acme: inactive at every tenant.
+    let web = identity(&server.pki, "web");
+    let revoke = |at: &Api| {
+        let client = at.client(Some(&web));
+        let url = at.https_url("/oauth2/revoke");
+        let token = acme_access.clone();
+        async move {
+            client
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("client_id=web&token={token}"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
     // Revocation never crosses tenants: the default tenant's web revoking
     // acme's token changes nothing.
-    let web = identity(&server.pki, "web");
-    let (status, _, _) = server
-        .post(
-            &server.client(Some(&web)),
-            &server.https_url("/oauth2/revoke"),
-            &[("token", &acme_access), ("client_id", "web")],
-            &[],
-        )
-        .await;
-    assert_eq!(status, 200);
+    assert_eq!(revoke(&server).await, 200);
     assert_eq!(
         introspect(&acme, &server.pki, &acme_access).await["active"],
         true
     );
+    assert_eq!(revoke(&acme).await, 200);
+    assert_eq!(
+        introspect(&server, &server.pki, &acme_access).await,
+        inactive()
+    );
+    assert_eq!(
+        introspect(&acme, &server.pki, &acme_access).await,
+        inactive()
+    );
+}
+
+#[tokio::test]
+async fn tenant_user_callers_are_known_by_their_names_form_alone() {
+    let hash = certbound::users::hash_password(PASSWORD).unwrap();
+    let extra = format!(
+        "[login]\nmax_failures_per_user = 3\n{}\n[[tenants.users]]\nusername = \"admin\"\npassword_hash = \"{hash}\"\npermissions = [\"introspect\"]\n[[tenants.clients]]\nclient_id = \"gw@acme.com\"\ntoken_endpoint_auth_method = \"client_secret_basic\"\nclient_secret_sha256 = \"{}\"\nintrospection = true\n",
+        config(""),
+        SECRET_SHA256,
+    );
+    let server = TestServer::start(&extra).await;
+    let acme = server.under(ACME);
+    let (token, _) = tokens(&server, &acme).await;
+    let call = |path: &'static str, user: &str, password: &str| {
+        let auth = format!("Basic {}", STANDARD.encode(format!("{user}:{password}")));
+        let client = server.client(None);
+        let url = server.https_url(path);
+        let token = token.clone();
+        async move {
+            let resp = client
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("authorization", auth)
+                .body(format!("token={token}"))
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }
+    };
+    // admin@acme.com is acme's admin at either path.
+    for path in ["/oauth2/introspect", "/t/acme.com/oauth2/introspect"] {
+        let (status, body) = call(path, "admin@acme.com", PASSWORD).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(body.contains("\"active\":true"), "{path}: {body}");
+    }
+    // Nobody, a wrong password, and a name of a tenant's client (which
+    // authenticates only at its own tenant's path): one answer.
+    let (status, refused) = call("/oauth2/introspect", "ghost@acme.com", "x").await;
+    assert_eq!(status, 401, "{refused}");
+    for (user, password) in [("admin@acme.com", "wrong"), ("gw@acme.com", "secret")] {
+        assert_eq!(
+            call("/oauth2/introspect", user, password).await,
+            (401, refused.clone()),
+            "{user}"
+        );
+    }
+    let (status, body) = call("/t/acme.com/oauth2/introspect", "gw@acme.com", "secret").await;
+    assert_eq!(status, 200, "{body}");
+
+    // Failures under either spelling and path count for acme's admin:
+    // after three, a further guess waits (429).
+    for (path, user) in [
+        ("/t/acme.com/oauth2/introspect", "admin"),
+        ("/oauth2/introspect", "admin@acme.com"),
+    ] {
+        assert_eq!(call(path, user, "wrong2").await.0, 401, "{path} {user}");
+    }
+    let (status, body) = call("/t/acme.com/oauth2/introspect", "admin", "wrong3").await;
+    assert_eq!(status, 429, "{body}");
 }
 
 fn inactive() -> Value {
