@@ -148,16 +148,22 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Keys { tenant, action } => {
             let (config, _) = load()?;
-            let shared = |d: &str| {
-                config
-                    .tenants
-                    .iter()
-                    .any(|t| t.domain == d && t.keys_dir.is_none())
-            };
-            if let Some(domain) = tenant.as_deref().filter(|d| shared(d)) {
-                return Err(format!(
-                    "tenant {domain:?} has no keys_dir: it shares keys.dir with the default tenant; manage those keys without --tenant"
-                ));
+            // A tenant's own keys only: never keys another tenant uses too.
+            if let Some(domain) = tenant
+                .as_deref()
+                .filter(|d| *d != config.tenancy.default_domain)
+            {
+                let dir_of = |d: &str| config.tenant_config(d).map(|c| c.keys.dir);
+                let own = dir_of(domain);
+                let shared_with = std::iter::once(config.tenancy.default_domain.as_str())
+                    .chain(config.tenants.iter().map(|t| t.domain.as_str()))
+                    .filter(|d| *d != domain)
+                    .find(|d| own.is_some() && dir_of(d) == own);
+                if let Some(other) = shared_with {
+                    return Err(format!(
+                        "tenant {domain:?} shares its keys directory with {other:?} (a change there changes both); manage shared keys without --tenant"
+                    ));
+                }
             }
             let config = match tenant {
                 Some(domain) => config

@@ -12,7 +12,7 @@ use poem::http::HeaderName;
 use crate::addr::TrustedProxies;
 use crate::cert::matching::TrustAnchors;
 use crate::clients::Clients;
-use crate::config::{Config, Problems, Source};
+use crate::config::{Config, Problems, Source, SubjectFormat};
 use crate::keys::KeySet;
 use crate::oauth::discovery::Documents;
 use crate::oauth::paths;
@@ -103,8 +103,8 @@ impl Settings {
             match Self::tenant(&config, i, t, Some(&settings.sealer)) {
                 Ok(tenant) => {
                     problems.0.extend(
-                        settings
-                            .tenant_user_problems(&tenant.users, &config)
+                        tenant
+                            .name_collisions()
                             .into_iter()
                             .map(|e| format!("tenants[{i}] ({}): {e}", t.domain)),
                     );
@@ -113,36 +113,51 @@ impl Settings {
                 Err(more) => problems.0.extend(more.0),
             }
         }
-        problems
-            .0
-            .extend(settings.tenant_user_problems(&settings.users, &config));
+        problems.0.extend(settings.name_collisions());
         problems.or((settings, unsaved))
     }
 
-    /// Names of `users` that introspection could not tell apart: `/` is
-    /// the user-store separator (`PRIMARY/alice`), and `alice@acme.com`
-    /// would be acme.com's `alice` (a Basic caller of that name is routed
-    /// there, and the tenant-qualified names would collide).
-    fn tenant_user_problems(&self, users: &Users, config: &Config) -> Vec<String> {
-        let domains: Vec<&str> = std::iter::once(self.domain.as_str())
-            .chain(config.tenants.iter().map(|t| t.domain.as_str()))
+    /// With `app_configured` names, pairs of users (or client owners) of
+    /// one tenant that introspection would name alike: `alice` is shown as
+    /// `alice@acme.com` or `PRIMARY/alice` where a client asks, the very
+    /// names of users `alice@acme.com` and `PRIMARY/alice`.
+    fn name_collisions(&self) -> Vec<String> {
+        use crate::subject::{LocalSubject, qualified};
+        if self.config.introspection.subject_identifier_format != SubjectFormat::AppConfigured {
+            return Vec::new();
+        }
+        let mut names: Vec<&str> = self
+            .users
+            .names()
+            .chain(self.clients.iter().filter_map(|c| c.owner.as_deref()))
             .collect();
-        let mut names: Vec<&str> = users.names().collect();
         names.sort_unstable();
-        names
-            .into_iter()
-            .filter_map(|name| {
-                let tenant = domains.iter().find(|d| {
-                    name.strip_suffix(**d)
-                        .is_some_and(|n| n.ends_with('@'))
-                });
-                if name.contains('/') {
-                    Some(format!("users: {name:?} has a '/', the user-store separator of names like PRIMARY/alice"))
-                } else {
-                    tenant.map(|d| format!("users: {name:?} ends in @{d}, the name of tenant {d}'s user; name it without @{d}"))
+        names.dedup();
+        let mut shown: std::collections::HashMap<String, &str> = Default::default();
+        let mut problems = std::collections::BTreeSet::new();
+        for name in names {
+            for (tenant_domain, user_store_domain) in
+                [(false, false), (true, false), (false, true), (true, true)]
+            {
+                let local = LocalSubject {
+                    tenant_domain,
+                    user_store_domain,
+                };
+                let as_shown = qualified(name, &self.domain, SubjectFormat::AppConfigured, local);
+                match shown.get(&as_shown) {
+                    Some(other) if *other != name => {
+                        problems.insert(format!(
+                            "users: {other:?} and {name:?} would both be named {as_shown:?} in introspection answers (subject_identifier_format = \"app_configured\"); rename one"
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        shown.insert(as_shown, name);
+                    }
                 }
-            })
-            .collect()
+            }
+        }
+        problems.into_iter().collect()
     }
 
     /// Tenant `i`'s settings; its problems name it.

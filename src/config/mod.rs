@@ -196,7 +196,7 @@ pub struct LoginConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
-    /// Login name; `alice@example.com` (WSO2 tenant style) is a plain name.
+    /// Login name; `alice@example.com` (email style) is a plain name.
     pub username: String,
     /// argon2id PHC string (`certbound users hash-password`).
     pub password_hash: String,

@@ -299,9 +299,9 @@ pub async fn authorize_caller(
     client: &ClientParams,
     now: u64,
 ) -> Result<Caller, OAuthError> {
-    if let Some((name, _)) = &auth.user_basic
+    if auth.user_basic.is_some()
         && matches!(auth.authorization, Some(Authorization::Basic(..)))
-        && super::user_caller::is_user(settings, name)
+        && super::user_caller::is_user(settings, auth)
     {
         return authorize_user(settings, state, auth, client, now).await;
     }
@@ -356,6 +356,11 @@ async fn authorize_user(
         return Err(OAuthError::InvalidRequest(
             "more than one caller authentication method".into(),
         ));
+    }
+    // No user of this tenant may introspect: nothing to check (the
+    // configuration shows, never who exists).
+    if !settings.user_callers {
+        return Err(super::user_caller::refused());
     }
     let name = super::user_caller::local_name(settings, name);
     super::user_caller::authenticate(settings, &state.login, name, password, auth.address, now)

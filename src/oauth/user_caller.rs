@@ -18,12 +18,27 @@ use crate::login::hashing::HashError;
 use crate::settings::Settings;
 use crate::tenant::Tenants;
 
-use super::extract::ClientAuth;
+use super::extract::{Authorization, ClientAuth};
 
-/// Whether a Basic caller named `id` is taken for a user: no client has
-/// that id, and some user may introspect at all.
-pub fn is_user(settings: &Settings, id: &str) -> bool {
-    settings.user_callers && settings.clients.get(id).is_none()
+/// Whether a Basic caller is taken for a user: its name is no client's id
+/// (as sent, or form-decoded as a client's is), and some user may
+/// introspect at all.
+pub fn is_user(settings: &Settings, auth: &ClientAuth) -> bool {
+    settings.user_callers && !names_a_client(settings, auth)
+}
+
+/// Whether the Basic name is a client's id, as sent or form-decoded (RFC
+/// 6749 §2.3.1): such a caller is always that client.
+fn names_a_client(settings: &Settings, auth: &ClientAuth) -> bool {
+    let raw = auth.user_basic.as_ref().map(|(name, _)| name.as_str());
+    let decoded = match &auth.authorization {
+        Some(Authorization::Basic(id, _)) => Some(id.as_str()),
+        _ => None,
+    };
+    [raw, decoded]
+        .into_iter()
+        .flatten()
+        .any(|id| settings.clients.get(id).is_some())
 }
 
 /// The user a Basic name means at `settings`' tenant: the name without a
@@ -52,7 +67,7 @@ pub fn named_tenant<'a>(
     auth: &ClientAuth,
 ) -> Option<&'a Settings> {
     let (name, _) = auth.user_basic.as_ref()?;
-    if settings.clients.get(name).is_some() {
+    if names_a_client(settings, auth) {
         return None;
     }
     let (_, domain) = name.rsplit_once('@')?;
@@ -60,6 +75,11 @@ pub fn named_tenant<'a>(
         return None;
     }
     tenants.get(domain).map(|tenant| &**tenant)
+}
+
+/// The one answer to a user caller that is refused, whatever the reason.
+pub fn refused() -> OAuthError {
+    OAuthError::InvalidClient("caller authentication failed".into())
 }
 
 /// Authenticates the user `username` with `password` from `address` at
@@ -74,7 +94,7 @@ pub async fn authenticate(
     address: Option<IpAddr>,
     now: u64,
 ) -> Result<(), OAuthError> {
-    let failed = || OAuthError::InvalidClient("caller authentication failed".into());
+    let failed = refused;
     let permissions = &settings.config.introspection.permissions;
     let user = settings
         .users
@@ -87,11 +107,9 @@ pub async fn authenticate(
     if user.is_some_and(remembered) {
         return Ok(());
     }
-    // One check per credentials at a time; whoever waited finds it done.
-    let _turn = match user {
-        Some(user) => Some(login.verified.turn(user, &name, password).await),
-        None => None,
-    };
+    // One check per credentials at a time, whoever they name; whoever
+    // waited finds it done.
+    let _turn = login.verified.turn(&name, password).await;
     if user.is_some_and(remembered) {
         return Ok(());
     }

@@ -17,6 +17,11 @@ client_id = "svc"
 token_endpoint_auth_method = "tls_client_auth"
 tls_client_auth_subject_dn = "CN=svc"
 scope = "read"
+[[clients]]
+client_id = "urn:rs"
+token_endpoint_auth_method = "client_secret_basic"
+client_secret_sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
+introspection = true
 [[users]]
 username = "alice"
 password_hash = "{alice_hash}"
@@ -121,6 +126,13 @@ async fn a_user_with_the_permission_introspects_and_others_do_not() {
     assert_eq!(
         (status, body["error"].as_str()),
         (401, Some("invalid_client")),
+        "{body}"
+    );
+    // So is a client id sent form-encoded, as RFC 6749 §2.3.1 has it.
+    let (status, body, _) = call(&server, &token, &basic("urn%3Ars", "secret"), None).await;
+    assert_eq!(
+        (status, &body["active"]),
+        (200, &Value::Bool(true)),
         "{body}"
     );
     // Throttled like the login form: the fourth failure from this address

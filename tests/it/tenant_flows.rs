@@ -337,6 +337,13 @@ async fn tenant_user_callers_are_known_by_their_names_form_alone() {
     }
     let (status, body) = call("/t/acme.com/oauth2/introspect", "gw@acme.com", "secret").await;
     assert_eq!(status, 200, "{body}");
+    // Two at once as nobody: the second waits its turn, as it would for a
+    // real user (no 429 tells them apart).
+    let (first, second) = tokio::join!(
+        call("/oauth2/introspect", "ghost2@acme.com", "y"),
+        call("/oauth2/introspect", "ghost2@acme.com", "y")
+    );
+    assert_eq!((first.0, second.0), (401, 401), "{second:?}");
 
     // Failures under either spelling and path count for acme's admin:
     // after three, a further guess waits (429).
