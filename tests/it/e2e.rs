@@ -1,7 +1,9 @@
 //! End to end in a real browser: headless Chromium, driven over WebDriver
 //! (chromedriver, fantoccini), opens the authorize URL, logs in, approves,
 //! lands on a redirect URI served by this test; the code is then redeemed
-//! over mTLS and the ID token verified with the JWKS.
+//! over mTLS and the ID token verified with the JWKS. Then the same browser
+//! signs in at tenant acme.com (`/t/acme.com/`): its own login page and
+//! user, while the default tenant's session stays a separate one.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them;
 //! `just e2e` runs this test alone). Paths can be overridden with
@@ -33,8 +35,21 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Serves one request on `listener` and sends back its request line.
-async fn capture_redirect(listener: tokio::net::TcpListener) -> String {
+/// Serves requests on `listener`, sending each request line to `lines`.
+async fn capture_redirects(
+    listener: tokio::net::TcpListener,
+    lines: tokio::sync::mpsc::UnboundedSender<String>,
+) {
+    loop {
+        let line = capture_redirect(&listener).await;
+        if lines.send(line).is_err() {
+            return;
+        }
+    }
+}
+
+/// Serves one request on `listener` and gives back its request line.
+async fn capture_redirect(listener: &tokio::net::TcpListener) -> String {
     let (mut socket, _) = listener.accept().await.unwrap();
     let mut buf = vec![0u8; 16 * 1024];
     let mut read = 0;
@@ -59,15 +74,25 @@ async fn browser_login_consent_and_code_redemption() {
     // The client's redirect URI, served by this test.
     let callback = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let redirect_uri = format!("http://{}/callback", callback.local_addr().unwrap());
+    let spa = |t: &str| {
+        format!(
+            "\n[[{t}clients]]\nclient_id = \"spa\"\nclient_name = \"Browser test app\"\n\
+             token_endpoint_auth_method = \"tls_client_auth\"\ntls_client_auth_subject_dn = \"CN=spa\"\n\
+             grant_types = [\"authorization_code\", \"refresh_token\"]\n\
+             redirect_uris = [\"{redirect_uri}\"]\nscope = \"openid profile email\"\n"
+        )
+    };
+    // Tenant acme.com: the same client, and its own alice.
     let extra = format!(
-        "{}\n[[clients]]\nclient_id = \"spa\"\nclient_name = \"Browser test app\"\n\
-         token_endpoint_auth_method = \"tls_client_auth\"\ntls_client_auth_subject_dn = \"CN=spa\"\n\
-         grant_types = [\"authorization_code\", \"refresh_token\"]\n\
-         redirect_uris = [\"{redirect_uri}\"]\nscope = \"openid profile email\"\n",
-        config("")
+        "{}{}\n[[tenants]]\ndomain = \"acme.com\"\n{}[[tenants.users]]\nusername = \"alice\"\npassword_hash = \"{}\"\n",
+        config(""),
+        spa(""),
+        spa("tenants."),
+        certbound::users::hash_password(PASSWORD).unwrap()
     );
     let server = TestServer::start(&extra).await;
-    let captured = tokio::spawn(capture_redirect(callback));
+    let (lines, mut captured) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(capture_redirects(callback, lines));
 
     let driver_path = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
     let port = free_port();
@@ -162,18 +187,65 @@ async fn browser_login_consent_and_code_redemption() {
             .for_element(Locator::Id("done"))
             .await?;
         let url = browser.current_url().await?;
-        Ok::<_, fantoccini::error::CmdError>(url)
+
+        // Tenant acme.com in the same browser: its own sign-in page (the
+        // default tenant's session is none there), its own user.
+        browser
+            .goto(&server.https_url(&format!("/t/acme.com/oauth2/authorize?{query}")))
+            .await?;
+        let title = browser.title().await?;
+        assert!(title.contains("Sign in"), "{title}");
+        browser
+            .find(Locator::Id("username"))
+            .await?
+            .send_keys("alice")
+            .await?;
+        browser
+            .find(Locator::Id("password"))
+            .await?
+            .send_keys(PASSWORD)
+            .await?;
+        browser.find(Locator::Id("sign-in")).await?.click().await?;
+        browser
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Id("approve-once"))
+            .await?
+            .click()
+            .await?;
+        browser
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Id("done"))
+            .await?;
+        let tenant_url = browser.current_url().await?;
+        // Back at the default tenant, still signed in there: straight to
+        // consent (the browser kept the two sessions apart by path).
+        browser
+            .goto(&server.https_url(&format!("/oauth2/authorize?{query}")))
+            .await?;
+        browser
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Id("approve-once"))
+            .await?;
+        Ok::<_, fantoccini::error::CmdError>((url, tenant_url))
     };
-    let landed = tokio::time::timeout(Duration::from_secs(60), run)
+    let (landed, tenant_landed) = tokio::time::timeout(Duration::from_secs(90), run)
         .await
-        .expect("browser flow within 60 s")
+        .expect("browser flows within 90 s")
         .expect("browser flow");
     let _ = browser.close().await;
-    let request_line = tokio::time::timeout(Duration::from_secs(5), captured)
-        .await
-        .expect("the redirect URI was called")
-        .unwrap();
-    assert!(request_line.starts_with("GET /callback?"), "{request_line}");
+    // Both redirects reached the client (the browser may ask for a
+    // favicon there too).
+    let mut callbacks = 0;
+    while callbacks < 2 {
+        let request_line = tokio::time::timeout(Duration::from_secs(5), captured.recv())
+            .await
+            .expect("the redirect URI was called")
+            .unwrap();
+        callbacks += usize::from(request_line.starts_with("GET /callback?"));
+    }
     let params: std::collections::HashMap<String, String> = landed
         .query_pairs()
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -211,5 +283,32 @@ async fn browser_login_consent_and_code_redemption() {
         jwt_part(access, 1)["cnf"]["x5t#S256"],
         spa.thumbprint(),
         "bound to the redeeming certificate"
+    );
+
+    // acme's code: issued by acme for its alice, redeemed at acme.
+    let params: std::collections::HashMap<String, String> = tenant_landed
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    assert_eq!(params["iss"], "https://certbound.test/t/acme.com");
+    let (status, body, _) = server
+        .post(
+            &server.client(Some(&spa)),
+            &server.https_url("/t/acme.com/oauth2/token"),
+            &[
+                ("grant_type", "authorization_code"),
+                ("client_id", "spa"),
+                ("code", &params["code"]),
+                ("redirect_uri", &redirect_uri),
+                ("code_verifier", VERIFIER),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let id = jwt_part(body["id_token"].as_str().unwrap(), 1);
+    assert_eq!(
+        (id["iss"].as_str(), id["sub"].as_str()),
+        (Some("https://certbound.test/t/acme.com"), Some("alice"))
     );
 }
