@@ -281,12 +281,28 @@ impl AppState {
     }
 }
 
-/// The OpenAPI service describing every endpoint.
+/// The OpenAPI service describing every endpoint, at `/` (the default
+/// tenant) and under every tenant's `/t/{domain}` (WSO2's tenant paths).
 pub fn openapi() -> OpenApiService<oauth::Api, ()> {
-    OpenApiService::new(oauth::Api, "certbound", env!("CARGO_PKG_VERSION")).description(
-        "Stateless OAuth 2.0 authorization server: mutual-TLS client authentication \
-             (RFC 8705) and certificate-bound JWT access tokens (RFC 9068).",
-    )
+    use poem_openapi::ServerObject;
+    OpenApiService::new(oauth::Api, "certbound", env!("CARGO_PKG_VERSION"))
+        .description(
+            "Stateless OAuth 2.0 authorization server: mutual-TLS client authentication \
+             (RFC 8705) and certificate-bound JWT access tokens (RFC 9068). Every \
+             operation is served at / for the default tenant and under /t/{domain} for \
+             each tenant (the default tenant's domain, carbon.super unless configured, \
+             included).",
+        )
+        .server(ServerObject::new("/").description("The default tenant"))
+        .server(
+            ServerObject::new("/t/{domain}")
+                .description("A tenant, as in WSO2 Identity Server")
+                .variable(
+                    "domain",
+                    "The tenant's domain ([[tenants]] domain, or tenancy.default_domain)",
+                    "carbon.super",
+                ),
+        )
 }
 
 /// The whole HTTP service. Each request gets the settings current when it

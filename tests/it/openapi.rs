@@ -39,3 +39,37 @@ fn allow_table_matches_the_document() {
     }
     assert_eq!(certbound::oauth::METHODS.len(), paths.len() + 2);
 }
+
+/// The document's servers are `/` and `/t/{domain}`: every operation is
+/// served under each (the default tenant by both names, and a tenant).
+#[tokio::test]
+async fn every_operation_is_served_under_every_server() {
+    let spec: serde_json::Value = serde_json::from_str(&certbound::openapi().spec()).unwrap();
+    let servers: Vec<&str> = spec["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(servers, ["/", "/t/{domain}"]);
+    let server = crate::common::TestServer::start("[[tenants]]\ndomain = \"acme.com\"\n").await;
+    let client = server.client(None);
+    for prefix in ["", "/t/carbon.super", "/t/acme.com"] {
+        for (path, ops) in spec["paths"].as_object().unwrap() {
+            for method in ops.as_object().unwrap().keys() {
+                let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                let status = client
+                    .request(method.clone(), server.https_url(&format!("{prefix}{path}")))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16();
+                assert!(
+                    status != 404 && status != 405,
+                    "{method} {prefix}{path}: {status}"
+                );
+            }
+        }
+    }
+}
