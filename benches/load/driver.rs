@@ -58,33 +58,38 @@ pub(crate) fn wait_ready(addr: &SocketAddr, started: Instant, server: &mut Child
 /// A token of client `pinned` from `{base}/oauth2/token` (`base`: "" or a
 /// tenant's `/t/{domain}`).
 pub(crate) fn mint_over_http(addr: &SocketAddr, base: &str, header_value: &str) -> String {
-    let body = "grant_type=client_credentials&client_id=pinned";
-    let req = format!(
-        "POST {base}/oauth2/token HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/x-www-form-urlencoded\r\nx-client-cert: {header_value}\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
+    let json = post_over_http(
+        addr,
+        &format!("{base}/oauth2/token"),
+        &format!("x-client-cert: {header_value}"),
+        "grant_type=client_credentials&client_id=pinned",
     );
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.write_all(req.as_bytes()).unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let json: Value = serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap()).unwrap();
     json["access_token"].as_str().unwrap().to_string()
 }
 
 /// Whether introspection at `{base}/oauth2/introspect` (as `rs`) finds
 /// `token` active: a scenario of inactive answers would measure nothing.
 pub(crate) fn active_over_http(addr: &SocketAddr, base: &str, token: &str) -> bool {
-    let body = format!("token={token}");
+    let json = post_over_http(
+        addr,
+        &format!("{base}/oauth2/introspect"),
+        "authorization: Basic cnM6c2VjcmV0",
+        &format!("token={token}"),
+    );
+    json["active"] == Value::Bool(true)
+}
+
+/// POSTs a form to `path` with one extra header line; the JSON answer.
+fn post_over_http(addr: &SocketAddr, path: &str, header: &str, body: &str) -> Value {
     let req = format!(
-        "POST {base}/oauth2/introspect HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/x-www-form-urlencoded\r\nauthorization: Basic cnM6c2VjcmV0\r\ncontent-length: {}\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/x-www-form-urlencoded\r\n{header}\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
     let mut s = TcpStream::connect(addr).unwrap();
     s.write_all(req.as_bytes()).unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
-    let json: Value = serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap()).unwrap();
-    json["active"] == Value::Bool(true)
+    serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap()).unwrap()
 }
 
 /// The benchmark server's keys and token settings, to mint tokens it accepts.

@@ -35,6 +35,27 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Types `text` into the field with id `id`.
+async fn fill(
+    browser: &fantoccini::Client,
+    id: &str,
+    text: &str,
+) -> Result<(), fantoccini::error::CmdError> {
+    browser.find(Locator::Id(id)).await?.send_keys(text).await
+}
+
+/// The element with id `id`, once the page has it (at most 20 s).
+async fn wait_for(
+    browser: &fantoccini::Client,
+    id: &str,
+) -> Result<fantoccini::elements::Element, fantoccini::error::CmdError> {
+    browser
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Id(id))
+        .await
+}
+
 /// Serves requests on `listener`, sending each request line to `lines`.
 async fn capture_redirects(
     listener: tokio::net::TcpListener,
@@ -154,38 +175,18 @@ async fn browser_login_consent_and_code_redemption() {
         let title = browser.title().await?;
         assert!(title.contains("Sign in"), "{title}");
         // A wrong password first: the page says so and keeps the name.
-        browser
-            .find(Locator::Id("username"))
-            .await?
-            .send_keys("alice@example.com")
-            .await?;
-        browser
-            .find(Locator::Id("password"))
-            .await?
-            .send_keys("wrong")
-            .await?;
+        fill(&browser, "username", "alice@example.com").await?;
+        fill(&browser, "password", "wrong").await?;
         browser.find(Locator::Id("sign-in")).await?.click().await?;
         let error = browser.wait().for_element(Locator::Id("error")).await?;
         assert_eq!(error.text().await?, "Invalid username or password.");
-        browser
-            .find(Locator::Id("password"))
-            .await?
-            .send_keys(PASSWORD)
-            .await?;
+        fill(&browser, "password", PASSWORD).await?;
         browser.find(Locator::Id("sign-in")).await?.click().await?;
-        let approve = browser
-            .wait()
-            .at_most(Duration::from_secs(20))
-            .for_element(Locator::Id("approve-once"))
-            .await?;
+        let approve = wait_for(&browser, "approve-once").await?;
         let scopes = browser.find(Locator::Id("scopes")).await?.text().await?;
         assert!(scopes.contains("email"), "{scopes}");
         approve.click().await?;
-        browser
-            .wait()
-            .at_most(Duration::from_secs(20))
-            .for_element(Locator::Id("done"))
-            .await?;
+        wait_for(&browser, "done").await?;
         let url = browser.current_url().await?;
 
         // Tenant acme.com in the same browser: its own sign-in page (the
@@ -195,40 +196,18 @@ async fn browser_login_consent_and_code_redemption() {
             .await?;
         let title = browser.title().await?;
         assert!(title.contains("Sign in"), "{title}");
-        browser
-            .find(Locator::Id("username"))
-            .await?
-            .send_keys("alice")
-            .await?;
-        browser
-            .find(Locator::Id("password"))
-            .await?
-            .send_keys(PASSWORD)
-            .await?;
+        fill(&browser, "username", "alice").await?;
+        fill(&browser, "password", PASSWORD).await?;
         browser.find(Locator::Id("sign-in")).await?.click().await?;
-        browser
-            .wait()
-            .at_most(Duration::from_secs(20))
-            .for_element(Locator::Id("approve-once"))
-            .await?
-            .click()
-            .await?;
-        browser
-            .wait()
-            .at_most(Duration::from_secs(20))
-            .for_element(Locator::Id("done"))
-            .await?;
+        wait_for(&browser, "approve-once").await?.click().await?;
+        wait_for(&browser, "done").await?;
         let tenant_url = browser.current_url().await?;
         // Back at the default tenant, still signed in there: straight to
         // consent (the browser kept the two sessions apart by path).
         browser
             .goto(&server.https_url(&format!("/oauth2/authorize?{query}")))
             .await?;
-        browser
-            .wait()
-            .at_most(Duration::from_secs(20))
-            .for_element(Locator::Id("approve-once"))
-            .await?;
+        wait_for(&browser, "approve-once").await?;
         Ok::<_, fantoccini::error::CmdError>((url, tenant_url))
     };
     let (landed, tenant_landed) = tokio::time::timeout(Duration::from_secs(90), run)
@@ -246,30 +225,15 @@ async fn browser_login_consent_and_code_redemption() {
             .unwrap();
         callbacks += usize::from(request_line.starts_with("GET /callback?"));
     }
-    let params: std::collections::HashMap<String, String> = landed
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    let params = query_of(&landed);
     assert_eq!(params["state"], "browser-state");
     assert_eq!(params["iss"], "https://certbound.test");
     let code = &params["code"];
 
     // Redeem over mTLS with the client's certificate.
     let spa = identity(&server.pki, "spa");
-    let (status, body, _) = server
-        .post(
-            &server.client(Some(&spa)),
-            &server.https_url("/oauth2/token"),
-            &[
-                ("grant_type", "authorization_code"),
-                ("client_id", "spa"),
-                ("code", code),
-                ("redirect_uri", &redirect_uri),
-                ("code_verifier", VERIFIER),
-            ],
-            &[],
-        )
-        .await;
+    let at_spa = [("redirect_uri", redirect_uri.as_str())];
+    let (status, body) = redeem(&server, &spa, "spa", code, &at_spa).await;
     assert_eq!(status, 200, "{body}");
     let access = body["access_token"].as_str().unwrap();
     let id_token = body["id_token"].as_str().unwrap();
@@ -286,29 +250,21 @@ async fn browser_login_consent_and_code_redemption() {
     );
 
     // acme's code: issued by acme for its alice, redeemed at acme.
-    let params: std::collections::HashMap<String, String> = tenant_landed
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    let params = query_of(&tenant_landed);
     assert_eq!(params["iss"], "https://certbound.test/t/acme.com");
-    let (status, body, _) = server
-        .post(
-            &server.client(Some(&spa)),
-            &server.https_url("/t/acme.com/oauth2/token"),
-            &[
-                ("grant_type", "authorization_code"),
-                ("client_id", "spa"),
-                ("code", &params["code"]),
-                ("redirect_uri", &redirect_uri),
-                ("code_verifier", VERIFIER),
-            ],
-            &[],
-        )
-        .await;
+    let acme = server.under("/t/acme.com");
+    let (status, body) = redeem(&acme, &spa, "spa", &params["code"], &at_spa).await;
     assert_eq!(status, 200, "{body}");
     let id = jwt_part(body["id_token"].as_str().unwrap(), 1);
     assert_eq!(
         (id["iss"].as_str(), id["sub"].as_str()),
         (Some("https://certbound.test/t/acme.com"), Some("alice"))
     );
+}
+
+/// The query parameters of a URL the browser landed on.
+fn query_of(url: &url::Url) -> std::collections::HashMap<String, String> {
+    url.query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
