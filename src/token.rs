@@ -9,7 +9,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::Validation;
+use certbound_verify::jws::JwsError;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -23,7 +23,7 @@ pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 pub const REFRESH_TOKEN_TYP: &str = "rt+jwt";
 
 /// Longest token we try to verify; anything longer is inactive.
-pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+pub use certbound_verify::jws::MAX_TOKEN_LEN;
 
 /// Seconds an `iat` may lie in the future (clocks of replicas that share
 /// keys differ a little).
@@ -373,71 +373,29 @@ fn new_jti(buf: &mut [u8; 22]) -> Result<&str, OAuthError> {
         .ok_or_else(|| OAuthError::internal("jti encoding"))
 }
 
-/// Verifies a JWS: one of `types` as `typ`, a known `kid`, that key's
-/// algorithm only, and the signature. Claims are checked by the caller.
+/// Verifies a JWS ([`certbound_verify::jws::verify`], the one
+/// implementation resource servers use too): one of `types` as `typ`, a
+/// known `kid`, that key's algorithm only, and the signature. Claims are
+/// checked by the caller.
 fn verify_jws<T: DeserializeOwned>(
     keys: &KeySet,
     token: &str,
     types: &[&str],
 ) -> Result<T, Inactive> {
-    if token.len() > MAX_TOKEN_LEN {
-        return Err(Inactive::Malformed);
-    }
-    let encoded = token.split('.').next().ok_or(Inactive::Malformed)?;
-    let mut buf = [0u8; 512];
-    let len = URL_SAFE_NO_PAD
-        .decode_slice(encoded, &mut buf)
-        .map_err(|_| Inactive::Malformed)?;
-    let header: JoseHeader<'_> =
-        serde_json::from_slice(&buf[..len]).map_err(|_| Inactive::Malformed)?;
-    if header.crit {
-        return Err(Inactive::CriticalExtension);
-    }
-    let typ_ok = header
-        .typ
-        .as_deref()
-        .is_some_and(|t| types.iter().any(|want| t.eq_ignore_ascii_case(want)));
-    if !typ_ok {
-        return Err(Inactive::WrongType);
-    }
-    let key = header
-        .kid
-        .as_deref()
-        .and_then(|kid| keys.get(kid))
-        .ok_or(Inactive::UnknownKey)?;
-    if header.alg != key.alg.name() {
-        return Err(Inactive::AlgorithmMismatch);
-    }
-    let mut validation = Validation::new(key.jwt_alg);
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
-    validation.required_spec_claims.clear();
-    jsonwebtoken::decode::<T>(token, &key.decoding, &validation)
-        .map(|data| data.claims)
-        .map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::InvalidSignature => Inactive::BadSignature,
-            _ => Inactive::Malformed,
-        })
+    certbound_verify::jws::verify(keys, token, types).map_err(Inactive::from)
 }
 
-/// The JOSE header fields verification looks at (RFC 7515 §4.1).
-#[derive(Deserialize)]
-struct JoseHeader<'a> {
-    #[serde(borrow)]
-    alg: std::borrow::Cow<'a, str>,
-    #[serde(borrow, default)]
-    kid: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow, default)]
-    typ: Option<std::borrow::Cow<'a, str>>,
-    /// Present at all (even `null`): refused.
-    #[serde(default, deserialize_with = "present")]
-    crit: bool,
-}
-
-/// `true` for a field that is there, whatever its value.
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    serde::de::IgnoredAny::deserialize(d).map(|_| true)
+impl From<JwsError> for Inactive {
+    fn from(e: JwsError) -> Self {
+        match e {
+            JwsError::Malformed | JwsError::Claims(_) => Inactive::Malformed,
+            JwsError::WrongType => Inactive::WrongType,
+            JwsError::UnknownKey => Inactive::UnknownKey,
+            JwsError::AlgorithmMismatch => Inactive::AlgorithmMismatch,
+            JwsError::BadSignature => Inactive::BadSignature,
+            JwsError::CriticalExtension => Inactive::CriticalExtension,
+        }
+    }
 }
 
 /// JWS compact serialisation with the key that signs at `now`.

@@ -2,17 +2,19 @@
 //! `x5t#S256` thumbprint (§3.1), and how it is matched against a client.
 
 pub mod dn;
-pub mod header;
 pub mod matching;
+
+pub use certbound_verify::binding::{BindingError, thumbprint};
+/// Forwarded-certificate headers: one implementation, shared with
+/// resource servers through `certbound-verify`.
+pub use certbound_verify::header;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use certbound_verify::binding::{self, Unbound};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use sha2::{Digest, Sha256};
 
 use crate::addr::TrustedProxies;
 use crate::error::OAuthError;
@@ -50,35 +52,20 @@ impl ClientCertificate {
 #[derive(Debug, Clone)]
 pub struct PeerCertificate(pub Arc<ClientCertificate>);
 
-/// RFC 8705 §3.1 `x5t#S256`: base64url, no padding, of SHA-256 over the DER.
-pub fn thumbprint(der: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(der))
-}
-
-/// Why a certificate-bound token (RFC 8705 §3) may not be used here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum BindingError {
-    /// No client certificate came with the request.
-    #[error("the token is bound to a client certificate; present that certificate")]
-    NoCertificate,
-    /// A certificate came, but not the one the token is bound to.
-    #[error("the token is bound to another client certificate")]
-    OtherCertificate,
-}
-
 /// RFC 8705 §3: a token with `cnf.x5t#S256` is good only with the
-/// certificate of that thumbprint; a token without `cnf` with any or none.
-/// The one binding check: every endpoint that accepts a token calls it.
+/// certificate of that thumbprint; a token without `cnf` with any or none
+/// (this server issues unbound tokens to secret-authenticated clients).
+/// The one binding check ([`binding::check`], shared with resource
+/// servers): every endpoint that accepts a token calls it.
 pub fn check_binding(
     cnf: Option<&crate::token::Confirmation>,
     presented: Option<&ClientCertificate>,
 ) -> Result<(), BindingError> {
-    match (cnf, presented) {
-        (None, _) => Ok(()),
-        (Some(_), None) => Err(BindingError::NoCertificate),
-        (Some(want), Some(cert)) if cert.thumbprint == want.x5t_s256 => Ok(()),
-        (Some(_), Some(_)) => Err(BindingError::OtherCertificate),
-    }
+    binding::check(
+        cnf.map(|c| c.x5t_s256.as_str()),
+        presented.map(|c| c.thumbprint.as_str()),
+        Unbound::Accepted,
+    )
 }
 
 /// The certificate for this request: the TLS peer certificate when there is

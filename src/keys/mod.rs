@@ -349,6 +349,14 @@ pub mod lifecycle;
 
 pub use files::{generate_key, generate_sealing_key, read_dir_keys, sealing_files};
 
+/// Token verification ([`certbound_verify::jws`]) finds keys here, each
+/// pinned to its algorithm.
+impl certbound_verify::jws::KeyLookup for KeySet {
+    fn key(&self, kid: &str) -> Option<(Algorithm, &DecodingKey)> {
+        self.get(kid).map(|k| (k.jwt_alg, &k.decoding))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,8 @@
 //! | `:base64:` byte sequence | RFC 9440 `Client-Cert` |
 //!
 //! The result is the leaf certificate's DER, checked to parse as X.509.
+//! A header is only evidence when a trusted proxy set it: decide that
+//! before decoding (RFC 8705 §2 leaves it to the deployment).
 
 use std::borrow::Cow;
 
@@ -164,10 +166,18 @@ fn split_unquoted(s: &str, sep: char) -> Vec<&str> {
 pub mod encode {
     use super::*;
     use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+    use sha2::{Digest, Sha256};
 
     /// PEM with line breaks every 64 characters.
     pub fn pem(der: &[u8]) -> String {
-        crate::dev::pem("CERTIFICATE", der)
+        let body = STANDARD.encode(der);
+        let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+        for line in body.as_bytes().chunks(64) {
+            out.push_str(std::str::from_utf8(line).unwrap_or_default());
+            out.push('\n');
+        }
+        out.push_str("-----END CERTIFICATE-----\n");
+        out
     }
 
     /// PEM on one line, as in the WSO2 sample.
@@ -192,7 +202,10 @@ pub mod encode {
     pub fn envoy(der: &[u8]) -> String {
         format!(
             "By=spiffe://example/proxy;Hash={};Cert=\"{}\";Subject=\"CN=x\"",
-            hex::encode(sha2::Sha256::digest(der)),
+            Sha256::digest(der)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>(),
             url_encoded_pem(der)
         )
     }
@@ -201,8 +214,6 @@ pub mod encode {
     pub fn rfc9440(der: &[u8]) -> String {
         format!(":{}:", STANDARD.encode(der))
     }
-
-    use sha2::Digest;
 }
 
 #[cfg(test)]
