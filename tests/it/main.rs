@@ -26,3 +26,4 @@ mod tenant_flows;
 mod tenants;
 mod token;
 mod trust;
+mod verify_crate;

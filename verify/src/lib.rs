@@ -7,13 +7,19 @@
 //! - [`binding`]: the certificate's `x5t#S256` thumbprint (RFC 8705 §3.1)
 //!   and the binding check, compared in constant time;
 //! - [`jws`]: signature verification with the algorithm pinned per key,
-//!   `typ` and `crit` (RFC 7515, RFC 8725).
+//!   `typ` and `crit` (RFC 7515, RFC 8725);
+//! - [`jwks`]: keys from a JWKS document, each pinned to one algorithm;
+//! - [`access`]: an access token as a resource server checks it: the JWS,
+//!   `iss`, `aud`, `exp`/`nbf` with a leeway, required claims, and the
+//!   binding to the presented certificate.
 //!
 //! certbound itself uses these, so the server and its resource servers
 //! apply one implementation of each check.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod access;
 pub mod binding;
 pub mod header;
+pub mod jwks;
 pub mod jws;
