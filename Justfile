@@ -46,6 +46,10 @@ bench *ARGS:
 bench-revocations *ARGS:
     cargo bench --bench revocations -- {{ARGS}}
 
+# certbound-verify: access-token verification in-process, µs per token next to its floor (ES256 verify + SHA-256)
+bench-verify *ARGS:
+    cargo bench -p certbound-verify --bench verify -- {{ARGS}}
+
 # Every fuzz target for SECONDS each (cargo fuzz, nightly); new inputs go to fuzz/corpus/
 fuzz SECONDS="60" *TARGETS:
     cargo xtask fuzz --seconds {{SECONDS}} {{TARGETS}}

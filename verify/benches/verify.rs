@@ -1,0 +1,86 @@
+//! `just bench-verify [--quick]`: access-token verification in-process
+//! (ES256, keys parsed once), in µs per token, next to its floor measured
+//! in the same run: one ES256 verification (aws-lc) plus one SHA-256 of
+//! the client certificate. The target is at most 1.2× the floor.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use certbound_verify::access::{self, Expect};
+use certbound_verify::binding;
+use certbound_verify::jwks::Jwks;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let n: u32 = if quick { 2_000 } else { 50_000 };
+
+    let pair = rcgen::KeyPair::generate().unwrap();
+    let raw = pair.public_key_raw().to_vec();
+    let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
+    let jwks = serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1",
+        "alg": "ES256", "use": "sig", "x": b64(&raw[1..33]), "y": b64(&raw[33..65])}]});
+    let keys = Jwks::from_json(jwks.to_string().as_bytes(), &[]).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["client.example".into()])
+        .unwrap()
+        .self_signed(&pair)
+        .unwrap()
+        .der()
+        .to_vec();
+    let now = 1_800_000_000u64;
+    let claims = serde_json::json!({
+        "iss": "https://auth.example.com", "sub": "orders-service", "aud": "https://api.example.com",
+        "exp": now + 3600, "iat": now, "nbf": now, "jti": "NdT5mBzmS2Wm0nkJ3ZxWmw",
+        "client_id": "orders-service", "scope": "orders:read orders:write",
+        "cnf": {"x5t#S256": binding::thumbprint(&cert)}
+    });
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some("k1".into());
+    header.typ = Some("at+jwt".into());
+    let signing = EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).unwrap();
+    let token = jsonwebtoken::encode(&header, &claims, &signing).unwrap();
+    let expect = Expect::new("https://auth.example.com", "https://api.example.com");
+
+    // The floor: what no implementation can skip.
+    let (input, sig) = token.rsplit_once('.').unwrap();
+    let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+    let public = aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED,
+        raw.clone(),
+    );
+    let time = |f: &dyn Fn()| {
+        for _ in 0..n / 10 {
+            f();
+        }
+        let start = Instant::now();
+        for _ in 0..n {
+            f();
+        }
+        start.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+    };
+    let floor = time(&|| {
+        use sha2::Digest;
+        black_box(sha2::Sha256::digest(black_box(&cert)));
+        public
+            .verify(black_box(input.as_bytes()), black_box(&sig))
+            .unwrap();
+    });
+    let full = time(&|| {
+        let presented = binding::thumbprint(black_box(&cert));
+        let token: access::AccessToken =
+            access::verify(&keys, black_box(&token), &expect, Some(&presented), now).unwrap();
+        black_box(token);
+    });
+    let ratio = full / floor;
+    println!("| measure | µs per token |\n|---|---:|");
+    println!("| floor: ES256 verify + SHA-256 of the certificate | {floor:.1} |");
+    println!("| access::verify + thumbprint of the certificate | {full:.1} |");
+    println!(
+        "\n{n} tokens each; ratio to floor {ratio:.2} (target ≤ 1.20: {})",
+        if ratio <= 1.2 { "met" } else { "not met" }
+    );
+}
