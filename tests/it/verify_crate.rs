@@ -54,6 +54,7 @@ async fn the_servers_tokens_pass_only_with_their_certificate() {
     let ok: AccessToken = check(&token, &expect, Some(&bound), now).unwrap();
     assert_eq!((ok.sub.as_str(), ok.client_id.as_str()), ("svc", "svc"));
     assert!(ok.has_scope("read") && ok.has_scope("write") && !ok.has_scope("rea"));
+    assert!(!ok.has_scope(""), "an empty scope is never granted");
     assert_eq!(ok.cnf.unwrap().x5t_s256, bound);
 
     let refused = |token: &str, expect: &Expect, cert: Option<&str>, now: u64| {

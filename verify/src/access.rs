@@ -104,9 +104,9 @@ pub struct AccessToken<E = Extra> {
 pub struct Extra {}
 
 impl<E> AccessToken<E> {
-    /// Whether the token was granted `scope`.
+    /// Whether the token was granted `scope` (never an empty one).
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.scope.split(' ').any(|s| s == scope)
+        !scope.is_empty() && self.scope.split(' ').any(|s| s == scope)
     }
 }
 

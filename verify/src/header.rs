@@ -116,7 +116,9 @@ fn b64(text: &str) -> Result<Vec<u8>, HeaderError> {
 }
 
 /// Envoy `x-forwarded-client-cert`: `By=…;Hash=…;Cert="…";Subject="…"`,
-/// elements comma-separated, one per hop; the last is the nearest client.
+/// elements comma-separated, one per hop. Only the last element counts:
+/// the nearest proxy wrote it about the client it saw; earlier ones came
+/// from further away (in `APPEND_FORWARD` mode, from the client itself).
 /// Returns `None` when the value is not in this format.
 fn envoy_cert(value: &str) -> Result<Option<String>, HeaderError> {
     let looks_envoy = value.split([';', ',']).any(|kv| {
@@ -129,17 +131,15 @@ fn envoy_cert(value: &str) -> Result<Option<String>, HeaderError> {
     if !looks_envoy || value.starts_with("-----") {
         return Ok(None);
     }
-    let mut last = None;
-    for element in split_unquoted(value, ',') {
-        for pair in split_unquoted(element, ';') {
-            if let Some((key, val)) = pair.split_once('=')
-                && key.trim().eq_ignore_ascii_case("cert")
-            {
-                last = Some(val.trim().trim_matches('"').replace("\\\"", "\""));
-            }
-        }
-    }
-    last.map(Some).ok_or(HeaderError::NoEnvoyCert)
+    let nearest = split_unquoted(value, ',').pop().unwrap_or_default();
+    split_unquoted(nearest, ';')
+        .into_iter()
+        .rev()
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| key.trim().eq_ignore_ascii_case("cert"))
+        .map(|(_, val)| val.trim().trim_matches('"').replace("\\\"", "\""))
+        .map(Some)
+        .ok_or(HeaderError::NoEnvoyCert)
 }
 
 /// Splits on `sep` outside double quotes.
@@ -258,6 +258,16 @@ mod tests {
         ] {
             assert!(decode(value).is_err(), "{value}");
         }
+    }
+
+    /// Envoy in `APPEND_FORWARD` mode: a client-sent element with a
+    /// victim's certificate, then the proxy's own without `Cert`. Only the
+    /// proxy's counts.
+    #[test]
+    fn only_the_nearest_envoy_element_counts() {
+        let der = sample_der();
+        let appended = format!("{},By=spiffe://proxy;Hash=00", encode::envoy(&der));
+        assert_eq!(decode(&appended), Err(HeaderError::NoEnvoyCert));
     }
 
     proptest! {

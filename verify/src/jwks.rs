@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyOperations, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
 use crate::jws::KeyLookup;
@@ -64,15 +64,21 @@ impl Jwks {
         };
         let mut keys = HashMap::new();
         let mut skipped = Vec::new();
+        let mut twice = std::collections::HashSet::new();
         for (i, value) in doc.keys.into_iter().enumerate() {
             match key(value, allowed) {
                 Ok((kid, alg, decoding)) => {
                     if keys.insert(kid.clone(), (alg, decoding)).is_some() {
-                        skipped.push(format!("keys[{i}]: kid {kid:?} twice, the last kept"));
+                        twice.insert(kid);
                     }
                 }
                 Err(why) => skipped.push(format!("keys[{i}]: {why}")),
             }
+        }
+        // A kid named twice is ambiguous: neither entry is used.
+        for kid in twice {
+            keys.remove(&kid);
+            skipped.push(format!("{kid}: more than one key with this kid"));
         }
         if keys.is_empty() {
             return Err(JwksError::NoKey(skipped));
@@ -115,9 +121,40 @@ fn key(
     ) {
         return Err(format!("{kid}: not a signing key (use)"));
     }
+    if let Some(ops) = &jwk.common.key_operations
+        && !ops.contains(&KeyOperations::Verify)
+    {
+        return Err(format!("{kid}: not a verification key (key_ops)"));
+    }
+    strong_enough(&jwk).map_err(|why| format!("{kid}: {why}"))?;
     let alg = algorithm(&jwk, allowed).ok_or_else(|| format!("{kid}: no allowed algorithm"))?;
     let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| format!("{kid}: {e}"))?;
     Ok((kid, alg, decoding))
+}
+
+/// RSA keys of at least 2048 bits; EC coordinates of the curve's size.
+fn strong_enough(jwk: &Jwk) -> Result<(), &'static str> {
+    let bytes = |b64: &str| {
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b64)
+            .map(|v| v.len())
+            .unwrap_or(0)
+    };
+    match &jwk.algorithm {
+        AlgorithmParameters::RSA(p) if bytes(&p.n) < 256 => Err("RSA modulus under 2048 bits"),
+        AlgorithmParameters::EllipticCurve(p) => {
+            let size = match p.curve {
+                EllipticCurve::P256 => 32,
+                EllipticCurve::P384 => 48,
+                _ => return Err("unsupported curve"),
+            };
+            if bytes(&p.x) == size && bytes(&p.y) == size {
+                Ok(())
+            } else {
+                Err("EC coordinates of the wrong size")
+            }
+        }
+        _ => Ok(()),
+    }
 }
 
 fn algorithm(jwk: &Jwk, allowed: &[Algorithm]) -> Option<Algorithm> {
@@ -166,6 +203,14 @@ mod tests {
         jwk
     }
 
+    /// An RSA modulus of `bytes` bytes (its value does not matter here).
+    fn modulus(bytes: usize) -> String {
+        base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            vec![0xc5u8; bytes],
+        )
+    }
+
     #[test]
     fn keys_are_pinned_and_unusable_ones_skipped() {
         let doc = json!({"keys": [
@@ -174,7 +219,11 @@ mod tests {
             ec_jwk("encryption", json!({"use": "enc"})),
             ec_jwk("lying", json!({"alg": "RS256"})),
             {"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"},
-            {"kty": "RSA", "kid": "rsa-no-alg", "n": "sXch", "e": "AQAB"},
+            {"kty": "RSA", "kid": "rsa-no-alg", "n": modulus(256), "e": "AQAB"},
+            {"kty": "RSA", "kid": "rsa-1024", "alg": "RS256", "n": modulus(128), "e": "AQAB"},
+            ec_jwk("not-for-verifying", json!({"key_ops": ["encrypt"]})),
+            ec_jwk("dup", json!({})),
+            ec_jwk("dup", json!({})),
             {"kty": "EC", "crv": "P-256"},
             "junk"
         ]});
@@ -182,13 +231,29 @@ mod tests {
         assert_eq!(jwks.len(), 2, "{jwks:?}");
         assert_eq!(jwks.key("named").map(|k| k.0), Some(Algorithm::ES256));
         assert_eq!(jwks.key("inferred").map(|k| k.0), Some(Algorithm::ES256));
-        for kid in ["encryption", "lying", "hmac", "rsa-no-alg"] {
+        for kid in [
+            "encryption",
+            "lying",
+            "hmac",
+            "rsa-no-alg",
+            "rsa-1024",
+            "not-for-verifying",
+            "dup",
+        ] {
             assert!(jwks.key(kid).is_none(), "{kid}");
         }
-        assert_eq!(jwks.skipped().len(), 6, "{:?}", jwks.skipped());
+        assert_eq!(jwks.skipped().len(), 9, "{:?}", jwks.skipped());
+        let skipped = jwks.skipped().join("\n");
+        for why in [
+            "under 2048 bits",
+            "key_ops",
+            "more than one key with this kid",
+        ] {
+            assert!(skipped.contains(why), "{why}: {skipped}");
+        }
         // An RSA key without alg, when only one RSA algorithm is allowed.
         let only = Jwks::from_json(
-            json!({"keys": [{"kty": "RSA", "kid": "r", "n": "sXch", "e": "AQAB"}]})
+            json!({"keys": [{"kty": "RSA", "kid": "r", "n": modulus(256), "e": "AQAB"}]})
                 .to_string()
                 .as_bytes(),
             &[Algorithm::PS256],

@@ -56,6 +56,7 @@ pub fn verify<T: DeserializeOwned>(
     token: &str,
     types: &[&str],
 ) -> Result<T, JwsError> {
+    use_aws_lc();
     if token.len() > MAX_TOKEN_LEN {
         return Err(JwsError::Malformed);
     }
@@ -96,6 +97,18 @@ pub fn verify<T: DeserializeOwned>(
             jsonwebtoken::errors::ErrorKind::Json(e) => JwsError::Claims(e.to_string()),
             _ => JwsError::Malformed,
         })
+}
+
+/// jsonwebtoken verifies with the provider installed for the process, or
+/// one chosen by its enabled features, and panics when both of its
+/// backends are enabled (another crate of the build may enable
+/// `rust_crypto`): install aws-lc's first, unless the application already
+/// chose one.
+fn use_aws_lc() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+    });
 }
 
 /// The JOSE header fields verification looks at (RFC 7515 §4.1).

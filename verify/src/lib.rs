@@ -18,6 +18,9 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+/// The JWT library the key and algorithm types come from.
+pub use jsonwebtoken;
+
 pub mod access;
 pub mod binding;
 pub mod header;
