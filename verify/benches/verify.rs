@@ -15,9 +15,12 @@ use certbound_verify::binding;
 use certbound_verify::jwks::Jwks;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
+/// Alternating rounds of each measure.
+const ROUNDS: u32 = 5;
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let n: u32 = if quick { 2_000 } else { 50_000 };
+    let n: u32 = if quick { 500 } else { 10_000 };
 
     let pair = rcgen::KeyPair::generate().unwrap();
     let raw = pair.public_key_raw().to_vec();
@@ -62,25 +65,32 @@ fn main() {
         }
         start.elapsed().as_secs_f64() * 1e6 / f64::from(n)
     };
-    let floor = time(&|| {
+    let floor_once = || {
         use sha2::Digest;
         black_box(sha2::Sha256::digest(black_box(&cert)));
         public
             .verify(black_box(input.as_bytes()), black_box(&sig))
             .unwrap();
-    });
-    let full = time(&|| {
+    };
+    let full_once = || {
         let presented = binding::thumbprint(black_box(&cert));
         let token: access::AccessToken =
             access::verify(&keys, black_box(&token), &expect, Some(&presented), now).unwrap();
         black_box(token);
-    });
+    };
+    // Rounds in alternation, the fastest of each kept: the machine's noise
+    // (other processes, frequency changes) only ever adds time.
+    let (mut floor, mut full) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..ROUNDS {
+        floor = floor.min(time(&floor_once));
+        full = full.min(time(&full_once));
+    }
     let ratio = full / floor;
     println!("| measure | µs per token |\n|---|---:|");
     println!("| floor: ES256 verify + SHA-256 of the certificate | {floor:.1} |");
     println!("| access::verify + thumbprint of the certificate | {full:.1} |");
     println!(
-        "\n{n} tokens each; ratio to floor {ratio:.2} (target ≤ 1.20: {})",
+        "\nfastest of {ROUNDS} rounds of {n} tokens each; ratio to floor {ratio:.2} (target ≤ 1.20: {})",
         if ratio <= 1.2 { "met" } else { "not met" }
     );
 }
