@@ -8,13 +8,9 @@ use ipnet::IpNet;
 
 use crate::server::Listener;
 
-/// `::ffff:a.b.c.d` as `a.b.c.d`; anything else unchanged.
-pub fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    }
-}
+/// The canonical form and the network rule, shared with resource servers
+/// through `certbound-verify`.
+pub use certbound_verify::proxy::{canonical, in_any};
 
 /// The address a client is counted as for limits: IPv4 as it is, IPv6 by
 /// its /64 (one subscriber or host usually holds a whole /64, so counting
@@ -27,12 +23,6 @@ pub fn bucket(ip: IpAddr) -> IpAddr {
         }
         v4 => v4,
     }
-}
-
-/// Whether `ip` (canonicalised) is inside any of `nets`.
-pub fn in_any(nets: &[IpNet], ip: IpAddr) -> bool {
-    let ip = canonical(ip);
-    nets.iter().any(|net| net.contains(&ip))
 }
 
 /// The proxies whose word about a request is believed: the certificate
@@ -83,15 +73,13 @@ impl TrustedProxies {
         if !self.believes_request(req) {
             return Some(peer);
         }
-        let last = req
+        let last_line = req
             .headers()
             .get_all("x-forwarded-for")
             .iter()
             .next_back()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .and_then(|s| s.trim().parse::<IpAddr>().ok());
-        Some(last.map_or(peer, canonical))
+            .and_then(|v| v.to_str().ok());
+        Some(certbound_verify::proxy::forwarded_client(peer, last_line))
     }
 }
 

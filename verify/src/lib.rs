@@ -9,6 +9,8 @@
 //! - [`jws`]: signature verification with the algorithm pinned per key,
 //!   `typ` and `crit` (RFC 7515, RFC 8725);
 //! - [`jwks`]: keys from a JWKS document, each pinned to one algorithm;
+//! - [`proxy`]: which proxies are believed about the client certificate
+//!   and address (the trusted-network rule);
 //! - [`access`]: an access token as a resource server checks it: the JWS,
 //!   `iss`, `aud`, `exp`/`nbf` with a leeway, required claims, and the
 //!   binding to the presented certificate.
@@ -26,3 +28,4 @@ pub mod binding;
 pub mod header;
 pub mod jwks;
 pub mod jws;
+pub mod proxy;
