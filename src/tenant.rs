@@ -39,13 +39,9 @@ pub fn route(default: &Arc<Settings>, path: &str) -> Result<Routed, UnknownTenan
     if tail.is_empty() {
         return Err(UnknownTenant);
     }
-    let settings = if domain == default.domain {
-        default.clone()
-    } else {
-        default.tenants.get(domain).cloned().ok_or(UnknownTenant)?
-    };
+    let settings = Tenants::lookup(default, domain).ok_or(UnknownTenant)?;
     Ok(Routed {
-        settings,
+        settings: settings.clone(),
         under: Some((format!("/t/{domain}"), format!("/{tail}"))),
     })
 }
@@ -59,10 +55,16 @@ pub struct Tenants(pub Arc<Settings>);
 impl Tenants {
     /// The tenant named `domain`.
     pub fn get(&self, domain: &str) -> Option<&Arc<Settings>> {
-        if domain == self.0.domain {
-            Some(&self.0)
+        Self::lookup(&self.0, domain)
+    }
+
+    /// The tenant named `domain` among `root` (the default tenant) and
+    /// the tenants it holds.
+    fn lookup<'a>(root: &'a Arc<Settings>, domain: &str) -> Option<&'a Arc<Settings>> {
+        if domain == root.domain {
+            Some(root)
         } else {
-            self.0.tenants.get(domain)
+            root.tenants.get(domain)
         }
     }
 

@@ -188,8 +188,9 @@ pub struct ClientAuth {
     /// for throttling failed user authentications.
     pub address: Option<std::net::IpAddr>,
     /// HTTP Basic as sent, without the RFC 6749 §2.3.1 form-decoding that
-    /// applies to clients: a user's name and password (RFC 7617).
-    pub user_basic: Option<(String, String)>,
+    /// applies to clients: a user's name and password (RFC 7617). Only
+    /// when `authorization` is Basic.
+    user_basic: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for ClientAuth {
@@ -217,6 +218,14 @@ impl ClientAuth {
             address: None,
             user_basic,
         }
+    }
+
+    /// HTTP Basic `(name, password)` exactly as sent (RFC 7617), when the
+    /// `Authorization` header is Basic: how a user caller is read.
+    pub fn user_basic(&self) -> Option<(&str, &str)> {
+        self.user_basic
+            .as_ref()
+            .map(|(name, password)| (name.as_str(), password.as_str()))
     }
 
     /// The client certificate presented, if any.
@@ -307,10 +316,12 @@ impl<'a> ApiExtractor<'a> for ClientAuth {
             crate::cert::presented(request, settings.cert_header.as_ref(), &settings.proxies);
         let mut auth = Self::new(parse_authorization(request)?, certificate);
         auth.address = settings.proxies.client_address(request);
-        auth.user_basic = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| raw_basic(v.as_bytes()));
+        if auth.user_basic.is_some() {
+            auth.user_basic = request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| raw_basic(v.as_bytes()));
+        }
         Ok(auth)
     }
 }

@@ -5,7 +5,7 @@
 use poem_openapi::Object;
 
 use super::ClientParams;
-use super::extract::{Authorization, ClientAuth};
+use super::extract::ClientAuth;
 use super::introspection_jwt::{Accept, IntrospectionResponse};
 use crate::AppState;
 use crate::config::SubjectFormat;
@@ -299,10 +299,7 @@ pub async fn authorize_caller(
     client: &ClientParams,
     now: u64,
 ) -> Result<Caller, OAuthError> {
-    if auth.user_basic.is_some()
-        && matches!(auth.authorization, Some(Authorization::Basic(..)))
-        && super::user_caller::is_user(settings, auth)
-    {
+    if auth.user_basic().is_some() && super::user_caller::is_user(settings, auth) {
         return authorize_user(settings, state, auth, client, now).await;
     }
     if let Some(token) = auth.bearer() {
@@ -345,9 +342,7 @@ async fn authorize_user(
     client: &ClientParams,
     now: u64,
 ) -> Result<Caller, OAuthError> {
-    let (Some((name, password)), Some(Authorization::Basic(..))) =
-        (&auth.user_basic, &auth.authorization)
-    else {
+    let Some((name, password)) = auth.user_basic() else {
         return Err(OAuthError::InvalidClient(
             "caller authentication required".into(),
         ));

@@ -30,7 +30,7 @@ pub fn is_user(settings: &Settings, auth: &ClientAuth) -> bool {
 /// Whether the Basic name is a client's id, as sent or form-decoded (RFC
 /// 6749 §2.3.1): such a caller is always that client.
 fn names_a_client(settings: &Settings, auth: &ClientAuth) -> bool {
-    let raw = auth.user_basic.as_ref().map(|(name, _)| name.as_str());
+    let raw = auth.user_basic().map(|(name, _)| name);
     let decoded = match &auth.authorization {
         Some(Authorization::Basic(id, _)) => Some(id.as_str()),
         _ => None,
@@ -66,7 +66,7 @@ pub fn named_tenant<'a>(
     tenants: &'a Tenants,
     auth: &ClientAuth,
 ) -> Option<&'a Settings> {
-    let (name, _) = auth.user_basic.as_ref()?;
+    let (name, _) = auth.user_basic()?;
     if names_a_client(settings, auth) {
         return None;
     }
