@@ -132,6 +132,24 @@ pub enum Failure {
     /// The certificate binding.
     #[error(transparent)]
     Binding(#[from] BindingError),
+    /// Introspection says the token is no longer active (revoked).
+    #[error("revoked (introspection: not active)")]
+    Revoked,
+    /// The keys cannot be had: not a fault of the token (503).
+    #[error(transparent)]
+    Keys(#[from] crate::remote::KeysError),
+    /// Introspection gave no answer: not a fault of the token (503).
+    #[error(transparent)]
+    Introspection(#[from] crate::introspection::IntrospectionError),
+}
+
+impl Failure {
+    /// Whether the token could not be checked because the authorization
+    /// server (its keys or its introspection) cannot be reached: answer
+    /// 503, not 401.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Keys(_) | Self::Introspection(_))
+    }
 }
 
 /// Verifies `token` with `keys` for `expect` at `now` (Unix seconds),

@@ -99,6 +99,23 @@ pub fn verify<T: DeserializeOwned>(
         })
 }
 
+/// The `kid` of `token`'s header, if it is a JWS that names one (read
+/// without verifying anything: for choosing which keys to look in).
+pub fn kid(token: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Kid {
+        kid: Option<String>,
+    }
+    if token.len() > MAX_TOKEN_LEN {
+        return None;
+    }
+    let mut buf = [0u8; 512];
+    let len = URL_SAFE_NO_PAD
+        .decode_slice(token.split('.').next()?, &mut buf)
+        .ok()?;
+    serde_json::from_slice::<Kid>(&buf[..len]).ok()?.kid
+}
+
 /// jsonwebtoken verifies with the provider installed for the process, or
 /// one chosen by its enabled features, and panics when both of its
 /// backends are enabled (another crate of the build may enable
@@ -236,7 +253,9 @@ mod tests {
         assert_eq!(ok(&changed), Err(JwsError::BadSignature));
         for junk in ["", "a", "a.b", "...", &"a".repeat(MAX_TOKEN_LEN + 1)] {
             assert!(ok(junk).is_err(), "{junk}");
+            assert_eq!(kid(junk), None);
         }
+        assert_eq!(kid(&good).as_deref(), Some("k1"));
     }
 
     /// RFC 8725 §2.1: the algorithm is the key's, never the token's.

@@ -23,9 +23,25 @@
 /// The JWT library the key and algorithm types come from.
 pub use jsonwebtoken;
 
+pub use guard::{PeerCertificate, Require, ResourceServer, Token};
+/// The HTTP client the keys and introspection are fetched with.
+pub use reqwest;
+
 pub mod access;
+#[cfg(feature = "axum")]
+pub mod axum;
+pub mod bearer;
 pub mod binding;
+pub mod guard;
 pub mod header;
+pub mod client;
+pub mod introspection;
 pub mod jwks;
 pub mod jws;
+#[cfg(feature = "poem")]
+pub mod poem;
 pub mod proxy;
+pub mod remote;
+#[cfg(feature = "rustls")]
+pub mod tls;
+pub mod verifier;

@@ -1,0 +1,65 @@
+//! A resource server on poem that accepts certbound's certificate-bound
+//! tokens behind a TLS-terminating proxy (nginx, for example) that
+//! forwards the client certificate in `x-ssl-client-cert`
+//! (`$ssl_client_escaped_cert`): `GET /orders` needs scope `read`,
+//! `GET /health` needs nothing.
+//!
+//! ```sh
+//! cargo run --release                     # the authorization server, https://127.0.0.1:9443
+//! cargo run -p certbound-verify --features poem --example poem_resource_server
+//! ```
+//!
+//! Settings (environment): `RS_ISSUER` (https://127.0.0.1:9443),
+//! `RS_AUDIENCE` (the issuer), `RS_CA` (keys/ca.crt), `RS_LISTEN`
+//! (127.0.0.1:8081), `RS_TRUSTED_PROXY` (127.0.0.1/32), `RS_CERT_HEADER`
+//! (x-ssl-client-cert), `RS_SCOPE` (read).
+
+#![allow(clippy::expect_used, missing_docs)]
+
+use std::sync::Arc;
+
+use certbound_verify::client::HttpOptions;
+use certbound_verify::proxy::Proxies;
+use certbound_verify::{ResourceServer, Token};
+use poem::listener::TcpListener;
+use poem::{EndpointExt, Route, Server, get, handler};
+
+fn setting(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+#[handler]
+fn orders(token: Token) -> String {
+    format!("orders of {} (client {})\n", token.sub, token.client_id)
+}
+
+#[handler]
+fn health() -> &'static str {
+    "ok\n"
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
+    let issuer = setting("RS_ISSUER", "https://127.0.0.1:9443");
+    let http = HttpOptions {
+        ca_pem: std::fs::read(setting("RS_CA", "keys/ca.crt")).ok(),
+        ..HttpOptions::default()
+    };
+    let proxies = Proxies { nets: vec![setting("RS_TRUSTED_PROXY", "127.0.0.1/32").parse()?] };
+
+    // The five lines: a gate for the issuer's tokens, a route behind it.
+    let gate = ResourceServer::for_issuer(&issuer, &setting("RS_AUDIENCE", &issuer), &http)?
+        .behind(proxies, &setting("RS_CERT_HEADER", "x-ssl-client-cert"))?;
+    let gate = Arc::new(gate);
+    let app = Route::new()
+        .at("/orders", get(orders).with(gate.require(&[&setting("RS_SCOPE", "read")])))
+        .at("/health", get(health));
+
+    let listen = setting("RS_LISTEN", "127.0.0.1:8081");
+    println!("resource server on http://{listen}");
+    Server::new(TcpListener::bind(listen)).run(app).await?;
+    Ok(())
+}
