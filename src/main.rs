@@ -67,6 +67,10 @@ enum Command {
         #[command(subcommand)]
         action: UsersAction,
     },
+    /// Check an access token as a resource server would (certbound-verify):
+    /// print its claims and "valid", or the check that failed; exit 1
+    /// unless valid.
+    Verify(certbound::commands::verify::Args),
     /// Print the OpenAPI document.
     Openapi {
         /// YAML instead of JSON.
@@ -215,6 +219,10 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("{}", certbound::users::hash_password(&password)?);
             Ok(())
         }
+        Command::Verify(args) => match certbound::commands::verify::run(args)? {
+            true => Ok(()),
+            false => Err("the token is not valid".into()),
+        },
         Command::Openapi { yaml } => {
             let api = certbound::openapi();
             println!("{}", if yaml { api.spec_yaml() } else { api.spec() });
@@ -273,16 +281,7 @@ fn read_password() -> Result<String, String> {
 }
 
 fn thumbprint_file(file: &Path) -> Result<String, String> {
-    let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let der = match std::str::from_utf8(&bytes) {
-        Ok(text) if text.contains("-----BEGIN") => {
-            certbound::cert::header::decode(text).map_err(|e| format!("{}: {e}", file.display()))?
-        }
-        _ => bytes,
-    };
-    x509_parser::parse_x509_certificate(&der)
-        .map_err(|_| format!("{} is not an X.509 certificate", file.display()))?;
-    Ok(certbound::cert::thumbprint(&der))
+    certbound::commands::verify::certificate_der(file).map(|der| certbound::cert::thumbprint(&der))
 }
 
 /// `certbound check`: every problem on its own line.

@@ -52,7 +52,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The five lines: a gate for the issuer's tokens, a route behind it.
     let mut gate = ResourceServer::for_issuer(&issuer, &setting("RS_AUDIENCE", &issuer), &http)?;
     if let Ok(proxy) = std::env::var("RS_TRUSTED_PROXY") {
-        let proxies = Proxies { nets: vec![proxy.parse()?] };
+        let proxies = Proxies {
+            nets: vec![proxy.parse()?],
+        };
         gate = gate.behind(proxies, &setting("RS_CERT_HEADER", "x-ssl-client-cert"))?;
     }
     let gate = Arc::new(gate);

@@ -48,14 +48,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ca_pem: std::fs::read(setting("RS_CA", "keys/ca.crt")).ok(),
         ..HttpOptions::default()
     };
-    let proxies = Proxies { nets: vec![setting("RS_TRUSTED_PROXY", "127.0.0.1/32").parse()?] };
+    let proxies = Proxies {
+        nets: vec![setting("RS_TRUSTED_PROXY", "127.0.0.1/32").parse()?],
+    };
 
     // The five lines: a gate for the issuer's tokens, a route behind it.
     let gate = ResourceServer::for_issuer(&issuer, &setting("RS_AUDIENCE", &issuer), &http)?
         .behind(proxies, &setting("RS_CERT_HEADER", "x-ssl-client-cert"))?;
     let gate = Arc::new(gate);
     let app = Route::new()
-        .at("/orders", get(orders).with(gate.require(&[&setting("RS_SCOPE", "read")])))
+        .at(
+            "/orders",
+            get(orders).with(gate.require(&[&setting("RS_SCOPE", "read")])),
+        )
         .at("/health", get(health));
 
     let listen = setting("RS_LISTEN", "127.0.0.1:8081");

@@ -80,7 +80,9 @@ impl Rejection {
         match self {
             Self::NoToken => "no bearer token".into(),
             Self::Malformed(why) => (*why).into(),
-            Self::BadCertificateHeader => "unreadable certificate header from a trusted proxy".into(),
+            Self::BadCertificateHeader => {
+                "unreadable certificate header from a trusted proxy".into()
+            }
             Self::InvalidToken(f) | Self::Unavailable(f) => f.to_string(),
             Self::InsufficientScope(needed) => format!("lacks scope {needed}"),
         }
@@ -163,9 +165,9 @@ pub fn token<'a>(mut authorization: impl Iterator<Item = &'a [u8]>) -> Result<&'
 fn is_b64token(s: &str) -> bool {
     let body = s.trim_end_matches('=');
     !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
 }
 
 /// The scopes of `required` that `granted` (space-separated) lacks,
@@ -201,7 +203,9 @@ mod tests {
         assert_eq!(of(&["Bearer a", "Bearer b"]).unwrap_err().status(), 400);
         assert_eq!(of(&["Bearer a\"b"]).unwrap_err().status(), 400);
         assert_eq!(
-            token([b"Bearer \xff".as_slice()].into_iter()).unwrap_err().status(),
+            token([b"Bearer \xff".as_slice()].into_iter())
+                .unwrap_err()
+                .status(),
             400
         );
     }
@@ -210,10 +214,7 @@ mod tests {
     fn answers() {
         let no = Rejection::NoToken;
         assert_eq!(no.status(), 401);
-        assert_eq!(
-            no.www_authenticate("api").unwrap(),
-            "Bearer realm=\"api\""
-        );
+        assert_eq!(no.www_authenticate("api").unwrap(), "Bearer realm=\"api\"");
         assert!(!no.body().contains("\"error\""));
         let bad = Rejection::from(Failure::Expired);
         assert_eq!(bad.status(), 401);
@@ -229,7 +230,12 @@ mod tests {
                 .unwrap()
                 .contains("realm=\"abc\", error=\"insufficient_scope\"")
         );
-        assert!(scope.www_authenticate("x").unwrap().ends_with("scope=\"orders:write admin\""));
+        assert!(
+            scope
+                .www_authenticate("x")
+                .unwrap()
+                .ends_with("scope=\"orders:write admin\"")
+        );
         let down = Rejection::from(Failure::Keys(crate::remote::KeysError::Unavailable {
             from: "https://as".into(),
             reason: "refused".into(),

@@ -68,11 +68,7 @@ impl ResourceServer {
 
     /// The gate for tokens of `issuer` for `audience`, with keys found by
     /// discovery and every default. Call inside a Tokio runtime.
-    pub fn for_issuer(
-        issuer: &str,
-        audience: &str,
-        http: &HttpOptions,
-    ) -> Result<Self, String> {
+    pub fn for_issuer(issuer: &str, audience: &str, http: &HttpOptions) -> Result<Self, String> {
         let keys = RemoteKeys::from_issuer(issuer, client::build(http)?, KeysOptions::default());
         let expect = Expect::new(issuer, audience);
         Ok(Self::new(Verifier::new(Keys::Remote(keys), expect)))
@@ -108,8 +104,8 @@ impl ResourceServer {
     /// (`Retry-After` for 503), `Cache-Control: no-store` and a JSON body.
     pub fn answer(&self, rejection: &Rejection) -> http::Response<String> {
         let mut response = http::Response::new(rejection.body());
-        *response.status_mut() =
-            http::StatusCode::from_u16(rejection.status()).unwrap_or(http::StatusCode::UNAUTHORIZED);
+        *response.status_mut() = http::StatusCode::from_u16(rejection.status())
+            .unwrap_or(http::StatusCode::UNAUTHORIZED);
         let headers = response.headers_mut();
         headers.insert(
             http::header::CONTENT_TYPE,
@@ -176,7 +172,11 @@ impl ResourceServer {
     }
 
     /// The thumbprint of the certificate a trusted proxy forwarded, if any.
-    fn forwarded(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Result<Option<String>, Rejection> {
+    fn forwarded(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<IpAddr>,
+    ) -> Result<Option<String>, Rejection> {
         let (Some(name), Some(peer)) = (&self.certificate_header, peer) else {
             return Ok(None);
         };
@@ -189,7 +189,9 @@ impl ResourceServer {
             (Some(_), Some(_)) => return Err(Rejection::BadCertificateHeader),
             (Some(v), None) => v,
         };
-        let value = value.to_str().map_err(|_| Rejection::BadCertificateHeader)?;
+        let value = value
+            .to_str()
+            .map_err(|_| Rejection::BadCertificateHeader)?;
         if value.is_empty() {
             return Ok(None);
         }

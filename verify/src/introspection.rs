@@ -43,8 +43,14 @@ pub enum CallerAuth {
 impl std::fmt::Debug for CallerAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Mtls { client_id } => f.debug_struct("Mtls").field("client_id", client_id).finish(),
-            Self::Basic { id, .. } => f.debug_struct("Basic").field("id", id).finish_non_exhaustive(),
+            Self::Mtls { client_id } => f
+                .debug_struct("Mtls")
+                .field("client_id", client_id)
+                .finish(),
+            Self::Basic { id, .. } => f
+                .debug_struct("Basic")
+                .field("id", id)
+                .finish_non_exhaustive(),
         }
     }
 }

@@ -4,7 +4,7 @@
 //! - One fetch at a time (single flight): requests that need the keys
 //!   while a fetch is under way wait for it rather than start their own.
 //! - A token with an unknown `kid` refetches the set (the server may have
-//!   rotated), but at most once per `cooldown`, and a `kid` that a fetch
+//!   rotated), but such fetches are at least `cooldown` apart, and a `kid` that a fetch
 //!   did not find is not looked for again for `forget_unknown`: a flood of
 //!   made-up `kid`s costs the authorization server at most one request per
 //!   cooldown.
@@ -118,6 +118,8 @@ struct State {
     /// From discovery, once found.
     jwks_uri: Option<String>,
     last_attempt: Option<Instant>,
+    /// The last fetch an unknown `kid` caused.
+    last_triggered: Option<Instant>,
     /// Why the last fetch failed; `None` after a success.
     last_error: Option<String>,
     failures: u32,
@@ -215,8 +217,11 @@ impl RemoteKeys {
                 .get(kid)
                 .is_some_and(|at| now < *at + inner.options.forget_unknown)
         });
-        if known_missing || !inner.may_fetch(&state, now) {
+        if known_missing || !inner.may_fetch(&state, kid.is_some(), now) {
             return inner.verdict(&state, now);
+        }
+        if kid.is_some() {
+            state.last_triggered = Some(now);
         }
         inner.fetch(&mut state).await;
         if let Some(set) = inner.newer_than(seen)
@@ -248,14 +253,22 @@ impl Inner {
         }
     }
 
-    /// Whether a request may cause a fetch now.
-    fn may_fetch(&self, state: &State, now: Instant) -> bool {
-        let wait = if state.last_error.is_some() {
-            self.backoff(state.failures)
-        } else {
-            self.options.cooldown
-        };
-        state.last_attempt.is_none_or(|at| now >= at + wait)
+    /// Whether a request may cause a fetch now: after a failure, once the
+    /// backoff has passed; otherwise for an unknown `kid`, once the
+    /// cooldown since the last such fetch has (scheduled refreshes do not
+    /// count, so a key published after one is found at once).
+    fn may_fetch(&self, state: &State, for_kid: bool, now: Instant) -> bool {
+        if state.last_error.is_some() {
+            let wait = self.backoff(state.failures);
+            return state.last_attempt.is_none_or(|at| now >= at + wait);
+        }
+        if state.fetched_at.is_none() {
+            return true;
+        }
+        for_kid
+            && state
+                .last_triggered
+                .is_none_or(|at| now >= at + self.options.cooldown)
     }
 
     fn backoff(&self, failures: u32) -> Duration {
@@ -303,7 +316,12 @@ impl Inner {
                 for why in set.skipped() {
                     tracing::debug!(source = self.source(), key = %why, "JWKS key skipped");
                 }
-                tracing::debug!(source = self.source(), keys = set.len(), max_age_secs = max_age.as_secs(), "JWKS fetched");
+                tracing::debug!(
+                    source = self.source(),
+                    keys = set.len(),
+                    max_age_secs = max_age.as_secs(),
+                    "JWKS fetched"
+                );
                 self.current.store(Some(Arc::new(set)));
                 state.last_error = None;
                 state.failures = 0;
@@ -402,7 +420,10 @@ mod tests {
             fetches: AtomicU64::new(0),
         };
         let secs = |n| inner.backoff(n).as_secs();
-        assert_eq!([secs(1), secs(2), secs(3), secs(4), secs(40)], [5, 10, 20, 30, 30]);
+        assert_eq!(
+            [secs(1), secs(2), secs(3), secs(4), secs(40)],
+            [5, 10, 20, 30, 30]
+        );
     }
 
     #[test]

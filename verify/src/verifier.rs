@@ -82,7 +82,9 @@ impl Verifier {
         now: u64,
     ) -> Result<AccessToken<E>, Failure> {
         let remote = match &self.keys {
-            Keys::Static(set) => return access::verify(&**set, token, &self.expect, presented, now),
+            Keys::Static(set) => {
+                return access::verify(&**set, token, &self.expect, presented, now);
+            }
             Keys::Remote(remote) => remote,
         };
         let mut seen = remote.current();
