@@ -14,7 +14,7 @@ test *ARGS:
 
 # Only the Rust tests (unit and integration; the browser test needs chromium)
 test-rust:
-    cargo test --workspace
+    cargo test --workspace --all-features
 
 # The headless-Chromium end-to-end test alone (needs Debian's chromium and chromium-driver)
 e2e:
@@ -27,7 +27,7 @@ hash-password:
 # Formatting and lints, as CI runs them
 lint:
     cargo fmt --all -- --check
-    cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 # Regenerate the committed OpenAPI documents in openapi/
 openapi:

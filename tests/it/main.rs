@@ -20,6 +20,7 @@ mod openapi;
 mod process;
 mod refresh;
 mod reload;
+mod resource_server;
 mod revoke;
 mod seeds;
 mod tenant_flows;

@@ -10,7 +10,8 @@
 //! ```
 //!
 //! Settings (environment): `RS_ISSUER` (https://127.0.0.1:9443),
-//! `RS_AUDIENCE` (the issuer), `RS_CA` (keys/ca.crt: the CA of the
+//! `RS_AUDIENCE` (the issuer), `RS_JWKS` (a JWKS URL; default: found by
+//! discovery), `RS_CA` (keys/ca.crt: the CA of the
 //! authorization server's certificate), `RS_LISTEN` (127.0.0.1:8444),
 //! `RS_TLS_CERT` and `RS_TLS_KEY` (keys/server.crt, keys/server.key),
 //! `RS_TRUSTED_PROXY` (a CIDR; none) and `RS_CERT_HEADER`
@@ -50,7 +51,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     // The five lines: a gate for the issuer's tokens, a route behind it.
-    let mut gate = ResourceServer::for_issuer(&issuer, &setting("RS_AUDIENCE", &issuer), &http)?;
+    let audience = setting("RS_AUDIENCE", &issuer);
+    let mut gate = match std::env::var("RS_JWKS") {
+        Ok(jwks) => ResourceServer::for_jwks_uri(&jwks, &issuer, &audience, &http)?,
+        Err(_) => ResourceServer::for_issuer(&issuer, &audience, &http)?,
+    };
     if let Ok(proxy) = std::env::var("RS_TRUSTED_PROXY") {
         let proxies = Proxies {
             nets: vec![proxy.parse()?],

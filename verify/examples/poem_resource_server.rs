@@ -10,7 +10,8 @@
 //! ```
 //!
 //! Settings (environment): `RS_ISSUER` (https://127.0.0.1:9443),
-//! `RS_AUDIENCE` (the issuer), `RS_CA` (keys/ca.crt), `RS_LISTEN`
+//! `RS_AUDIENCE` (the issuer), `RS_JWKS` (a JWKS URL; default: found by
+//! discovery), `RS_CA` (keys/ca.crt), `RS_LISTEN`
 //! (127.0.0.1:8081), `RS_TRUSTED_PROXY` (127.0.0.1/32), `RS_CERT_HEADER`
 //! (x-ssl-client-cert), `RS_SCOPE` (read).
 
@@ -22,6 +23,7 @@ use certbound_verify::client::HttpOptions;
 use certbound_verify::proxy::Proxies;
 use certbound_verify::{ResourceServer, Token};
 use poem::listener::TcpListener;
+use poem::listener::{Acceptor, Listener};
 use poem::{EndpointExt, Route, Server, get, handler};
 
 fn setting(name: &str, default: &str) -> String {
@@ -53,8 +55,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     // The five lines: a gate for the issuer's tokens, a route behind it.
-    let gate = ResourceServer::for_issuer(&issuer, &setting("RS_AUDIENCE", &issuer), &http)?
-        .behind(proxies, &setting("RS_CERT_HEADER", "x-ssl-client-cert"))?;
+    let audience = setting("RS_AUDIENCE", &issuer);
+    let gate = match std::env::var("RS_JWKS") {
+        Ok(jwks) => ResourceServer::for_jwks_uri(&jwks, &issuer, &audience, &http)?,
+        Err(_) => ResourceServer::for_issuer(&issuer, &audience, &http)?,
+    };
+    let gate = gate.behind(proxies, &setting("RS_CERT_HEADER", "x-ssl-client-cert"))?;
     let gate = Arc::new(gate);
     let app = Route::new()
         .at(
@@ -63,8 +69,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .at("/health", get(health));
 
-    let listen = setting("RS_LISTEN", "127.0.0.1:8081");
-    println!("resource server on http://{listen}");
-    Server::new(TcpListener::bind(listen)).run(app).await?;
+    let acceptor = TcpListener::bind(setting("RS_LISTEN", "127.0.0.1:8081"))
+        .into_acceptor()
+        .await?;
+    if let Some(addr) = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr())
+    {
+        println!("resource server on http://{addr}");
+    }
+    Server::new_with_acceptor(acceptor).run(app).await?;
     Ok(())
 }

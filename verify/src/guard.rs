@@ -74,6 +74,20 @@ impl ResourceServer {
         Ok(Self::new(Verifier::new(Keys::Remote(keys), expect)))
     }
 
+    /// The gate for tokens of `issuer` for `audience`, with keys from the
+    /// JWKS at `jwks_uri` (no discovery). Call inside a Tokio runtime.
+    pub fn for_jwks_uri(
+        jwks_uri: &str,
+        issuer: &str,
+        audience: &str,
+        http: &HttpOptions,
+    ) -> Result<Self, String> {
+        let keys =
+            RemoteKeys::from_jwks_uri(jwks_uri, client::build(http)?, KeysOptions::default());
+        let expect = Expect::new(issuer, audience);
+        Ok(Self::new(Verifier::new(Keys::Remote(keys), expect)))
+    }
+
     /// Believes `header` (e.g. nginx's `X-SSL-Client-Cert`) from `proxies`
     /// only; from anyone else it is ignored.
     pub fn behind(mut self, proxies: Proxies, header: &str) -> Result<Self, String> {

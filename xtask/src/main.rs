@@ -1,5 +1,5 @@
 //! `cargo xtask`: certbound's test runner. It installs what the tests need
-//! when it is missing (Debian's chromium and chromium-driver, schemathesis
+//! when it is missing (Debian's chromium, chromium-driver and nginx, schemathesis
 //! in a virtualenv, cargo-fuzz), then runs them; nothing is skipped: a
 //! missing tool that cannot be installed is a failure.
 //!
@@ -82,7 +82,9 @@ fn test(args: &[String]) -> Result {
     let start = Instant::now();
     deps()?;
     step("cargo test (unit and integration tests, headless Chromium included)");
-    run(cargo().args(["test", "--locked", "--workspace"]))?;
+    // --all-features: certbound-verify's axum and poem integrations, and
+    // its examples, which the resource-server tests run.
+    run(cargo().args(["test", "--locked", "--workspace", "--all-features"]))?;
     schemathesis(300)?;
     fuzz(FUZZ_TARGETS, fuzz_seconds)?;
     step(&format!("soak, {soak_minutes} min (just soak)"));
@@ -136,6 +138,7 @@ fn deps() -> Result {
     let wanted = [
         ("/usr/bin/chromium", "chromium"),
         ("/usr/bin/chromedriver", "chromium-driver"),
+        ("/usr/sbin/nginx", "nginx"),
     ];
     let missing: Vec<&str> = wanted
         .iter()
@@ -143,7 +146,7 @@ fn deps() -> Result {
         .map(|(_, pkg)| *pkg)
         .collect();
     if missing.is_empty() {
-        println!("chromium and chromium-driver: present");
+        println!("chromium, chromium-driver and nginx: present");
     } else {
         apt_install(&missing)?;
     }
