@@ -9,6 +9,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use certbound_verify::access::{Failure, Window};
 use certbound_verify::jws::JwsError;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,14 @@ pub use certbound_verify::jws::MAX_TOKEN_LEN;
 /// Seconds an `iat` may lie in the future (clocks of replicas that share
 /// keys differ a little).
 pub const MAX_CLOCK_SKEW: u64 = 60;
+
+/// The server's validity window ([`Window::check`], the one resource
+/// servers use too): no leeway on `exp` and `nbf` (the server's clock is
+/// the one that issued), and `iat` at most [`MAX_CLOCK_SKEW`] ahead.
+const WINDOW: Window = Window {
+    leeway: 0,
+    max_iat_ahead: Some(MAX_CLOCK_SKEW),
+};
 
 use crate::revocation::record::valid_id;
 
@@ -348,16 +357,13 @@ impl TokenService {
         if iss != self.issuer {
             return Err(Inactive::ForeignIssuer);
         }
-        if exp <= now {
-            return Err(Inactive::Expired);
-        }
-        if nbf > now {
-            return Err(Inactive::NotYetValid);
-        }
-        if iat > now + MAX_CLOCK_SKEW {
-            return Err(Inactive::IssuedInFuture);
-        }
-        Ok(())
+        WINDOW
+            .check(exp, Some(nbf), iat, now)
+            .map_err(|failure| match failure {
+                Failure::Expired => Inactive::Expired,
+                Failure::NotYetValid => Inactive::NotYetValid,
+                _ => Inactive::IssuedInFuture,
+            })
     }
 }
 
