@@ -8,7 +8,9 @@
 //! percentiles, errors, server CPU µs per request (the server process's own
 //! utime+stime before and after, divided by requests served) and peak RSS.
 //! In the same run it times the cryptographic floor on this machine and
-//! prints, per scenario, server CPU per request ÷ floor.
+//! prints, per scenario, server CPU per request ÷ floor. Last, the
+//! example resource server of certbound-verify (r1, r2: [`rs`]) under
+//! load, with a token of this server: what the token check costs it.
 //!
 //! Output: a markdown table on stdout, JSON in `target/bench/results.json`,
 //! and (full runs only) `BENCHMARKS.md`. `--quick` runs each scenario ~2 s as
@@ -28,6 +30,7 @@ use serde_json::{Value, json};
 mod driver;
 mod measure;
 mod report;
+mod rs;
 
 use driver::*;
 use measure::*;
@@ -420,6 +423,15 @@ introspection = true
     }
     let peak_with_passwords_kb = proc_status(server.id(), "VmHWM");
     let peak_rss_kb = peak_before_passwords_kb.unwrap_or(peak_with_passwords_kb);
+    let resource_server = rs::resource_server(
+        &root,
+        &keys_dir,
+        &format!("https://127.0.0.1:{https}"),
+        &warm_token,
+        secs,
+        floor.verify + floor.thumbprint,
+    );
+    failed |= resource_server.is_none();
     let _ = server.kill();
     let _ = server.wait();
 
@@ -439,13 +451,20 @@ introspection = true
             "url_encoded_pem_header_decode": floor.header_decode,
         },
         "scenarios": results,
+        "resource_server": resource_server,
     });
     std::fs::write(
         out.join("results.json"),
         serde_json::to_vec_pretty(&summary).unwrap(),
     )
     .unwrap();
-    let table = markdown(&summary) + "\n" + &targets(&summary);
+    let table = markdown(&summary)
+        + &summary["resource_server"]
+            .as_object()
+            .map(|_| rs::markdown(&summary["resource_server"]))
+            .unwrap_or_default()
+        + "\n"
+        + &targets(&summary);
     println!("{table}");
     if !quick {
         std::fs::write(root.join("BENCHMARKS.md"), benchmarks_md(&table)).unwrap();

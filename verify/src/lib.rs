@@ -1,19 +1,30 @@
-//! `certbound-verify`: what a resource server checks of a certbound access
-//! token that is bound to a client certificate (RFC 8705 §3). Today it
-//! holds the pieces the authorization server and resource servers share:
+//! `certbound-verify`: the resource server's side of certbound. It checks
+//! access tokens bound to a client certificate (RFC 8705 §3, RFC 9068 §4)
+//! and refuses any not presented with that certificate.
 //!
-//! - [`header`]: the client certificate as a TLS-terminating proxy
-//!   forwards it, in the six formats proxies use;
-//! - [`binding`]: the certificate's `x5t#S256` thumbprint (RFC 8705 §3.1)
-//!   and the binding check, compared in constant time;
-//! - [`jws`]: signature verification with the algorithm pinned per key,
-//!   `typ` and `crit` (RFC 7515, RFC 8725);
-//! - [`jwks`]: keys from a JWKS document, each pinned to one algorithm;
-//! - [`proxy`]: which proxies are believed about the client certificate
-//!   and address (the trusted-network rule);
-//! - [`access`]: an access token as a resource server checks it: the JWS,
-//!   `iss`, `aud`, `exp`/`nbf` with a leeway, required claims, and the
-//!   binding to the presented certificate.
+//! - [`ResourceServer`] (in [`guard`]): the gate a route sits behind: the
+//!   bearer token ([`bearer`], RFC 6750), the certificate (from TLS, or a
+//!   trusted proxy's header), the checks, the route's scopes; [`Require`]
+//!   is an axum layer (feature `axum`, module `axum`) and a poem middleware
+//!   (feature `poem`, module `poem`), and [`Token`] the handler's extractor;
+//! - [`verifier`]: keys, expectations and optional introspection in one
+//!   [`verifier::Verifier`];
+//! - [`remote`]: the authorization server's keys, fetched (by URL or
+//!   discovery, [`client`]) and cached: single flight, cooldown, negative
+//!   cache, `max-age`, background refresh, the last good set kept;
+//! - [`introspection`]: revocation awareness (RFC 7662), cached, failing
+//!   closed;
+//! - [`access`]: an access token's checks: the JWS, `iss`, `aud`, the
+//!   validity window, required claims, the binding;
+//! - [`jws`], [`jwks`]: signature verification with the algorithm pinned
+//!   per key (RFC 7515, RFC 8725), keys from a JWKS (RFC 7517);
+//! - [`binding`]: the `x5t#S256` thumbprint (RFC 8705 §3.1) and the
+//!   binding check, in constant time;
+//! - [`header`], [`proxy`]: the client certificate as a TLS-terminating
+//!   proxy forwards it, in the six formats proxies use, believed only
+//!   from trusted proxies;
+//! - `tls` (feature `rustls`): a client-certificate verifier that
+//!   accepts any certificate and verifies the handshake signature.
 //!
 //! certbound itself uses these, so the server and its resource servers
 //! apply one implementation of each check.

@@ -85,6 +85,7 @@ fn test(args: &[String]) -> Result {
     // --all-features: certbound-verify's axum and poem integrations, and
     // its examples, which the resource-server tests run.
     run(cargo().args(["test", "--locked", "--workspace", "--all-features"]))?;
+    verify_crate_dependencies()?;
     schemathesis(300)?;
     fuzz(FUZZ_TARGETS, fuzz_seconds)?;
     step(&format!("soak, {soak_minutes} min (just soak)"));
@@ -101,6 +102,58 @@ fn test(args: &[String]) -> Result {
         "xtask: the whole suite passed in {:.0} s",
         start.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// Crates of the server that a resource server must never pull in through
+/// certbound-verify.
+const SERVER_ONLY: &[&str] = &[
+    "certbound",
+    "argon2",
+    "poem-openapi",
+    "rcgen",
+    "figment",
+    "clap",
+    "rpassword",
+];
+
+/// `cargo tree`: certbound-verify, every feature on, depends on none of
+/// [`SERVER_ONLY`].
+fn verify_crate_dependencies() -> Result {
+    step("certbound-verify's dependencies (cargo tree): none of the server's own");
+    let out = cargo()
+        .args([
+            "tree",
+            "--locked",
+            "-p",
+            "certbound-verify",
+            "-e",
+            "normal",
+            "--all-features",
+            "--prefix",
+            "none",
+        ])
+        .output()
+        .map_err(|e| format!("cargo tree: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo tree: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let tree = String::from_utf8_lossy(&out.stdout);
+    let crates: std::collections::BTreeSet<&str> = tree
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let found: Vec<&&str> = SERVER_ONLY
+        .iter()
+        .filter(|c| crates.contains(**c))
+        .collect();
+    if !found.is_empty() {
+        return Err(format!("certbound-verify depends on {found:?}"));
+    }
+    println!("{} crates, none of {SERVER_ONLY:?}", crates.len());
     Ok(())
 }
 
