@@ -2,6 +2,8 @@
 //! (RFC 9068 §4, RFC 8705 §3), made by `certbound-verify`, the crate
 //! resource servers use: prints the claims and `valid`, or the check that
 //! failed. For operators and shell scripts; exit status 0 when valid.
+//! Offline, like a resource server: a revoked token is valid here until
+//! its `exp` (introspection says whether it is revoked).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,12 +27,12 @@ pub struct Args {
     pub cert: Option<PathBuf>,
     /// The JWKS: an http(s) URL or a file. Default: the issuer's, found by
     /// discovery.
-    #[arg(long, required_unless_present = "issuer")]
+    #[arg(long)]
     pub jwks: Option<String>,
     /// The issuer tokens must name; its metadata locates the JWKS when
     /// --jwks is not given.
     #[arg(long)]
-    pub issuer: Option<String>,
+    pub issuer: String,
     /// An audience the token must name (default: the issuer, certbound's
     /// default audience).
     #[arg(long)]
@@ -75,7 +77,7 @@ pub fn run(args: Args) -> Result<bool, String> {
         .map_err(|e| format!("cannot start runtime: {e}"))?;
     runtime.block_on(async move {
         let keys = keys(&args, &http).await?;
-        let expect = expect(&args, &token);
+        let expect = expect(&args);
         let verifier = Verifier::new(keys, expect);
         match verifier
             .verify::<serde_json::Map<String, serde_json::Value>>(&token, presented.as_deref())
@@ -96,59 +98,24 @@ pub fn run(args: Args) -> Result<bool, String> {
 }
 
 async fn keys(args: &Args, http: &HttpOptions) -> Result<Keys, String> {
-    let remote = match (&args.jwks, &args.issuer) {
-        (Some(jwks), _) if !jwks.starts_with("http://") && !jwks.starts_with("https://") => {
+    let remote = match &args.jwks {
+        Some(jwks) if !jwks.starts_with("http://") && !jwks.starts_with("https://") => {
             let bytes = std::fs::read(jwks).map_err(|e| format!("{jwks}: {e}"))?;
             let set = Jwks::from_json(&bytes, &[]).map_err(|e| format!("{jwks}: {e}"))?;
             return Ok(Keys::Static(Arc::new(set)));
         }
-        (Some(url), _) => {
-            RemoteKeys::from_jwks_uri(url, client::build(http)?, KeysOptions::default())
-        }
-        (None, Some(issuer)) => {
-            RemoteKeys::from_issuer(issuer, client::build(http)?, KeysOptions::default())
-        }
-        (None, None) => return Err("give --jwks or --issuer".into()),
+        Some(url) => RemoteKeys::from_jwks_uri(url, client::build(http)?, KeysOptions::default()),
+        None => RemoteKeys::from_issuer(&args.issuer, client::build(http)?, KeysOptions::default()),
     };
     remote.ready().await.map_err(|e| e.to_string())?;
     Ok(Keys::Remote(remote))
 }
 
-/// The issuer and audience expected; without them, the token's own (and
-/// a note on stderr that they were not checked).
-fn expect(args: &Args, token: &str) -> Expect {
-    #[derive(serde::Deserialize, Default)]
-    struct Unverified {
-        iss: Option<String>,
-        aud: Option<certbound_verify::access::Audience>,
-    }
-    let unverified: Unverified = token
-        .split('.')
-        .nth(1)
-        .and_then(|p| {
-            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, p).ok()
-        })
-        .and_then(|json| serde_json::from_slice(&json).ok())
-        .unwrap_or_default();
-    let issuer = args.issuer.clone().unwrap_or_else(|| {
-        eprintln!("note: iss not checked (give --issuer)");
-        unverified.iss.clone().unwrap_or_default()
-    });
-    let audience = args
-        .audience
-        .clone()
-        .or_else(|| args.issuer.clone())
-        .unwrap_or_else(|| {
-            eprintln!("note: aud not checked (give --audience or --issuer)");
-            match &unverified.aud {
-                Some(certbound_verify::access::Audience::One(a)) => a.clone(),
-                Some(certbound_verify::access::Audience::Many(list)) => {
-                    list.first().cloned().unwrap_or_default()
-                }
-                None => String::new(),
-            }
-        });
-    let mut expect = Expect::new(issuer, audience);
+/// The issuer, the audience (default: the issuer, certbound's default
+/// audience) and whether unbound tokens pass.
+fn expect(args: &Args) -> Expect {
+    let audience = args.audience.as_deref().unwrap_or(&args.issuer);
+    let mut expect = Expect::new(args.issuer.clone(), audience);
     if args.allow_unbound {
         expect.unbound = Unbound::Accepted;
     }

@@ -27,4 +27,5 @@ mod tenant_flows;
 mod tenants;
 mod token;
 mod trust;
+mod verify_cli;
 mod verify_crate;

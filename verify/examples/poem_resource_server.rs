@@ -13,7 +13,11 @@
 //! `RS_AUDIENCE` (the issuer), `RS_JWKS` (a JWKS URL; default: found by
 //! discovery), `RS_CA` (keys/ca.crt), `RS_LISTEN`
 //! (127.0.0.1:8081), `RS_TRUSTED_PROXY` (127.0.0.1/32), `RS_CERT_HEADER`
-//! (x-ssl-client-cert), `RS_SCOPE` (read).
+//! (x-ssl-client-cert), `RS_SCOPE` (read; space-separated, all needed).
+//!
+//! The header is believed from `RS_TRUSTED_PROXY` alone: in production,
+//! listen where only the proxy can connect and name only its address (the
+//! default, 127.0.0.1, believes every local process).
 
 #![allow(clippy::expect_used, missing_docs)]
 

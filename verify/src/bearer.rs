@@ -22,8 +22,8 @@ pub enum Rejection {
     BadCertificateHeader,
     /// The token failed a check: 401 `invalid_token`.
     InvalidToken(Failure),
-    /// The token lacks scopes the route requires (space-separated): 403
-    /// `insufficient_scope`.
+    /// The token lacks a scope the route requires (all of them,
+    /// space-separated): 403 `insufficient_scope`.
     InsufficientScope(String),
     /// The token could not be checked: the authorization server's keys
     /// or introspection cannot be reached (503).
@@ -84,7 +84,7 @@ impl Rejection {
                 "unreadable certificate header from a trusted proxy".into()
             }
             Self::InvalidToken(f) | Self::Unavailable(f) => f.to_string(),
-            Self::InsufficientScope(needed) => format!("lacks scope {needed}"),
+            Self::InsufficientScope(needed) => format!("lacks a scope of {needed}"),
         }
     }
 

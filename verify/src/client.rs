@@ -12,7 +12,7 @@ use serde::Deserialize;
 pub const MAX_BODY: usize = 256 * 1024;
 
 /// How the client reaches the authorization server.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HttpOptions {
     /// Whole-request timeout (default 5 s).
     pub timeout: Duration,
@@ -22,6 +22,19 @@ pub struct HttpOptions {
     /// A client certificate and key (PEM, concatenated) to present: for
     /// introspection with mutual-TLS client authentication.
     pub identity_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for HttpOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpOptions")
+            .field("timeout", &self.timeout)
+            .field("ca_pem", &self.ca_pem.as_ref().map(|_| "…"))
+            .field(
+                "identity_pem",
+                &self.identity_pem.as_ref().map(|_| "(redacted)"),
+            )
+            .finish()
+    }
 }
 
 impl Default for HttpOptions {
@@ -34,13 +47,29 @@ impl Default for HttpOptions {
     }
 }
 
-/// A client for these options: HTTPS with rustls (aws-lc), at most three
-/// redirects, no proxy from the environment.
+/// A client for these options: HTTPS with rustls (aws-lc), no proxy from
+/// the environment. Only `https` URLs are fetched, and `http` ones on a
+/// loopback host (a development server, a sidecar); at most three
+/// redirects, each to such a URL, and a 307 or 308 (which resends a POST's
+/// body, an introspected token) only within the same origin.
 pub fn build(options: &HttpOptions) -> Result<reqwest::Client, String> {
+    let redirects = reqwest::redirect::Policy::custom(|attempt| {
+        let keeps_body = matches!(attempt.status().as_u16(), 307 | 308);
+        let first = attempt.previous().first().cloned();
+        if attempt.previous().len() > 3 {
+            attempt.error("more than 3 redirects")
+        } else if let Err(e) = allowed(attempt.url()) {
+            attempt.error(e)
+        } else if keeps_body && first.is_some_and(|f| f.origin() != attempt.url().origin()) {
+            attempt.error("a 307/308 redirect to another origin")
+        } else {
+            attempt.follow()
+        }
+    });
     let mut builder = reqwest::Client::builder()
         .timeout(options.timeout)
         .connect_timeout(options.timeout)
-        .redirect(reqwest::redirect::Policy::limited(3))
+        .redirect(redirects)
         .no_proxy()
         .user_agent(concat!("certbound-verify/", env!("CARGO_PKG_VERSION")));
     if let Some(pem) = &options.ca_pem {
@@ -67,9 +96,29 @@ pub(crate) struct Answer {
     pub headers: HeaderMap,
 }
 
+/// Whether `url` may be fetched: `https`, or `http` to a loopback host.
+pub fn allowed(url: &reqwest::Url) -> Result<(), String> {
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(format!(
+            "{url}: only https (or http to a loopback address) is fetched"
+        )),
+    }
+}
+
 /// Sends `request`; a 200 answer of at most [`MAX_BODY`] bytes, or why not.
 pub(crate) async fn send(request: reqwest::RequestBuilder) -> Result<Answer, String> {
-    let mut response = request.send().await.map_err(describe)?;
+    let (client, request) = request.build_split();
+    let request = request.map_err(describe)?;
+    allowed(request.url())?;
+    let mut response = client.execute(request).await.map_err(describe)?;
     let status = response.status();
     if status != reqwest::StatusCode::OK {
         return Err(format!("HTTP {status} from {}", response.url()));
@@ -157,18 +206,19 @@ pub async fn discover(client: &reqwest::Client, issuer: &str) -> Result<Metadata
     );
     let mut failures = Vec::new();
     for url in [rfc8414.to_string(), openid] {
-        match send(client.get(&url)).await {
-            Ok(answer) => {
-                let metadata: Metadata = serde_json::from_slice(&answer.body)
-                    .map_err(|e| format!("metadata at {url}: {e}"))?;
-                if metadata.issuer != issuer {
-                    return Err(format!(
-                        "metadata at {url} is for issuer {:?}, not {issuer:?}",
-                        metadata.issuer
-                    ));
-                }
-                return Ok(metadata);
+        let found = send(client.get(&url)).await.and_then(|answer| {
+            let metadata: Metadata = serde_json::from_slice(&answer.body)
+                .map_err(|e| format!("metadata at {url}: {e}"))?;
+            if metadata.issuer != issuer {
+                return Err(format!(
+                    "metadata at {url} is for issuer {:?}, not {issuer:?}",
+                    metadata.issuer
+                ));
             }
+            Ok(metadata)
+        });
+        match found {
+            Ok(metadata) => return Ok(metadata),
             Err(e) => failures.push(e),
         }
     }
@@ -179,6 +229,18 @@ pub async fn discover(client: &reqwest::Client, issuer: &str) -> Result<Metadata
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
+
+    #[test]
+    fn only_https_or_loopback_http() {
+        let ok = |u: &str| allowed(&reqwest::Url::parse(u).unwrap()).is_ok();
+        assert!(ok("https://as.example/jwks"));
+        assert!(ok("http://127.0.0.1:9/jwks") && ok("http://127.9.9.9/") && ok("http://[::1]/"));
+        assert!(ok("http://localhost:8080/") && ok("http://LOCALHOST/"));
+        assert!(
+            !ok("http://as.example/jwks") && !ok("http://10.0.0.1/") && !ok("ftp://127.0.0.1/")
+        );
+        assert!(!ok("http://localhost.evil.example/"));
+    }
 
     #[test]
     fn max_age_directives() {

@@ -174,13 +174,18 @@ impl ResourceServer {
         scopes: &[String],
     ) -> Result<AccessToken<E>, Rejection> {
         let token = bearer::token(headers.get_all(AUTHORIZATION).iter().map(|v| v.as_bytes()))?;
+        // From a trusted proxy, its header (its own TLS certificate, if it
+        // presents one, is not the client's); from anyone else, TLS.
+        let from_proxy =
+            self.certificate_header.is_some() && peer.is_some_and(|p| self.proxies.trusts(p));
         let presented = match tls_certificate {
-            Some(der) => Some(binding::thumbprint(der)),
-            None => self.forwarded(headers, peer)?,
+            Some(der) if !from_proxy => Some(binding::thumbprint(der)),
+            _ => self.forwarded(headers, peer)?,
         };
         let claims: AccessToken<E> = self.verifier.verify(token, presented.as_deref()).await?;
-        if let Some(missing) = bearer::missing_scopes(&claims.scope, scopes) {
-            return Err(Rejection::InsufficientScope(missing));
+        if bearer::missing_scopes(&claims.scope, scopes).is_some() {
+            // RFC 6750 §3: the scope the resource requires.
+            return Err(Rejection::InsufficientScope(scopes.join(" ")));
         }
         Ok(claims)
     }
@@ -191,7 +196,14 @@ impl ResourceServer {
         headers: &HeaderMap,
         peer: Option<IpAddr>,
     ) -> Result<Option<String>, Rejection> {
-        let (Some(name), Some(peer)) = (&self.certificate_header, peer) else {
+        let Some(name) = &self.certificate_header else {
+            return Ok(None);
+        };
+        let Some(peer) = peer else {
+            static ONCE: std::sync::Once = std::sync::Once::new();
+            ONCE.call_once(|| {
+                tracing::warn!(header = %name, "the peer's address is unknown, so the certificate header is never believed (axum: serve with ConnectInfo<SocketAddr>)");
+            });
             return Ok(None);
         };
         if !self.proxies.trusts(peer) {
@@ -241,7 +253,13 @@ impl Require {
     pub fn new(gate: Arc<ResourceServer>, scopes: &[&str]) -> Self {
         Self {
             gate,
-            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            // Scopes are tokens (RFC 6749 §3.3): "a b" is two, "" none.
+            scopes: scopes
+                .iter()
+                .flat_map(|s| s.split(' '))
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
             _claims: PhantomData,
         }
     }
@@ -268,5 +286,30 @@ impl<E: DeserializeOwned> Require<E> {
             .authorize(headers, peer, tls_certificate, &self.scopes)
             .await
             .map(|claims| Token(Arc::new(claims)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn required_scopes_are_tokens() {
+        let keys = Keys::Static(Arc::new(
+            crate::jwks::Jwks::from_json(
+                br#"{"keys":[{"kty":"EC","crv":"P-256","kid":"k","alg":"ES256",
+                "x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+                "y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#,
+                &[],
+            )
+            .unwrap(),
+        ));
+        let gate = Arc::new(ResourceServer::new(Verifier::new(
+            keys,
+            Expect::new("https://as", "api"),
+        )));
+        let scopes = |s: &[&str]| gate.require(s).scopes.to_vec();
+        assert_eq!(scopes(&["a b", "", "c"]), ["a", "b", "c"]);
+        assert!(scopes(&[""]).is_empty());
     }
 }

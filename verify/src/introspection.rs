@@ -120,7 +120,8 @@ impl Introspection {
             reason,
         })?;
         let lifetime = Duration::from_secs(exp.saturating_sub(now)).min(self.ttl);
-        if !lifetime.is_zero() && self.max_entries > 0 {
+        let until = at.checked_add(lifetime);
+        if let Some(until) = until.filter(|_| !lifetime.is_zero() && self.max_entries > 0) {
             let mut cache = self.lock();
             if cache.len() >= self.max_entries {
                 cache.retain(|_, c| at < c.until);
@@ -130,13 +131,7 @@ impl Introspection {
             {
                 cache.remove(&evict);
             }
-            cache.insert(
-                jti.to_owned(),
-                Cached {
-                    active,
-                    until: at + lifetime,
-                },
-            );
+            cache.insert(jti.to_owned(), Cached { active, until });
         }
         Ok(active)
     }

@@ -5,7 +5,7 @@
 //!   while a fetch is under way wait for it rather than start their own.
 //! - A token with an unknown `kid` refetches the set (the server may have
 //!   rotated), but such fetches are at least `cooldown` apart, and a `kid` that a fetch
-//!   did not find is not looked for again for `forget_unknown`: a flood of
+//!   did not find is not looked for again for `forget_unknown` (60 s): a flood of
 //!   made-up `kid`s costs the authorization server at most one request per
 //!   cooldown.
 //! - The set is refreshed in the background before its `Cache-Control:
@@ -44,8 +44,25 @@ pub struct KeysOptions {
     pub default_max_age: Duration,
     /// `max-age` is clamped to these (60 s to 24 h).
     pub max_age_bounds: (Duration, Duration),
-    /// How long a `kid` a fetch did not find stays known as missing (300 s).
+    /// How long a `kid` a fetch did not find stays known as missing (60 s).
     pub forget_unknown: Duration,
+}
+
+impl KeysOptions {
+    /// The options with every duration in a range that cannot overflow an
+    /// `Instant` or spin: at most a year, `retry` at least 50 ms, the
+    /// lower `max-age` bound at least 100 ms.
+    fn sane(mut self) -> Self {
+        const YEAR: Duration = Duration::from_secs(365 * 86_400);
+        let cap = |d: Duration| d.min(YEAR);
+        self.cooldown = cap(self.cooldown).max(Duration::from_millis(100));
+        self.retry = cap(self.retry).max(Duration::from_millis(50));
+        self.default_max_age = cap(self.default_max_age);
+        let low = cap(self.max_age_bounds.0).max(Duration::from_millis(100));
+        self.max_age_bounds = (low, cap(self.max_age_bounds.1).max(low));
+        self.forget_unknown = cap(self.forget_unknown);
+        self
+    }
 }
 
 impl Default for KeysOptions {
@@ -56,7 +73,7 @@ impl Default for KeysOptions {
             retry: Duration::from_secs(5),
             default_max_age: Duration::from_secs(300),
             max_age_bounds: (Duration::from_secs(60), Duration::from_secs(86_400)),
-            forget_unknown: Duration::from_secs(300),
+            forget_unknown: Duration::from_secs(60),
         }
     }
 }
@@ -111,6 +128,8 @@ struct Inner {
     current: ArcSwapOption<Jwks>,
     fetch: tokio::sync::Mutex<State>,
     fetches: AtomicU64,
+    /// Whether the background refresh runs.
+    refreshing: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -164,19 +183,34 @@ impl RemoteKeys {
         let inner = Arc::new(Inner {
             locate,
             client,
-            options,
+            options: options.sane(),
             current: ArcSwapOption::empty(),
             fetch: tokio::sync::Mutex::new(State::default()),
             fetches: AtomicU64::new(0),
+            refreshing: std::sync::atomic::AtomicBool::new(false),
         });
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(refresh(Arc::downgrade(&inner)));
+        let keys = Self { inner };
+        keys.keep_fresh();
+        keys
+    }
+
+    /// Starts the background refresh if it is not running and a Tokio
+    /// runtime is at hand (made outside one, the keys start it at their
+    /// first use).
+    fn keep_fresh(&self) {
+        if self.inner.refreshing.load(Ordering::Relaxed) {
+            return;
         }
-        Self { inner }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current()
+            && !self.inner.refreshing.swap(true, Ordering::AcqRel)
+        {
+            runtime.spawn(refresh(Arc::downgrade(&self.inner)));
+        }
     }
 
     /// The set in use, if one has been fetched.
     pub fn current(&self) -> Option<Arc<Jwks>> {
+        self.keep_fresh();
         self.inner.current.load_full()
     }
 
@@ -312,7 +346,7 @@ impl Inner {
                 let (low, high) = self.options.max_age_bounds;
                 let max_age = max_age
                     .unwrap_or(self.options.default_max_age)
-                    .clamp(low, high.max(low));
+                    .clamp(low, high);
                 for why in set.skipped() {
                     tracing::debug!(source = self.source(), key = %why, "JWKS key skipped");
                 }
@@ -418,6 +452,7 @@ mod tests {
             current: ArcSwapOption::empty(),
             fetch: tokio::sync::Mutex::new(State::default()),
             fetches: AtomicU64::new(0),
+            refreshing: std::sync::atomic::AtomicBool::new(false),
         };
         let secs = |n| inner.backoff(n).as_secs();
         assert_eq!(

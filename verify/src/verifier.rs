@@ -88,21 +88,25 @@ impl Verifier {
             Keys::Remote(remote) => remote,
         };
         let mut seen = remote.current();
-        // At most: the set in use, then one newer set.
-        for _ in 0..2 {
+        // The set in use, then at most two newer ones (one another request
+        // fetched meanwhile, one fetched for this kid), each looked in.
+        let mut newer = 0;
+        loop {
             if let Some(set) = &seen {
                 match access::verify(&**set, token, &self.expect, presented, now) {
                     Err(Failure::Jws(JwsError::UnknownKey)) => {}
                     other => return other,
                 }
             }
-            let Some(kid) = jws::kid(token) else { break };
+            let Some(kid) = jws::kid(token).filter(|_| newer < 2) else {
+                return Err(JwsError::UnknownKey.into());
+            };
             match remote.refetch(Some(&kid), seen.as_ref()).await? {
                 Refetched::Newer(set) => seen = Some(set),
-                Refetched::NoSuchKey => break,
+                Refetched::NoSuchKey => return Err(JwsError::UnknownKey.into()),
             }
+            newer += 1;
         }
-        Err(JwsError::UnknownKey.into())
     }
 }
 
