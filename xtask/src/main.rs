@@ -154,6 +154,23 @@ fn verify_crate_dependencies() -> Result {
         return Err(format!("certbound-verify depends on {found:?}"));
     }
     println!("{} crates, none of {SERVER_ONLY:?}", crates.len());
+    // Each integration on its own, as an application depends on it (the
+    // workspace build unifies features, and dev-dependencies would hide a
+    // feature the integration needs but does not ask for).
+    for features in ["", "axum", "poem", "rustls"] {
+        step(&format!("certbound-verify alone, features [{features}]"));
+        run(cargo().args([
+            "check",
+            "--locked",
+            "--quiet",
+            "-p",
+            "certbound-verify",
+            "--lib",
+            "--no-default-features",
+            "--features",
+            features,
+        ]))?;
+    }
     Ok(())
 }
 
