@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use certbound_verify::access::{AccessToken, Expect};
+use certbound_verify::access::{AccessToken, Audience, Expect};
 use certbound_verify::binding::{self, Unbound};
 use certbound_verify::client::{self, HttpOptions};
 use certbound_verify::jwks::Jwks;
@@ -131,8 +131,18 @@ fn claims_json(claims: &AccessToken<serde_json::Map<String, serde_json::Value>>)
     put("sub", claims.sub.clone().into());
     put("client_id", claims.client_id.clone().into());
     put("scope", claims.scope.clone().into());
+    put(
+        "aud",
+        match &claims.aud {
+            Audience::One(a) => a.clone().into(),
+            Audience::Many(list) => list.clone().into(),
+        },
+    );
     put("exp", claims.exp.into());
     put("iat", claims.iat.into());
+    if let Some(nbf) = claims.nbf {
+        put("nbf", nbf.into());
+    }
     put("jti", claims.jti.clone().into());
     if let Some(name) = &claims.username {
         put("username", name.clone().into());

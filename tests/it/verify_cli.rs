@@ -71,6 +71,8 @@ async fn certbound_verify_checks_a_token_as_a_resource_server_would() {
     let claims: serde_json::Value =
         serde_json::from_str(out.trim_end().trim_end_matches("valid")).unwrap();
     assert_eq!(claims["client_id"], "svc");
+    assert_eq!(claims["aud"], issuer.as_str());
+    assert!(claims["nbf"].is_u64() && claims["exp"].is_u64());
     assert_eq!(claims["cnf"]["x5t#S256"], svc.thumbprint().as_str());
     // A JWKS URL, and a JWKS file.
     for jwks in [jwks_url.as_str(), jwks_file.as_str()] {

@@ -177,8 +177,8 @@ impl RemoteKeys {
         Self::start(Locate::Issuer(issuer.into()), client, options)
     }
 
-    /// Starts the first fetch and the background refresh when called
-    /// inside a Tokio runtime (otherwise the first token fetches).
+    /// Starts the background refresh (and with it the first fetch); made
+    /// outside a Tokio runtime, at first use.
     fn start(locate: Locate, client: reqwest::Client, options: KeysOptions) -> Self {
         let inner = Arc::new(Inner {
             locate,
