@@ -46,7 +46,7 @@ bench *ARGS:
 bench-revocations *ARGS:
     cargo bench --bench revocations -- {{ARGS}}
 
-# certbound-verify: access-token verification in-process, µs per token next to its floor (ES256 verify + SHA-256)
+# certbound-verify: access-token verification in-process, µs per token next to its floor (ES256 verify + SHA-256); a full run writes its BENCHMARKS.md section
 bench-verify *ARGS:
     cargo bench -p certbound-verify --bench verify -- {{ARGS}}
 

@@ -467,7 +467,8 @@ introspection = true
         + &targets(&summary);
     println!("{table}");
     if !quick {
-        std::fs::write(root.join("BENCHMARKS.md"), benchmarks_md(&table)).unwrap();
+        let previous = std::fs::read_to_string(root.join("BENCHMARKS.md")).unwrap_or_default();
+        std::fs::write(root.join("BENCHMARKS.md"), benchmarks_md(&table, &previous)).unwrap();
         eprintln!("wrote BENCHMARKS.md");
     }
     if failed {

@@ -136,7 +136,18 @@ pub(crate) fn targets(s: &Value) -> String {
     t
 }
 
-pub(crate) fn benchmarks_md(table: &str) -> String {
+/// BENCHMARKS.md: this run's table, and the section `just bench-verify`
+/// last wrote there (kept as it was).
+pub(crate) fn benchmarks_md(table: &str, previous: &str) -> String {
+    let kept = match (
+        previous.find("<!-- bench-verify -->"),
+        previous.find("<!-- /bench-verify -->"),
+    ) {
+        (Some(a), Some(b)) if a < b => {
+            format!("\n{}\n", &previous[a..b + "<!-- /bench-verify -->".len()])
+        }
+        _ => String::new(),
+    };
     format!(
         "# Benchmarks\n\nWritten by `just bench` (full run); `target/bench/results.json` has the raw numbers.\n\
          Server CPU per request is the server process's utime+stime over the scenario divided by the\n\
@@ -146,6 +157,6 @@ pub(crate) fn benchmarks_md(table: &str) -> String {
          40% at c=1 (the `writev` that wakes oha, and the context switch in `epoll_wait`, paid once per\n\
          request when requests arrive one at a time) and about 25% at c=32, where it is amortised. The\n\
          c=1 ratios measure that wakeup cost more than certbound. Numbers vary ±20% between runs on\n\
-         this virtual machine, the floor included.\n\n{table}"
+         this virtual machine, the floor included.\n\n{table}{kept}"
     )
 }
