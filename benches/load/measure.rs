@@ -29,12 +29,7 @@ pub(crate) fn record(
     server: &Child,
     n_tokens: usize,
 ) -> bool {
-    let codes = &report["statusCodeDistribution"];
-    let ok = codes["200"].as_u64().unwrap_or(0);
-    let total: u64 = codes
-        .as_object()
-        .map(|m| m.values().filter_map(Value::as_u64).sum())
-        .unwrap_or(0);
+    let (ok, total) = answered(report);
     let transport_errors: u64 = report["errorDistribution"]
         .as_object()
         .map(|m| m.values().filter_map(Value::as_u64).sum())
@@ -81,6 +76,16 @@ pub(crate) fn record(
         s.name, rps, cpu_us, errors
     );
     errors > 0 || ok == 0
+}
+
+/// oha's answers: (200s, all statuses).
+pub(crate) fn answered(report: &Value) -> (u64, u64) {
+    let codes = &report["statusCodeDistribution"];
+    let total = codes
+        .as_object()
+        .map(|m| m.values().filter_map(Value::as_u64).sum())
+        .unwrap_or(0);
+    (codes["200"].as_u64().unwrap_or(0), total)
 }
 
 pub(crate) fn proc_cpu_ticks(pid: u32) -> u64 {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::driver::{free_port, strings};
-use crate::measure::{clk_tck, proc_cpu_ticks, proc_status};
+use crate::measure::{answered, clk_tck, proc_cpu_ticks, proc_status};
 
 /// Runs r1 (`/health`) and r2 (`/orders`) for `secs` each, at c=32; the
 /// results, or `None` when a request failed.
@@ -105,12 +105,7 @@ pub(crate) fn resource_server(
         let ticks = proc_cpu_ticks(rs.id()) - before;
         let report: Value = serde_json::from_slice(&output.stdout)
             .unwrap_or_else(|_| panic!("oha failed: {}", String::from_utf8_lossy(&output.stderr)));
-        let codes = &report["statusCodeDistribution"];
-        let ok = codes["200"].as_u64().unwrap_or(0);
-        let total: u64 = codes
-            .as_object()
-            .map(|m| m.values().filter_map(Value::as_u64).sum())
-            .unwrap_or(0);
+        let (ok, total) = answered(&report);
         let cpu_us = ticks as f64 * 1e6 / clk_tck() / ok.max(1) as f64;
         let rps = ok as f64 / report["summary"]["total"].as_f64().unwrap_or(1.0);
         eprintln!(

@@ -402,15 +402,7 @@ async fn key_rotation_a_kid_flood_and_the_jwks_down() {
 async fn introspection_mode_sees_revocation_and_fails_closed() {
     let server = TestServer::start(CONFIG).await;
     let svc = server.pki.client(&[(DnType::CommonName, "svc")], vec![]);
-    let jwks_bytes = server
-        .client(None)
-        .get(server.https_url("/oauth2/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let jwks_bytes = server.jwks_bytes().await;
     let keys = Keys::Static(std::sync::Arc::new(
         Jwks::from_json(&jwks_bytes, &[]).unwrap(),
     ));

@@ -48,15 +48,7 @@ async fn certbound_verify_checks_a_token_as_a_resource_server_would() {
     let key = file("svc.key", svc.key_pem.as_bytes());
     let ca = file("ca.crt", server.pki.ca_pem.as_bytes());
     let jwks_url = server.https_url("/oauth2/jwks");
-    let jwks_bytes = server
-        .client(None)
-        .get(&jwks_url)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let jwks_bytes = server.jwks_bytes().await;
     let jwks_file = file("jwks.json", &jwks_bytes);
     let verify = |args: &[&str]| {
         let mut all = vec!["verify", "--token", &token];

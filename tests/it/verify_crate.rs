@@ -30,15 +30,7 @@ tls_client_auth_subject_dn = "CN=svc"
 #[tokio::test]
 async fn the_servers_tokens_pass_only_with_their_certificate() {
     let server = TestServer::start(CONFIG).await;
-    let jwks_bytes = server
-        .client(None)
-        .get(server.https_url("/oauth2/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let jwks_bytes = server.jwks_bytes().await;
     let keys = Jwks::from_json(&jwks_bytes, &[]).unwrap();
     let svc = server.pki.client(&[(DnType::CommonName, "svc")], vec![]);
     let other = server.pki.client(&[(DnType::CommonName, "other")], vec![]);

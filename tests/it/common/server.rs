@@ -139,6 +139,19 @@ impl Api {
         format!("http://{http}{}{path}", self.base)
     }
 
+    /// The server's JWKS document, as a resource server fetches it.
+    pub async fn jwks_bytes(&self) -> Vec<u8> {
+        self.client(None)
+            .get(self.https_url("/oauth2/jwks"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec()
+    }
+
     /// An HTTPS client trusting the test CA, presenting `id` if given.
     pub fn client(&self, id: Option<&Identity>) -> reqwest::Client {
         self.client_with(id, reqwest::redirect::Policy::default())
