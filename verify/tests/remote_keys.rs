@@ -270,3 +270,54 @@ async fn a_jwks_that_is_not_one_is_a_failure_not_an_empty_set() {
     let err = remote.ready().await.unwrap_err().to_string();
     assert!(err.contains("no usable signing key"), "{err}");
 }
+
+#[tokio::test]
+async fn redirects_keep_to_safe_urls_and_a_307_to_another_origin_is_refused() {
+    let published = Arc::new(Published::default());
+    let k1 = key("k1");
+    published.keys.lock().unwrap().push(k1.jwk.clone());
+    let target = serve(published.clone()).await;
+    let moved = target.clone();
+    let app = Router::new()
+        .route(
+            "/found",
+            get(move || {
+                let to = moved.clone();
+                async move { (StatusCode::FOUND, [("location", to)]) }
+            }),
+        )
+        .route(
+            "/temporary",
+            get({
+                let to = target.clone();
+                move || {
+                    let to = to.clone();
+                    async move { (StatusCode::TEMPORARY_REDIRECT, [("location", to)]) }
+                }
+            }),
+        )
+        .route(
+            "/elsewhere",
+            get(|| async { (StatusCode::FOUND, [("location", "http://as.example/jwks")]) }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = certbound_verify::client::build(&Default::default()).unwrap();
+    let ready = |path: &str| {
+        let remote =
+            RemoteKeys::from_jwks_uri(format!("http://{addr}{path}"), client.clone(), options());
+        async move { remote.ready().await.map(|_| ()).map_err(|e| e.to_string()) }
+    };
+    // A 302 to another (loopback) origin is followed: a GET has no body.
+    ready("/found").await.unwrap();
+    // A 307 to another origin would resend a POST's body: refused.
+    let err = ready("/temporary").await.unwrap_err();
+    assert!(err.contains("307/308"), "{err}");
+    // Plain http to a host that is not loopback: refused, redirected or not.
+    let err = ready("/elsewhere").await.unwrap_err();
+    assert!(err.contains("only https"), "{err}");
+    let direct = RemoteKeys::from_jwks_uri("http://as.example/jwks", client.clone(), options());
+    let err = direct.ready().await.unwrap_err().to_string();
+    assert!(err.contains("only https"), "{err}");
+}
