@@ -7,10 +7,11 @@
 //! accepted from stale knowledge.
 //!
 //! Only tokens that verified offline are sent, so a client cannot make
-//! the resource server call the authorization server with made-up tokens.
+//! the resource server call the authorization server with made-up tokens;
+//! and concurrent checks of one token make one request (single flight).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -63,7 +64,20 @@ pub struct Introspection {
     auth: CallerAuth,
     ttl: Duration,
     max_entries: usize,
-    cache: Mutex<HashMap<String, Cached>>,
+    cache: Mutex<Cache>,
+    /// Requests under way, by `jti`: later checks of the same token wait
+    /// for the answer.
+    in_flight: Mutex<HashMap<String, Arc<Shared>>>,
+}
+
+/// One request's answer, shared by every check waiting for it.
+type Shared = tokio::sync::OnceCell<Result<bool, String>>;
+
+#[derive(Debug, Default)]
+struct Cache {
+    answers: HashMap<String, Cached>,
+    /// When expired answers were last swept out (at most once a second).
+    swept: Option<Instant>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -91,7 +105,8 @@ impl Introspection {
             auth,
             ttl: Duration::from_secs(10),
             max_entries: DEFAULT_MAX_ENTRIES,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(Cache::default()),
+            in_flight: Mutex::new(HashMap::new()),
         }
     }
 
@@ -112,35 +127,45 @@ impl Introspection {
         now: u64,
     ) -> Result<bool, IntrospectionError> {
         let at = Instant::now();
-        if let Some(hit) = self.lock().get(jti).filter(|c| at < c.until) {
+        if let Some(hit) = lock(&self.cache).answers.get(jti).filter(|c| at < c.until) {
             return Ok(hit.active);
         }
-        let active = self.ask(token).await.map_err(|reason| IntrospectionError {
+        let shared = lock(&self.in_flight)
+            .entry(jti.to_owned())
+            .or_default()
+            .clone();
+        let result = shared.get_or_init(|| self.ask(token)).await.clone();
+        {
+            let mut in_flight = lock(&self.in_flight);
+            if in_flight.get(jti).is_some_and(|a| Arc::ptr_eq(a, &shared)) {
+                in_flight.remove(jti);
+            }
+        }
+        let active = result.map_err(|reason| IntrospectionError {
             endpoint: self.endpoint.clone(),
             reason,
         })?;
         let lifetime = Duration::from_secs(exp.saturating_sub(now)).min(self.ttl);
         let until = at.checked_add(lifetime);
         if let Some(until) = until.filter(|_| !lifetime.is_zero() && self.max_entries > 0) {
-            let mut cache = self.lock();
-            if cache.len() >= self.max_entries {
-                cache.retain(|_, c| at < c.until);
+            let mut cache = lock(&self.cache);
+            let sweep_due = cache
+                .swept
+                .is_none_or(|t| at.saturating_duration_since(t) >= Duration::from_secs(1));
+            if cache.answers.len() >= self.max_entries && sweep_due {
+                cache.answers.retain(|_, c| at < c.until);
+                cache.swept = Some(at);
             }
-            if cache.len() >= self.max_entries
-                && let Some(evict) = cache.keys().next().cloned()
+            if cache.answers.len() >= self.max_entries
+                && let Some(evict) = cache.answers.keys().next().cloned()
             {
-                cache.remove(&evict);
+                cache.answers.remove(&evict);
             }
-            cache.insert(jti.to_owned(), Cached { active, until });
+            cache
+                .answers
+                .insert(jti.to_owned(), Cached { active, until });
         }
         Ok(active)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
-        // A panic elsewhere while holding the map leaves it usable.
-        self.cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     async fn ask(&self, token: &str) -> Result<bool, String> {
@@ -171,6 +196,11 @@ impl Introspection {
             .map_err(|e| format!("not an introspection answer: {e}"))?;
         Ok(answer.active)
     }
+}
+
+/// A panic elsewhere while holding a map leaves it usable.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// RFC 6749 §2.3.1: the client id and secret are form-encoded before

@@ -14,43 +14,14 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use certbound_verify::access::{Expect, Failure};
 use certbound_verify::binding::Unbound;
 use certbound_verify::jws::JwsError;
 use certbound_verify::remote::{KeysError, KeysOptions, RemoteKeys};
-use certbound_verify::verifier::{Keys, Verifier, unix_now};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use certbound_verify::verifier::{Keys, Verifier};
 
-const ISSUER: &str = "https://as.test";
-
-/// A signing key and its JWK.
-struct Key {
-    signing: EncodingKey,
-    jwk: serde_json::Value,
-}
-
-fn key(kid: &str) -> Key {
-    let pair = rcgen::KeyPair::generate().unwrap();
-    let raw = pair.public_key_raw();
-    let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
-    Key {
-        signing: EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).unwrap(),
-        jwk: serde_json::json!({"kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256",
-            "use": "sig", "x": b64(&raw[1..33]), "y": b64(&raw[33..65])}),
-    }
-}
-
-fn token(key: &Key, kid: &str) -> String {
-    let now = unix_now();
-    let claims = serde_json::json!({"iss": ISSUER, "sub": "svc", "aud": "api", "exp": now + 600,
-        "iat": now, "jti": format!("j-{kid}"), "client_id": "svc", "scope": "read"});
-    let mut header = Header::new(Algorithm::ES256);
-    header.kid = Some(kid.into());
-    header.typ = Some("at+jwt".into());
-    jsonwebtoken::encode(&header, &claims, &key.signing).unwrap()
-}
+mod common;
+use common::{ISSUER, key, token};
 
 /// The JWKS server: what it publishes, whether it is up, how often asked.
 #[derive(Default)]
