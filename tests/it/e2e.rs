@@ -16,6 +16,7 @@ use fantoccini::{ClientBuilder, Locator};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::browser::*;
+use crate::common::rs::free_port;
 use crate::common::{TestServer, jwt_part};
 
 struct Driver(Child);
@@ -25,14 +26,6 @@ impl Drop for Driver {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Types `text` into the field with id `id`.

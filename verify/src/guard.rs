@@ -70,8 +70,7 @@ impl ResourceServer {
     /// discovery and every default. Call inside a Tokio runtime.
     pub fn for_issuer(issuer: &str, audience: &str, http: &HttpOptions) -> Result<Self, String> {
         let keys = RemoteKeys::from_issuer(issuer, client::build(http)?, KeysOptions::default());
-        let expect = Expect::new(issuer, audience);
-        Ok(Self::new(Verifier::new(Keys::Remote(keys), expect)))
+        Ok(Self::remote(keys, issuer, audience))
     }
 
     /// The gate for tokens of `issuer` for `audience`, with keys from the
@@ -84,8 +83,14 @@ impl ResourceServer {
     ) -> Result<Self, String> {
         let keys =
             RemoteKeys::from_jwks_uri(jwks_uri, client::build(http)?, KeysOptions::default());
-        let expect = Expect::new(issuer, audience);
-        Ok(Self::new(Verifier::new(Keys::Remote(keys), expect)))
+        Ok(Self::remote(keys, issuer, audience))
+    }
+
+    fn remote(keys: RemoteKeys, issuer: &str, audience: &str) -> Self {
+        Self::new(Verifier::new(
+            Keys::Remote(keys),
+            Expect::new(issuer, audience),
+        ))
     }
 
     /// Believes `header` (e.g. nginx's `X-SSL-Client-Cert`) from `proxies`
