@@ -89,7 +89,7 @@ fn main() -> ExitCode {
     let file_mb = std::fs::metadata(&path).unwrap().len() as f64 / 1e6;
     let rss_before = status_kb("VmRSS");
     let started = Instant::now();
-    let list = Arc::new(Revocations::open(&path, Duration::from_secs(3600)).unwrap());
+    let list = Arc::new(Revocations::open_file(&path, Duration::from_secs(3600)).unwrap());
     let load_s = started.elapsed().as_secs_f64();
     let rss_after = status_kb("VmRSS");
     let hwm = status_kb("VmHWM");
@@ -111,7 +111,7 @@ fn main() -> ExitCode {
     for _ in 0..5 {
         hits += probes
             .iter()
-            .filter(|p| list.contains(Kind::Jti, p))
+            .filter(|p| list.contains(Kind::Jti, p).unwrap())
             .count() as u64;
     }
     let lookups = 5 * probes.len() as u64;
@@ -127,7 +127,7 @@ fn main() -> ExitCode {
                     .map(|_| {
                         probes
                             .iter()
-                            .filter(|p| list.contains(Kind::Jti, p))
+                            .filter(|p| list.contains(Kind::Jti, p).unwrap())
                             .count()
                     })
                     .sum::<usize>()
@@ -191,7 +191,7 @@ fn main() -> ExitCode {
     // 4. Online compaction of a list that is half expired.
     let half = dir.join("half.log");
     write_list(&half, ENTRIES, now, |i| i % 2 == 0);
-    let list = Revocations::open(&half, Duration::from_secs(3600)).unwrap();
+    let list = Revocations::open_file(&half, Duration::from_secs(3600)).unwrap();
     let started = Instant::now();
     let done = runtime.block_on(list.compact()).unwrap();
     let compact_s = started.elapsed().as_secs_f64();

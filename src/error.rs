@@ -286,6 +286,9 @@ impl From<crate::revocation::RevocationError> for OAuthError {
             crate::revocation::RevocationError::Busy => {
                 "too many revocations are waiting for the disk; retry later".into()
             }
+            crate::revocation::RevocationError::Stale => {
+                "this server has lost touch with the shared revocation list; retry shortly".into()
+            }
         })
     }
 }

@@ -78,11 +78,8 @@ impl AppState {
         let (settings, unsaved) = Settings::load(&source)?;
         settings::save(unsaved).map_err(|e| Problems(vec![e]))?;
         let config = &settings.config;
-        let revocations = revocation::Revocations::open(
-            &config.revocation.file,
-            std::time::Duration::from_secs(config.revocation.compaction_check_interval),
-        )
-        .map_err(|e| Problems(vec![format!("revocation.file: {e}")]))?;
+        let revocations = revocation::Revocations::open(&config.revocation)
+            .map_err(|e| Problems(vec![e.to_string()]))?;
         let login = login::Login::new(&config.login).map_err(|e| Problems(vec![e]))?;
         Ok(Self {
             revocations,
@@ -143,15 +140,19 @@ impl AppState {
             .store(stale, std::sync::atomic::Ordering::Release);
     }
 
-    /// `Inactive::UnknownKey` while [`Self::keys_stale`] is a server-side
-    /// problem: 503.
-    pub fn unknown_key(&self, reason: &token::Inactive) -> Result<(), error::OAuthError> {
-        if *reason == token::Inactive::UnknownKey && self.keys_stale() {
-            return Err(error::OAuthError::TemporarilyUnavailable(
-                "the server cannot read its keys now; retry shortly".into(),
-            ));
+    /// A server-side problem behind an "inactive" answer is a 503, never
+    /// `active: false`: `Inactive::UnknownKey` while [`Self::keys_stale`],
+    /// and a revocation list that may be out of date.
+    pub fn fail_closed(&self, reason: &token::Inactive) -> Result<(), error::OAuthError> {
+        match reason {
+            token::Inactive::UnknownKey if self.keys_stale() => {
+                Err(error::OAuthError::TemporarilyUnavailable(
+                    "the server cannot read its keys now; retry shortly".into(),
+                ))
+            }
+            token::Inactive::RevocationsStale => Err(revocation::RevocationError::Stale.into()),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// Picks up signing and sealing keys added to or retired from
@@ -254,9 +255,7 @@ impl AppState {
         if claims.iss != settings.tokens.issuer {
             return Err(token::Inactive::ForeignIssuer);
         }
-        if self.revoked(&claims.jti, claims.fid.as_deref()) {
-            return Err(token::Inactive::Revoked);
-        }
+        self.not_revoked(&claims.jti, claims.fid.as_deref())?;
         Ok(claims)
     }
 
@@ -269,15 +268,27 @@ impl AppState {
         now: u64,
     ) -> Result<token::RefreshClaims, token::Inactive> {
         let claims = settings.tokens.verify_refresh(&settings.keys, token, now)?;
-        if self.revoked(&claims.jti, Some(&claims.fid)) {
-            return Err(token::Inactive::Revoked);
-        }
+        self.not_revoked(&claims.jti, Some(&claims.fid))?;
         Ok(claims)
     }
 
-    fn revoked(&self, jti: &str, fid: Option<&str>) -> bool {
-        self.revocations.contains(revocation::Kind::Jti, jti)
-            || fid.is_some_and(|f| self.revocations.contains(revocation::Kind::Family, f))
+    fn not_revoked(&self, jti: &str, fid: Option<&str>) -> Result<(), token::Inactive> {
+        let stale = |_| token::Inactive::RevocationsStale;
+        let revoked = self
+            .revocations
+            .contains(revocation::Kind::Jti, jti)
+            .map_err(stale)?
+            || match fid {
+                Some(f) => self
+                    .revocations
+                    .contains(revocation::Kind::Family, f)
+                    .map_err(stale)?,
+                None => false,
+            };
+        if revoked {
+            return Err(token::Inactive::Revoked);
+        }
+        Ok(())
     }
 }
 

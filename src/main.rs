@@ -57,7 +57,7 @@ enum Command {
         /// Certificate file.
         file: PathBuf,
     },
-    /// Inspect or compact the revocation list (revocation.file).
+    /// Inspect, compact or import the revocation list (its file, or Redis).
     Revocations {
         #[command(subcommand)]
         action: certbound::commands::revocations::Action,
@@ -210,7 +210,7 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Revocations { action } => {
             let (config, _) = load()?;
-            certbound::commands::revocations::run(&config.revocation.file, action)
+            certbound::commands::revocations::run(&config.revocation, action)
         }
         Command::Users {
             action: UsersAction::HashPassword,

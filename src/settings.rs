@@ -430,7 +430,9 @@ impl Settings {
         }
         pin!("server.https", server.https);
         pin!("server.http", server.http);
+        pin!("revocation.backend", revocation.backend);
         pin!("revocation.file", revocation.file);
+        pin!("revocation.redis", revocation.redis);
         pin!(
             "revocation.compaction_check_interval",
             revocation.compaction_check_interval

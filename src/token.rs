@@ -248,6 +248,11 @@ pub enum Inactive {
     /// On the revocation list.
     #[error("revoked")]
     Revoked,
+    /// Not an answer: the revocation list cannot say whether the token is
+    /// revoked now (a replica out of touch with Redis). Always a 503
+    /// ([`crate::AppState::fail_closed`]), never `active: false`.
+    #[error("the revocation list may be out of date")]
+    RevocationsStale,
 }
 
 impl TokenService {

@@ -202,6 +202,7 @@ impl Config {
                 "mtls.client_certificate_header: {name:?} is not a header name"
             ));
         }
+        self.revocation.check(&mut problems);
         problems
     }
 }

@@ -12,10 +12,12 @@ use serde::{Deserialize, Serialize};
 
 mod check;
 mod introspection;
+mod revocation;
 mod tenants;
 
 pub use check::{Missing, Problems};
 pub use introspection::{IntrospectionConfig, SubjectFormat};
+pub use revocation::{Backend, RedisConfig, RevocationConfig, redacted};
 pub use tenants::{TenancyConfig, TenantConfig};
 
 /// The embedded development configuration, used when no config file exists.
@@ -242,17 +244,6 @@ pub struct KeysConfig {
     pub poll_interval: u64,
 }
 
-/// `[revocation]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RevocationConfig {
-    /// The revocation list file; its directory is created on start.
-    pub file: PathBuf,
-    /// Seconds between checks whether to compact the list (it is compacted
-    /// when expired entries are more than half of it).
-    pub compaction_check_interval: u64,
-}
-
 /// One `[[clients]]` entry.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -375,10 +366,7 @@ impl Default for Config {
                 publish_before: 3600,
                 poll_interval: 10,
             },
-            revocation: RevocationConfig {
-                file: PathBuf::from("data/revocations.log"),
-                compaction_check_interval: 60,
-            },
+            revocation: RevocationConfig::default(),
             clients: Vec::new(),
             users: Vec::new(),
             tenancy: TenancyConfig {

@@ -236,7 +236,7 @@ pub fn inspect(
             Ok(introspection)
         }
         Err(reason) => {
-            state.unknown_key(&reason)?;
+            state.fail_closed(&reason)?;
             tracing::debug!(%reason, "introspected token is inactive");
             Ok(Introspection::default())
         }

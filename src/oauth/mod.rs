@@ -329,7 +329,7 @@ pub fn bearer_claims(
     let claims = state
         .active_access_token(settings, token, now)
         .map_err(|reason| {
-            if let Err(unavailable) = state.unknown_key(&reason) {
+            if let Err(unavailable) = state.fail_closed(&reason) {
                 return unavailable;
             }
             tracing::debug!(%reason, "Bearer token refused");

@@ -74,10 +74,10 @@ pub async fn revoke(
                 .verify_refresh(&settings.keys, &form.token, now)
             {
                 Ok(refresh) if ours(&refresh.client_id) => {
-                    if state.revocations.contains(Kind::Family, &refresh.fid) {
+                    if state.revocations.contains(Kind::Family, &refresh.fid)? {
                         return Ok(());
                     }
-                    if state.revocations.contains(Kind::Jti, &refresh.jti) {
+                    if state.revocations.contains(Kind::Jti, &refresh.jti)? {
                         tracing::warn!(client_id = %client.client.id, "a used refresh token was presented for revocation: its token family is revoked");
                     }
                     super::token::revoke_family(
@@ -96,6 +96,7 @@ pub async fn revoke(
             }
         }
         Err(reason) => {
+            state.fail_closed(&reason)?;
             tracing::debug!(%reason, "revocation of an inactive token: nothing to do");
             Ok(())
         }

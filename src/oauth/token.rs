@@ -252,7 +252,7 @@ pub async fn refresh(
             "the refresh token was issued to another client".into(),
         ));
     }
-    if revocations.contains(Kind::Family, &claims.fid) {
+    if revocations.contains(Kind::Family, &claims.fid)? {
         return Err(OAuthError::InvalidGrant(
             "the refresh token is revoked".into(),
         ));
@@ -271,7 +271,7 @@ pub async fn refresh(
     let user = settings.users.get(&claims.sub).ok_or_else(invalid)?;
     let used = Record::new(Kind::Jti, &claims.jti, claims.exp)
         .ok_or_else(|| OAuthError::internal("refresh jti is not a valid list identifier"))?;
-    if revocations.contains(Kind::Jti, &claims.jti)
+    if revocations.contains(Kind::Jti, &claims.jti)?
         || revocations.record(used).await? == Outcome::AlreadyRecorded
     {
         revoke_family(&settings.tokens, revocations, &claims.fid, now).await?;

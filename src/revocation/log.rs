@@ -125,9 +125,12 @@ pub enum OpenError {
     NotAFile(PathBuf),
     /// Another process holds the list.
     #[error(
-        "revocation list {0} is in use by another certbound process (one list per server; stop it first)"
+        "revocation list {0} is in use by another certbound process (one file per server: stop it first, or share a list between replicas with revocation.backend = \"redis\")"
     )]
     InUse(PathBuf),
+    /// Redis cannot be used (bad address, refused credentials, TLS).
+    #[error("revocation.redis: {0}")]
+    Redis(String),
 }
 
 /// Maps an I/O error to an [`OpenError`] naming `path` and what was being done.

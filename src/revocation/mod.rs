@@ -7,9 +7,16 @@
 //! concurrent requests into one `fdatasync` ([`writer`]) and compacts the
 //! file when most of it has expired ([`log`]). A request is answered only
 //! after its record is on disk.
+//!
+//! With `backend = "redis"` ([`redis`]) replicas share one list: records
+//! are written to Redis atomically (exactly one of concurrent attempts
+//! wins) and reach every replica's set through a change log; reads stay in
+//! memory while the replica's view is fresh ([`fresh`]).
 
+mod fresh;
 mod log;
 pub mod record;
+pub mod redis;
 mod table;
 mod writer;
 
@@ -21,10 +28,12 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use self::fresh::Freshness;
 pub use self::log::{Compacted, OpenError, RETAIN_AFTER_EXPIRY, Scan, retained_from};
 pub use self::record::{Kind, Record};
 use self::table::Table;
 use self::writer::{Counters, Message, Writer};
+use crate::config::{Backend, RevocationConfig};
 
 /// Requests that may wait for the writer before new ones are refused.
 const QUEUE: usize = 16 * 1024;
@@ -48,6 +57,10 @@ pub enum RevocationError {
     /// Too many requests are already waiting for the disk.
     #[error("the revocation list is busy")]
     Busy,
+    /// This replica has not heard from Redis for longer than
+    /// `revocation.redis.max_staleness`: its set may be missing records.
+    #[error("the revocation list may be out of date")]
+    Stale,
 }
 
 /// Commit counters since start.
@@ -65,18 +78,50 @@ pub struct Stats {
     pub compactions: u64,
 }
 
-/// The open revocation list, shared by every request.
+/// The open revocation list, shared by every request: the in-memory set
+/// and where its records are kept.
 #[derive(Debug)]
 pub struct Revocations {
     table: Arc<Table>,
-    tx: mpsc::SyncSender<Message>,
-    counters: Arc<Counters>,
+    fresh: Arc<Freshness>,
+    store: Store,
+}
+
+#[derive(Debug)]
+enum Store {
+    File {
+        tx: mpsc::SyncSender<Message>,
+        counters: Arc<Counters>,
+    },
+    Redis(redis::RedisStore),
 }
 
 impl Revocations {
-    /// Opens (or creates) the list at `path`, loads it and starts the writer
-    /// thread. `check_interval`: how often to consider compacting.
-    pub fn open(path: &Path, check_interval: Duration) -> Result<Self, OpenError> {
+    /// Opens the list `config` names: the file, or Redis (loading every
+    /// live entry first).
+    pub fn open(config: &RevocationConfig) -> Result<Self, OpenError> {
+        let interval = Duration::from_secs(config.compaction_check_interval);
+        match config.backend {
+            Backend::File => Self::open_file(&config.file, interval),
+            Backend::Redis => {
+                let table = Arc::new(Table::new());
+                let fresh = Arc::new(Freshness::new(Some(Duration::from_secs(
+                    config.redis.max_staleness,
+                ))));
+                let store = redis::RedisStore::open(&config.redis, &table, &fresh, interval)
+                    .map_err(OpenError::Redis)?;
+                Ok(Self {
+                    table,
+                    fresh,
+                    store: Store::Redis(store),
+                })
+            }
+        }
+    }
+
+    /// Opens (or creates) the list file at `path`, loads it and starts the
+    /// writer thread. `check_interval`: how often to consider compacting.
+    pub fn open_file(path: &Path, check_interval: Duration) -> Result<Self, OpenError> {
         let started = std::time::Instant::now();
         let table = Arc::new(Table::new());
         let (log, scan) = log::Log::open(path, &table, crate::keys::unix_now())?;
@@ -96,47 +141,68 @@ impl Revocations {
             .map_err(log::io_err(path, "cannot start the writer thread"))?;
         Ok(Self {
             table,
-            tx,
-            counters,
+            fresh: Arc::new(Freshness::new(None)),
+            store: Store::File { tx, counters },
         })
     }
 
-    /// Whether `id` of `kind` is revoked. One read lock on one shard.
-    pub fn contains(&self, kind: Kind, id: &str) -> bool {
-        self.table.get(&record::Key::new(kind, id)).is_some()
+    /// Whether `id` of `kind` is revoked: one read lock on one shard. A
+    /// replica that has not heard from Redis for longer than
+    /// `max_staleness` cannot tell ([`RevocationError::Stale`]).
+    pub fn contains(&self, kind: Kind, id: &str) -> Result<bool, RevocationError> {
+        self.fresh.check()?;
+        Ok(self.table.get(&record::Key::new(kind, id)).is_some())
     }
 
-    /// Records `record` durably; resolves once it is synced to disk.
+    /// Records `record` durably; resolves once it is synced to disk (or
+    /// accepted by Redis, and by `wait_replicas` of its replicas). With
+    /// Redis, of any number of concurrent calls for one record on any
+    /// replicas exactly one is [`Outcome::Recorded`].
     pub async fn record(&self, record: Record) -> Result<Outcome, RevocationError> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Message::Record(record, reply))?;
-        answer.await.map_err(|_| RevocationError::Unavailable)?
+        match &self.store {
+            Store::File { tx, .. } => {
+                let (reply, answer) = oneshot::channel();
+                send(tx, Message::Record(record, reply))?;
+                answer.await.map_err(|_| RevocationError::Unavailable)?
+            }
+            Store::Redis(redis) => redis.record(&record, &self.table).await,
+        }
     }
 
-    /// Compacts now (beside appends); resolves when the new file is in place.
+    /// Compacts now (beside appends); resolves when the new file is in
+    /// place. With Redis: drops expired entries now.
     pub async fn compact(&self) -> Result<Compacted, RevocationError> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Message::Compact(reply))?;
-        answer.await.map_err(|_| RevocationError::Unavailable)?
-    }
-
-    fn send(&self, message: Message) -> Result<(), RevocationError> {
-        self.tx.try_send(message).map_err(|e| match e {
-            TrySendError::Full(_) => RevocationError::Busy,
-            TrySendError::Disconnected(_) => RevocationError::Unavailable,
-        })
+        match &self.store {
+            Store::File { tx, .. } => {
+                let (reply, answer) = oneshot::channel();
+                send(tx, Message::Compact(reply))?;
+                answer.await.map_err(|_| RevocationError::Unavailable)?
+            }
+            Store::Redis(redis) => redis.trim(&self.table).await,
+        }
     }
 
     /// Counters since start.
     pub fn stats(&self) -> Stats {
+        let counters = match &self.store {
+            Store::File { counters, .. } => counters,
+            Store::Redis(redis) => redis.counters(),
+        };
         Stats {
             entries: self.table.len(),
-            syncs: self.counters.syncs.load(Ordering::Relaxed),
-            written: self.counters.written.load(Ordering::Relaxed),
-            failed: self.counters.failed.load(Ordering::Relaxed),
-            compactions: self.counters.compactions.load(Ordering::Relaxed),
+            syncs: counters.syncs.load(Ordering::Relaxed),
+            written: counters.written.load(Ordering::Relaxed),
+            failed: counters.failed.load(Ordering::Relaxed),
+            compactions: counters.compactions.load(Ordering::Relaxed),
         }
     }
+}
+
+fn send(tx: &mpsc::SyncSender<Message>, message: Message) -> Result<(), RevocationError> {
+    tx.try_send(message).map_err(|e| match e {
+        TrySendError::Full(_) => RevocationError::Busy,
+        TrySendError::Disconnected(_) => RevocationError::Unavailable,
+    })
 }
 
 /// Reads every record of the file at `path` without locking it (for

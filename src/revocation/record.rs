@@ -37,7 +37,8 @@ impl Kind {
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
+    /// The kind named `s` (as [`Self::name`] writes it).
+    pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.name() == s)
     }
 }

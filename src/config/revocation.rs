@@ -1,0 +1,198 @@
+//! `[revocation]` and `[revocation.redis]`: where the revocation list
+//! lives: a file (one node) or Redis/Valkey (replicas).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::Problems;
+
+/// `[revocation]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationConfig {
+    /// Where records are kept.
+    pub backend: Backend,
+    /// The revocation list file (`backend = "file"`); its directory is
+    /// created on start.
+    pub file: PathBuf,
+    /// Seconds between checks whether to compact the list (it is compacted
+    /// when expired entries are more than half of it); with Redis, between
+    /// trims of expired entries.
+    pub compaction_check_interval: u64,
+    /// The shared list (`backend = "redis"`).
+    pub redis: RedisConfig,
+}
+
+impl Default for RevocationConfig {
+    fn default() -> Self {
+        Self {
+            backend: Backend::File,
+            file: PathBuf::from("data/revocations.log"),
+            compaction_check_interval: 60,
+            redis: RedisConfig::default(),
+        }
+    }
+}
+
+/// `revocation.backend`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// An append-only file, locked by one server.
+    File,
+    /// Redis or Valkey, shared by every replica.
+    Redis,
+}
+
+/// `[revocation.redis]`
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://[user[:password]@]host[:port][/db]`, `rediss://` for TLS,
+    /// `redis+unix:///path`. With `sentinels`, only its credentials,
+    /// database and scheme (TLS or not) are used, for the primary.
+    pub url: String,
+    /// Sentinel addresses (`redis://host:26379`); when set, the primary of
+    /// `sentinel_service` is asked of them, again after each failure.
+    pub sentinels: Vec<String>,
+    /// The Sentinel service (master) name.
+    pub sentinel_service: String,
+    /// PEM bundle of CAs for `rediss://` (default: the system's roots).
+    pub ca: Option<PathBuf>,
+    /// PEM certificate and key certbound presents to Redis over TLS.
+    pub client_certificate: Option<PathBuf>,
+    /// The key of `client_certificate`.
+    pub client_key: Option<PathBuf>,
+    /// Prefix of certbound's keys; they share one hash tag `{prefix}`.
+    pub prefix: String,
+    /// Seconds a replica keeps answering from memory without hearing from
+    /// Redis; after that, reads of the list answer 503.
+    pub max_staleness: u64,
+    /// Seconds to connect or to wait for one answer.
+    pub timeout: u64,
+    /// Replicas of Redis that must have a record (`WAIT`) before it is
+    /// acknowledged; 0: the primary's acceptance is enough.
+    pub wait_replicas: u32,
+    /// Seconds `WAIT` may take; fewer replicas in time: 503.
+    pub wait_timeout: u64,
+    /// Entries the change log keeps (approximately); a replica that falls
+    /// further behind reloads the whole list.
+    pub log_length: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".into(),
+            sentinels: Vec::new(),
+            sentinel_service: "mymaster".into(),
+            ca: None,
+            client_certificate: None,
+            client_key: None,
+            prefix: "certbound".into(),
+            max_staleness: 3,
+            timeout: 2,
+            wait_replicas: 0,
+            wait_timeout: 1,
+            log_length: 100_000,
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisConfig {
+    /// The URL's password is never shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &redacted(&self.url))
+            .field(
+                "sentinels",
+                &self
+                    .sentinels
+                    .iter()
+                    .map(|s| redacted(s))
+                    .collect::<Vec<_>>(),
+            )
+            .field("sentinel_service", &self.sentinel_service)
+            .field("prefix", &self.prefix)
+            .field("max_staleness", &self.max_staleness)
+            .field("timeout", &self.timeout)
+            .field("wait_replicas", &self.wait_replicas)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `url` with any password replaced by `***`, for logs and messages.
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "(not a URL)".into(),
+    }
+}
+
+const SCHEMES: [&str; 6] = ["redis", "rediss", "valkey", "valkeys", "redis+unix", "unix"];
+
+impl RevocationConfig {
+    /// Problems with the Redis settings (only when the backend is Redis).
+    pub fn check(&self, problems: &mut Problems) {
+        if self.backend != Backend::Redis {
+            return;
+        }
+        let r = &self.redis;
+        for (key, url) in std::iter::once(("revocation.redis.url", &r.url)).chain(
+            r.sentinels
+                .iter()
+                .map(|s| ("revocation.redis.sentinels", s)),
+        ) {
+            match url::Url::parse(url) {
+                Ok(u) if SCHEMES.contains(&u.scheme()) => {}
+                _ => problems.push(format!(
+                    "{key}: {} is not a redis://, rediss:// or redis+unix:// URL",
+                    redacted(url)
+                )),
+            }
+        }
+        if r.prefix.is_empty()
+            || r.prefix.len() > 64
+            || !r
+                .prefix
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}')
+        {
+            problems.push(format!(
+                "revocation.redis.prefix: {:?} is not 1 to 64 visible characters without braces",
+                r.prefix
+            ));
+        }
+        for (key, value, range) in [
+            ("revocation.redis.max_staleness", r.max_staleness, 1..=3600),
+            ("revocation.redis.timeout", r.timeout, 1..=60),
+            ("revocation.redis.wait_timeout", r.wait_timeout, 1..=60),
+            (
+                "revocation.redis.log_length",
+                r.log_length,
+                1000..=100_000_000,
+            ),
+        ] {
+            if !range.contains(&value) {
+                problems.push(format!(
+                    "{key}: {value} is not {} to {}",
+                    range.start(),
+                    range.end()
+                ));
+            }
+        }
+        if r.client_certificate.is_some() != r.client_key.is_some() {
+            problems.push(
+                "revocation.redis: client_certificate and client_key go together".to_string(),
+            );
+        }
+        if r.sentinels.is_empty() && r.sentinel_service != "mymaster" {
+            problems.push("revocation.redis.sentinel_service: set, but no sentinels".to_string());
+        }
+    }
+}
