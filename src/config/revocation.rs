@@ -149,6 +149,9 @@ impl RevocationConfig {
                 .map(|s| ("revocation.redis.sentinels", s)),
         ) {
             match url::Url::parse(url) {
+                Ok(u) if u.fragment().is_some_and(|f| f.contains("insecure")) => problems.push(
+                    format!("{key}: {}: certificate verification cannot be turned off (#insecure); give the CA in revocation.redis.ca", redacted(url)),
+                ),
                 Ok(u) if SCHEMES.contains(&u.scheme()) => {}
                 _ => problems.push(format!(
                     "{key}: {} is not a redis://, rediss:// or redis+unix:// URL",
@@ -193,6 +196,83 @@ impl RevocationConfig {
         }
         if r.sentinels.is_empty() && r.sentinel_service != "mymaster" {
             problems.push("revocation.redis.sentinel_service: set, but no sentinels".to_string());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(edit: impl FnOnce(&mut RevocationConfig)) -> Vec<String> {
+        let mut config = RevocationConfig {
+            backend: Backend::Redis,
+            ..RevocationConfig::default()
+        };
+        edit(&mut config);
+        let mut problems = Problems::default();
+        config.check(&mut problems);
+        problems.0
+    }
+
+    #[test]
+    fn passwords_are_never_shown() {
+        let url = "rediss://certbound:s3cret@redis.internal:6380/0";
+        assert_eq!(
+            redacted(url),
+            "rediss://certbound:***@redis.internal:6380/0"
+        );
+        let config = RedisConfig {
+            url: url.into(),
+            sentinels: vec!["redis://:other-secret@s1:26379".into()],
+            ..RedisConfig::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("other-secret"),
+            "{shown}"
+        );
+        let bad = problems(|c| c.redis.url = "http://u:s3cret@x".into());
+        assert_eq!(bad.len(), 1);
+        assert!(!bad[0].contains("s3cret"), "{bad:?}");
+    }
+
+    #[test]
+    fn redis_settings_are_checked_only_for_the_redis_backend() {
+        assert!(problems(|_| {}).is_empty());
+        let mut file = RevocationConfig::default();
+        file.redis.url = "nonsense".into();
+        let mut none = Problems::default();
+        file.check(&mut none);
+        assert!(none.0.is_empty());
+        for (edit, key) in [
+            (
+                Box::new(|c: &mut RevocationConfig| c.redis.url = "nonsense".into())
+                    as Box<dyn FnOnce(&mut RevocationConfig)>,
+                "url",
+            ),
+            (
+                Box::new(|c| c.redis.url = "rediss://h:6380/#insecure".into()),
+                "#insecure",
+            ),
+            (Box::new(|c| c.redis.prefix = "a{b}".into()), "prefix"),
+            (Box::new(|c| c.redis.max_staleness = 0), "max_staleness"),
+            (Box::new(|c| c.redis.timeout = 61), "timeout"),
+            (Box::new(|c| c.redis.log_length = 10), "log_length"),
+            (
+                Box::new(|c| c.redis.client_key = Some("k.pem".into())),
+                "client_certificate and client_key",
+            ),
+            (
+                Box::new(|c| c.redis.sentinels = vec!["tcp://x".into()]),
+                "sentinels",
+            ),
+        ] {
+            let found = problems(edit);
+            assert!(
+                found.len() == 1 && found[0].contains(key),
+                "{key}: {found:?}"
+            );
         }
     }
 }

@@ -29,7 +29,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use self::fresh::Freshness;
-pub use self::log::{Compacted, OpenError, RETAIN_AFTER_EXPIRY, Scan, retained_from};
+pub use self::log::{Compacted, HEADER, OpenError, RETAIN_AFTER_EXPIRY, Scan, retained_from};
 pub use self::record::{Kind, Record};
 use self::table::Table;
 use self::writer::{Counters, Message, Writer};

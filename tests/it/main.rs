@@ -20,6 +20,8 @@ mod openapi;
 mod process;
 mod refresh;
 mod reload;
+mod replica_faults;
+mod replicas;
 mod resource_server;
 mod revoke;
 mod seeds;

@@ -1,5 +1,5 @@
 //! `cargo xtask`: certbound's test runner. It installs what the tests need
-//! when it is missing (Debian's chromium, chromium-driver and nginx, schemathesis
+//! when it is missing (Debian's chromium, chromium-driver, nginx and redis-server, schemathesis
 //! in a virtualenv, cargo-fuzz), then runs them; nothing is skipped: a
 //! missing tool that cannot be installed is a failure.
 //!
@@ -209,6 +209,7 @@ fn deps() -> Result {
         ("/usr/bin/chromium", "chromium"),
         ("/usr/bin/chromedriver", "chromium-driver"),
         ("/usr/sbin/nginx", "nginx"),
+        ("/usr/bin/redis-server", "redis-server"),
     ];
     let missing: Vec<&str> = wanted
         .iter()
@@ -216,7 +217,7 @@ fn deps() -> Result {
         .map(|(_, pkg)| *pkg)
         .collect();
     if missing.is_empty() {
-        println!("chromium, chromium-driver and nginx: present");
+        println!("chromium, chromium-driver, nginx and redis-server: present");
     } else {
         apt_install(&missing)?;
     }

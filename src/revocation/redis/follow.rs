@@ -299,3 +299,37 @@ pub(crate) fn describe_durability(c: &mut Connection, shown: &str) {
         _ => tracing::debug!("revocation list: Redis does not let us read its configuration"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::revocation::record::Record;
+    use crate::revocation::redis::{member, parse_member};
+
+    #[test]
+    fn members_round_trip_and_foreign_ones_are_skipped() {
+        let r = Record::new(Kind::Family, "f-1_x", 1_767_225_600).unwrap();
+        let m = member(&r);
+        assert_eq!(m, "family f-1_x");
+        assert_eq!(parse_member(&m, "1767225600"), Some(r.clone()));
+        assert_eq!(parse_entry(&m, "1767225600"), Some((r.key(), r.expires)));
+        for (member, score) in [
+            ("family", "1"),
+            ("token x", "1"),
+            ("jti a b", "1"),
+            ("jti x", "-1"),
+            ("jti x", "soon"),
+        ] {
+            assert_eq!(parse_entry(member, score), None, "{member} {score}");
+        }
+    }
+
+    #[test]
+    fn stream_ids_order_by_time_then_sequence() {
+        assert_eq!(parse_id("1700000000000-3"), Some((1_700_000_000_000, 3)));
+        assert!(parse_id("1-2") < parse_id("1-10"));
+        assert!(parse_id("2-0") > parse_id("1-99"));
+        assert_eq!(parse_id("17"), None);
+        assert_eq!(parse_id("a-b"), None);
+    }
+}

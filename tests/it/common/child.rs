@@ -65,6 +65,11 @@ impl ChildServer {
     /// Starts the server of `setup`; `Err(output)` if it exits instead of
     /// listening within 30 s.
     pub fn spawn(setup: &Setup) -> Result<Self, String> {
+        Self::spawn_env(setup, &[])
+    }
+
+    /// As [`Self::spawn`], with `env` added to the server's environment.
+    pub fn spawn_env(setup: &Setup, env: &[(&str, String)]) -> Result<Self, String> {
         use std::io::BufRead;
         use std::os::unix::process::CommandExt;
         let dir = setup.dir.path();
@@ -88,6 +93,7 @@ impl ChildServer {
             .current_dir(dir)
             .env("NO_COLOR", "1")
             .env("CERTBOUND_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

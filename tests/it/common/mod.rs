@@ -6,6 +6,7 @@
 mod child;
 mod jwt;
 mod pki;
+pub mod redis;
 pub mod rs;
 mod server;
 mod setup;
