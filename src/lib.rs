@@ -80,7 +80,8 @@ impl AppState {
         let config = &settings.config;
         let revocations = revocation::Revocations::open(&config.revocation)
             .map_err(|e| Problems(vec![e.to_string()]))?;
-        let login = login::Login::new(&config.login).map_err(|e| Problems(vec![e]))?;
+        let login =
+            login::Login::new(&config.login, revocations.redis()).map_err(|e| Problems(vec![e]))?;
         Ok(Self {
             revocations,
             verified: token_cache::TokenCache::new(config.tokens.introspection_cache_entries),

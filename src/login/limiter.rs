@@ -19,9 +19,11 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use sha2::{Digest, Sha256};
+
+use super::shared::SharedThrottle;
 
 /// Password checks of one username running at once (from all addresses).
 pub const MAX_IN_FLIGHT_PER_USER: u32 = 4;
@@ -74,6 +76,9 @@ pub struct Attempt<'a> {
     limiter: &'a Limiter,
     user: UserHash,
     address: IpAddr,
+    /// Also counted in Redis, under these keys.
+    shared: Option<(Arc<SharedThrottle>, [String; 2])>,
+    ended: bool,
 }
 
 impl Limiter {
@@ -92,7 +97,8 @@ impl Limiter {
         *self.policy.lock().unwrap_or_else(PoisonError::into_inner) = policy;
     }
 
-    fn policy(&self) -> Policy {
+    /// The limits in force.
+    pub fn current_policy(&self) -> Policy {
         *self.policy.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -110,7 +116,7 @@ impl Limiter {
     ) -> Result<Attempt<'_>, u64> {
         let user = hash_user(username);
         let address = address.map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), crate::addr::bucket);
-        let policy = self.policy();
+        let policy = self.current_policy();
         let mut table = self.table();
         if table.len() + 3 > CAPACITY {
             evict(&mut table, now, policy.window);
@@ -157,6 +163,8 @@ impl Limiter {
             limiter: self,
             user,
             address,
+            shared: None,
+            ended: false,
         })
     }
 
@@ -233,22 +241,43 @@ fn evict(table: &mut HashMap<Key, Entry>, now: u64, window: u64) {
 impl Attempt<'_> {
     /// The password was right: the user's failures from this address are
     /// forgotten, and this attempt is not counted against the address.
-    pub fn succeeded(self) {
-        self.limiter.end(&self, Outcome::Succeeded);
-        std::mem::forget(self);
+    pub fn succeeded(mut self) {
+        self.end(Outcome::Succeeded);
     }
 
     /// The password could not be checked (the server was busy): the
     /// attempt is not counted.
-    pub fn not_checked(self) {
-        self.limiter.end(&self, Outcome::NotChecked);
-        std::mem::forget(self);
+    pub fn not_checked(mut self) {
+        self.end(Outcome::NotChecked);
+    }
+
+    /// Its keys in the shared counters.
+    pub(crate) fn shared_keys(&self) -> [String; 2] {
+        super::shared::keys(&self.user, &self.address)
+    }
+
+    /// Counted in the shared counters too: ending it ends it there.
+    pub(crate) fn shared_with(mut self, shared: Arc<SharedThrottle>, keys: [String; 2]) -> Self {
+        self.shared = Some((shared, keys));
+        self
+    }
+
+    fn end(&mut self, outcome: Outcome) {
+        if std::mem::replace(&mut self.ended, true) {
+            return;
+        }
+        self.limiter.end(self, outcome);
+        if let Some((shared, keys)) = self.shared.take()
+            && outcome != Outcome::Failed
+        {
+            shared.end(keys, outcome == Outcome::Succeeded);
+        }
     }
 }
 
 impl Drop for Attempt<'_> {
     fn drop(&mut self) {
-        self.limiter.end(self, Outcome::Failed);
+        self.end(Outcome::Failed);
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod hashing;
 pub mod limiter;
 pub mod pages;
+pub mod shared;
 pub mod verified;
 
 use base64::Engine;
@@ -67,11 +68,16 @@ pub struct Login {
     pub hashing: hashing::HashPool,
     /// Introspection callers' recently verified user credentials.
     pub verified: verified::Verified,
+    /// The throttle's counters in Redis, shared by replicas.
+    pub shared: Option<std::sync::Arc<shared::SharedThrottle>>,
 }
 
 impl Login {
     /// Starts the hashing workers (`login.hash_workers`, 0: one per core).
-    pub fn new(config: &LoginConfig) -> Result<Self, String> {
+    pub fn new(
+        config: &LoginConfig,
+        redis: Option<std::sync::Arc<crate::revocation::redis::Shared>>,
+    ) -> Result<Self, String> {
         let workers = match config.hash_workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -80,7 +86,20 @@ impl Login {
             limiter: limiter::Limiter::new(Self::policy(config)),
             hashing: hashing::HashPool::start(workers, config.hash_queue)?,
             verified: verified::Verified::new()?,
+            shared: redis.map(|r| std::sync::Arc::new(shared::SharedThrottle::new(r))),
         })
+    }
+
+    /// Starts an attempt for `username` from `address` at `now`, counted
+    /// as a failure until it succeeds: on this replica, and with Redis in
+    /// the shared counters.
+    pub async fn begin(
+        &self,
+        username: &str,
+        address: Option<std::net::IpAddr>,
+        now: u64,
+    ) -> Result<limiter::Attempt<'_>, shared::Refused> {
+        shared::begin(&self.limiter, self.shared.as_ref(), username, address, now).await
     }
 
     /// The throttle's limits from `config`.

@@ -114,9 +114,14 @@ pub async fn authenticate(
         return Ok(());
     }
     let attempt = login
-        .limiter
         .begin(&name, address, now)
-        .map_err(OAuthError::Throttled)?;
+        .await
+        .map_err(|refused| match refused {
+            crate::login::shared::Refused::Wait(wait) => OAuthError::Throttled(wait),
+            crate::login::shared::Refused::Unavailable => OAuthError::TemporarilyUnavailable(
+                "sign-in limits cannot be checked now; retry shortly".into(),
+            ),
+        })?;
     let checked = login
         .hashing
         .verify(settings.users.clone(), username, password)

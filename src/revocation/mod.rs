@@ -182,6 +182,15 @@ impl Revocations {
         }
     }
 
+    /// The Redis connection, when the list is there (for other shared
+    /// state: the login throttle).
+    pub fn redis(&self) -> Option<Arc<redis::Shared>> {
+        match &self.store {
+            Store::File { .. } => None,
+            Store::Redis(redis) => Some(redis.shared().clone()),
+        }
+    }
+
     /// Counters since start.
     pub fn stats(&self) -> Stats {
         let counters = match &self.store {

@@ -21,6 +21,7 @@ mod process;
 mod refresh;
 mod reload;
 mod replica_faults;
+mod replica_login;
 mod replicas;
 mod resource_server;
 mod revoke;

@@ -37,6 +37,7 @@ use crate::AppState;
 use crate::clients::Client;
 use crate::error::OAuthError;
 use crate::keys::unix_now;
+use crate::login::shared::Refused;
 use crate::login::{Consent, Login, Session};
 use crate::seal::{Purpose, random_id};
 use crate::settings::Settings;
@@ -290,11 +291,18 @@ async fn login_step(login: &Login, submitted: Submitted<'_>) -> Result<Response,
     // Counted before the password is checked, so parallel attempts cannot
     // slip past the limit.
     let attempt = match login
-        .limiter
         .begin(&settings.throttle_name(username), address, now)
+        .await
     {
         Ok(attempt) => attempt,
-        Err(wait) => {
+        Err(Refused::Unavailable) => {
+            return Ok(refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The server cannot check sign-in limits now. Try again in a moment.",
+                1,
+            ));
+        }
+        Err(Refused::Wait(wait)) => {
             tracing::warn!(address = ?address, "login throttled after repeated failures");
             return Ok(refused(
                 StatusCode::TOO_MANY_REQUESTS,

@@ -52,6 +52,8 @@ return 1
 pub(crate) struct Keys {
     pub(crate) live: String,
     pub(crate) log: String,
+    /// `{prefix}`: what other shared state (the login throttle) starts with.
+    pub(crate) tag: String,
 }
 
 impl Keys {
@@ -59,6 +61,7 @@ impl Keys {
         Self {
             live: format!("{{{prefix}}}:revocations"),
             log: format!("{{{prefix}}}:revocations:log"),
+            tag: format!("{{{prefix}}}"),
         }
     }
 }
@@ -94,7 +97,9 @@ pub(crate) struct RedisStore {
     shared: Arc<Shared>,
 }
 
-struct Shared {
+/// One replica's connection to Redis, for the list and for other shared
+/// state (the login throttle).
+pub struct Shared {
     connector: Arc<Connector>,
     keys: Keys,
     script: redis::Script,
@@ -109,6 +114,14 @@ struct Shared {
     last_complaint: AtomicU64,
     counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("redis", &self.connector.shown)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -199,6 +212,10 @@ impl RedisStore {
         &self.shared.counters
     }
 
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// Records `record` in Redis (then in `table`, so this replica sees it
     /// at once); acknowledged only once Redis (and `wait_replicas` of its
     /// replicas) accepted it.
@@ -209,50 +226,41 @@ impl RedisStore {
     ) -> Result<Outcome, RevocationError> {
         let s = &self.shared;
         let expires = stored(record.expires);
-        let connection = s.connection().await.map_err(|e| s.failed(&e))?;
-        let mut c = (*connection).clone();
-        let written = async {
-            let mut invocation = s.script.key(&s.keys.live);
-            invocation
-                .key(&s.keys.log)
-                .arg(member(record))
-                .arg(expires)
-                .arg(s.log_length);
-            let n: i64 = within(s.connector.timeout, invocation.invoke_async(&mut c)).await?;
-            if let (1, Some((replicas, wait))) = (n, s.wait) {
-                let acked: i64 = within(
-                    s.connector.timeout + wait,
-                    redis::cmd("WAIT")
-                        .arg(replicas)
-                        .arg(wait.as_millis() as u64)
-                        .query_async(&mut c),
-                )
-                .await?;
-                if acked < i64::from(replicas) {
-                    return Err(RedisError::from(std::io::Error::other(format!(
-                        "WAIT: {acked} of {replicas} Redis replicas have the record"
-                    ))));
+        let written = s
+            .with_connection(async |c| {
+                let mut invocation = s.script.key(&s.keys.live);
+                invocation
+                    .key(&s.keys.log)
+                    .arg(member(record))
+                    .arg(expires)
+                    .arg(s.log_length);
+                let n: i64 = within(s.connector.timeout, invocation.invoke_async(c)).await?;
+                if let (1, Some((replicas, wait))) = (n, s.wait) {
+                    let acked: i64 = within(
+                        s.connector.timeout + wait,
+                        redis::cmd("WAIT")
+                            .arg(replicas)
+                            .arg(wait.as_millis() as u64)
+                            .query_async(c),
+                    )
+                    .await?;
+                    if acked < i64::from(replicas) {
+                        return Err(RedisError::from(std::io::Error::other(format!(
+                            "WAIT: {acked} of {replicas} Redis replicas have the record"
+                        ))));
+                    }
                 }
-            }
-            Ok(n)
-        }
-        .await;
-        match written {
-            Ok(n) => {
-                table.insert_all(&[(record.key(), record.expires)]);
-                s.counters.syncs.fetch_add(1, Ordering::Relaxed);
-                if n == 1 {
-                    s.counters.written.fetch_add(1, Ordering::Relaxed);
-                    Ok(Outcome::Recorded)
-                } else {
-                    Ok(Outcome::AlreadyRecorded)
-                }
-            }
-            Err(e) => {
-                s.connection
-                    .compare_and_swap(&Some(connection), None::<Arc<_>>);
-                Err(s.failed(&e))
-            }
+                Ok(n)
+            })
+            .await
+            .map_err(|e| s.failed(&e))?;
+        table.insert_all(&[(record.key(), record.expires)]);
+        s.counters.syncs.fetch_add(1, Ordering::Relaxed);
+        if written == 1 {
+            s.counters.written.fetch_add(1, Ordering::Relaxed);
+            Ok(Outcome::Recorded)
+        } else {
+            Ok(Outcome::AlreadyRecorded)
         }
     }
 
@@ -260,14 +268,16 @@ impl RedisStore {
     pub(crate) async fn trim(&self, table: &Table) -> Result<Compacted, RevocationError> {
         let s = &self.shared;
         let cutoff = retained_from(crate::keys::unix_now());
-        let connection = s.connection().await.map_err(|e| s.failed(&e))?;
-        let mut c = (*connection).clone();
-        let (before, removed): (u64, u64) = within(
-            s.connector.timeout,
-            trim_pipeline(&s.keys, cutoff).query_async(&mut c),
-        )
-        .await
-        .map_err(|e| s.failed(&e))?;
+        let (before, removed): (u64, u64) = s
+            .with_connection(async |c| {
+                within(
+                    s.connector.timeout,
+                    trim_pipeline(&s.keys, cutoff).query_async(c),
+                )
+                .await
+            })
+            .await
+            .map_err(|e| s.failed(&e))?;
         table.purge(cutoff);
         s.counters.compactions.fetch_add(1, Ordering::Relaxed);
         Ok(Compacted {
@@ -279,6 +289,43 @@ impl RedisStore {
 }
 
 impl Shared {
+    /// Runs `f` on the connection; any error drops the connection (the next
+    /// request makes a new one, asking Sentinel again).
+    async fn with_connection<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut MultiplexedConnection) -> RedisResult<T>,
+    ) -> RedisResult<T> {
+        let connection = self.connection().await?;
+        let mut c = (*connection).clone();
+        let result = f(&mut c).await;
+        if result.is_err() {
+            self.connection
+                .compare_and_swap(&Some(connection), None::<Arc<_>>);
+        }
+        result
+    }
+
+    /// Runs `script` on `keys` (named under this list's hash tag:
+    /// `{prefix}:<key>`) with `args`, within the timeout.
+    pub async fn eval(
+        &self,
+        script: &redis::Script,
+        keys: &[&str],
+        args: &[u64],
+    ) -> RedisResult<i64> {
+        self.with_connection(async |c| {
+            let mut invocation = script.prepare_invoke();
+            for key in keys {
+                invocation.key(format!("{}:{key}", self.keys.tag));
+            }
+            for arg in args {
+                invocation.arg(*arg);
+            }
+            within(self.connector.timeout, invocation.invoke_async(c)).await
+        })
+        .await
+    }
+
     fn now(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
     }
