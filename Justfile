@@ -38,9 +38,14 @@ openapi:
 dev-certs *ARGS:
     cargo run --quiet -- dev-certs {{ARGS}}
 
-# Load benchmark (oha, installed when missing); --quick: ~2 s per scenario, no BENCHMARKS.md
+# Load benchmark (oha, installed when missing), then the replicas on Redis; --quick: ~2 s per scenario, no BENCHMARKS.md
 bench *ARGS:
     cargo bench --bench load -- {{ARGS}}
+    cargo bench --bench replicas -- {{ARGS}}
+
+# The revocation list on Redis next to the file (revocations/s, refresh rotations/s, propagation between replicas, startup with 1,000,000 entries); needs redis-server
+bench-replicas *ARGS:
+    cargo bench --bench replicas -- {{ARGS}}
 
 # The revocation list at 1,000,000 entries: load time, memory, lookups, durable revocations/s, compaction
 bench-revocations *ARGS:

@@ -136,18 +136,19 @@ pub(crate) fn targets(s: &Value) -> String {
     t
 }
 
-/// BENCHMARKS.md: this run's table, and the section `just bench-verify`
-/// last wrote there (kept as it was).
+/// BENCHMARKS.md: this run's table, and the sections `just bench-verify`
+/// and `just bench-replicas` last wrote there (kept as they were).
 pub(crate) fn benchmarks_md(table: &str, previous: &str) -> String {
-    let kept = match (
-        previous.find("<!-- bench-verify -->"),
-        previous.find("<!-- /bench-verify -->"),
-    ) {
-        (Some(a), Some(b)) if a < b => {
-            format!("\n{}\n", &previous[a..b + "<!-- /bench-verify -->".len()])
-        }
-        _ => String::new(),
-    };
+    let kept: String = ["bench-verify", "bench-replicas"]
+        .iter()
+        .filter_map(|name| {
+            let (start, end) = (format!("<!-- {name} -->"), format!("<!-- /{name} -->"));
+            match (previous.find(&start), previous.find(&end)) {
+                (Some(a), Some(b)) if a < b => Some(format!("\n{}\n", &previous[a..b + end.len()])),
+                _ => None,
+            }
+        })
+        .collect();
     format!(
         "# Benchmarks\n\nWritten by `just bench` (full run); `target/bench/results.json` has the raw numbers.\n\
          Server CPU per request is the server process's utime+stime over the scenario divided by the\n\
