@@ -124,8 +124,8 @@ fn start_server(
             "CERTBOUND_REVOCATION__FILE",
             run.join(format!("{name}/revocations.log")),
         )
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(run.join(format!("{name}.log"))).unwrap());
+        .stdout(std::fs::File::create(run.join(format!("{name}.log"))).unwrap())
+        .stderr(Stdio::null());
     if let Some(redis) = redis {
         command
             .env("CERTBOUND_REVOCATION__BACKEND", "redis")
@@ -241,7 +241,11 @@ client_id = "rs"
 token_endpoint_auth_method = "client_secret_basic"
 client_secret_sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
 introspection = true
-"#
+[[users]]
+username = "bench"
+password_hash = "{hash}"
+"#,
+            hash = certbound::users::hash_password("bench").unwrap(),
         ),
     )
     .unwrap();

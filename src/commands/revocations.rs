@@ -98,7 +98,7 @@ pub fn run(config: &RevocationConfig, action: Action) -> Result<(), String> {
                 );
             }
             Backend::Redis => {
-                let done = offline::trim(&config.redis, now)?;
+                let done = offline::trim(&config.redis)?;
                 println!("trimmed Redis: {} entries -> {}", done.before, done.after);
             }
         },

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 
 use crate::browser::*;
-use crate::common::redis::{PausableProxy, Replicas};
+use crate::common::redis::{PausableProxy, Replicas, revocations_cli};
 use crate::common::{Api, Identity, jwt_part};
 use crate::replicas::{active, codes, until_inactive};
 
@@ -236,10 +236,14 @@ async fn redis_killed_during_a_burst_keeps_every_acknowledged_revocation() {
             "an acknowledged revocation was lost"
         );
     }
-    let a = &r.replicas[1];
-    until_serving(a, &r, &tokens[0]).await;
-    for token in &acknowledged {
-        assert!(!active(a, &r, token).await);
+    // Every replica has them once it has caught up (a replica that had
+    // not read the last ones before the kill may answer from its view for
+    // up to max_staleness, as for any propagation).
+    for replica in &r.replicas {
+        until_serving(replica, &r, &tokens[0]).await;
+        for token in &acknowledged {
+            until_inactive(replica, &r, token).await;
+        }
     }
 }
 
@@ -287,4 +291,56 @@ async fn a_network_pause_longer_than_max_staleness_is_503_then_recovers() {
     until_serving(&cut_off, &r, &tokens[1]).await;
     assert!(!active(&cut_off, &r, &tokens[0]).await);
     assert!(active(&cut_off, &r, &tokens[1]).await);
+}
+
+/// A replica away while more records than the change log keeps arrive
+/// finds, when it is back, that the log no longer reaches back to its
+/// position: it reloads the whole set rather than miss what was trimmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_away_while_the_log_is_trimmed_past_it_reloads() {
+    use certbound::revocation::{Kind, Record};
+    let r = Replicas::start(&config_with_svc()).await;
+    let svc = identity(&r.setup.pki, "svc");
+    let proxy = PausableProxy::start(r.redis.port).await;
+    let away = Replicas::spawn_replica(&r.setup, &proxy.url(), 3);
+    let token = r.lb.token(&svc, "svc").await;
+    assert!(active(&away, &r, &token).await);
+    proxy.pause(true);
+    let now = certbound::keys::unix_now();
+    // The token's record is the 500th: the reader's pending read is
+    // answered by the first, and the rest are trimmed before it reads again.
+    let mut lines = certbound::revocation::HEADER.to_vec();
+    for i in 0..5000 {
+        let id = if i == 500 {
+            jti(&token)
+        } else {
+            format!("filler-{i}")
+        };
+        Record::new(Kind::Jti, &id, now + 3600)
+            .unwrap()
+            .encode(&mut lines);
+    }
+    let file = r.setup.dir.path().join("burst.log");
+    std::fs::write(&file, lines).unwrap();
+    let done = revocations_cli(
+        &r.setup,
+        &r.redis.url(),
+        &["import", &file.display().to_string()],
+        &[("CERTBOUND_REVOCATION__REDIS__LOG_LENGTH", "1000")],
+    );
+    assert!(done.contains("5000 recorded"), "{done}");
+    let length: u64 = redis::cmd("XLEN")
+        .arg("{certbound}:revocations:log")
+        .query(&mut r.redis.connection().unwrap())
+        .unwrap();
+    assert!(length < 2000, "the log was not trimmed: {length}");
+    proxy.pause(false);
+    away.wait_for_log("reloaded from Redis", 0).await;
+    until_serving(&away, &r, &token).await;
+    assert!(
+        !active(&away, &r, &token).await,
+        "a trimmed record was missed: {}",
+        away.log()
+    );
+    assert!(away.log().contains("trimmed past this replica's position"));
 }

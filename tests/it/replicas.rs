@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 
 use crate::browser::*;
-use crate::common::redis::Replicas;
+use crate::common::redis::{Replicas, revocations_cli};
 use crate::common::{Api, Identity};
 
 /// Codes for `web`, through the load balancer: one login with "approve
@@ -236,24 +236,7 @@ async fn a_single_nodes_file_is_imported_into_redis() {
     lines.extend_from_slice(b"garbage\n");
     let file = r.setup.dir.path().join("single-node.log");
     std::fs::write(&file, lines).unwrap();
-    let cli = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_certbound"))
-            .arg("--config")
-            .arg(&r.setup.config)
-            .arg("revocations")
-            .args(args)
-            .env("CERTBOUND_REVOCATION__BACKEND", "redis")
-            .env("CERTBOUND_REVOCATION__REDIS__URL", r.redis.url())
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "{args:?}: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    };
+    let cli = |args: &[&str]| revocations_cli(&r.setup, &r.redis.url(), args, &[]);
     let file = file.display().to_string();
     let first = cli(&["import", &file]);
     assert!(

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use redis::{Connection, RedisResult};
 
 use super::connect::Connector;
-use super::{Keys, trim_pipeline};
+use super::{Keys, trim_script};
 use crate::keys::unix_now;
 use crate::revocation::Freshness;
 use crate::revocation::log::retained_from;
@@ -50,15 +50,59 @@ pub(crate) struct Follower {
     heartbeat: Duration,
     trim_every: Duration,
     stop: Arc<AtomicBool>,
-    /// The last log entry applied; `None` until a first load.
-    position: Option<Id>,
+    /// The last log entry applied, and how many entries the log had ever
+    /// had up to it; `None` until a first load.
+    position: Option<(Id, u64)>,
 }
 
 /// What `XINFO STREAM` says of the log.
-struct LogInfo {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LogInfo {
     last: Id,
-    /// `None`: this Redis does not say (before 7.0): assume a gap.
-    max_deleted: Option<Id>,
+    /// Entries in it now.
+    length: u64,
+    /// Entries ever added (Redis 7.0 and later); `None`: not said.
+    added: Option<u64>,
+}
+
+/// KEYS: the log. What `XINFO STREAM` says of it, as name/value pairs
+/// (none if it does not exist yet); a script, so that a missing stream is
+/// not an error in the reader's pipeline.
+const LOG_INFO: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
+local info = redis.call('XINFO', 'STREAM', KEYS[1])
+local out = {}
+for i = 1, #info, 2 do
+  local k = info[i]
+  if k == 'last-generated-id' or k == 'length' or k == 'entries-added' then
+    table.insert(out, k)
+    table.insert(out, info[i + 1])
+  end
+end
+return out
+"#;
+
+/// Why the log, as `info` describes it, no longer holds every entry after
+/// `position` (an entry id and how many entries the log had ever had up
+/// to it), so the set must be loaded again; `None` if it does. Trimming
+/// removes the oldest entries, so entries after the position are gone
+/// exactly when more entries were removed than there were up to it.
+pub(crate) fn gap(info: &LogInfo, position: Option<(Id, u64)>) -> Option<&'static str> {
+    let Some((id, ordinal)) = position else {
+        return Some("first load");
+    };
+    let Some(added) = info.added else {
+        return Some("this Redis does not count its change log's entries (7.0 or later is needed)");
+    };
+    if info.last < id || added < ordinal {
+        return Some(
+            "Redis's change log is behind this replica (restarted without its data, or replaced?)",
+        );
+    }
+    if added.saturating_sub(info.length) > ordinal {
+        return Some("the change log was trimmed past this replica's position");
+    }
+    None
 }
 
 impl Follower {
@@ -83,35 +127,57 @@ impl Follower {
         }
     }
 
-    /// Connects and brings the set up to date: a full load the first time
-    /// and after a gap; otherwise the log is read from the last id.
+    /// Connects to the primary and brings the set up to date: a full
+    /// load the first time and after a gap; otherwise the log is read
+    /// from the last id.
     pub(crate) fn catch_up(&mut self) -> RedisResult<Connection> {
         let mut c = self
             .connector
             .blocking(self.heartbeat + self.connector.timeout)?;
-        let at = self.fresh.now();
-        let info = log_info(&mut c, &self.keys.log)?;
-        let reload = match self.position {
-            None => true,
-            Some(position) if info.last < position => {
-                tracing::warn!(redis = %self.connector.shown,
-                    "revocation list: Redis's change log is behind this replica (restarted without its data?); reloading, keeping every entry this replica holds");
-                true
-            }
-            Some(position) => info.max_deleted.is_none_or(|deleted| deleted > position),
-        };
-        if reload {
-            let started = Instant::now();
-            let loaded = self.load(&mut c)?;
-            self.position = Some(info.last);
-            self.fresh.heard(at);
-            tracing::debug!(
-                loaded,
-                ms = started.elapsed().as_millis() as u64,
-                "revocation list: full load from Redis"
-            );
+        let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut c)?;
+        primary(&role)?;
+        let info = log_info(
+            redis::cmd("EVAL")
+                .arg(LOG_INFO)
+                .arg(1)
+                .arg(&self.keys.log)
+                .query(&mut c)?,
+        );
+        if info.added.is_none() {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "this Redis does not count its stream entries: Redis 7.0 or later (or Valkey) is needed",
+            )));
+        }
+        if let Some(why) = gap(&info, self.position) {
+            self.reload(&mut c, why)?;
         }
         Ok(c)
+    }
+
+    /// Loads the whole set, then follows the log from where it stood.
+    fn reload(&mut self, c: &mut Connection, why: &str) -> RedisResult<()> {
+        let again = self.position.is_some();
+        if again {
+            tracing::warn!(redis = %self.connector.shown, why, "revocation list: reloading the whole set from Redis (every entry this replica holds is kept)");
+        }
+        let started = Instant::now();
+        let at = self.fresh.now();
+        let info = log_info(
+            redis::cmd("EVAL")
+                .arg(LOG_INFO)
+                .arg(1)
+                .arg(&self.keys.log)
+                .query(c)?,
+        );
+        let loaded = self.load(c)?;
+        self.position = Some((info.last, info.added.unwrap_or(0)));
+        self.fresh.heard(at);
+        let ms = started.elapsed().as_millis() as u64;
+        if again {
+            tracing::info!(loaded, ms, "revocation list: reloaded from Redis");
+        }
+        Ok(())
     }
 
     /// Reads every live entry of the set into the table.
@@ -143,13 +209,22 @@ impl Follower {
         }
     }
 
-    /// One blocking read of the log: applies what came, then records that
-    /// the set had everything Redis had when the read was sent.
+    /// One pipeline: the log's state, then a blocking read of it from
+    /// the position, then the server's role. Redis runs one client's
+    /// pipelined commands back to back, so the read starts where the
+    /// state was taken: no gap then means the read misses nothing. What
+    /// came is applied; the set counts as having everything Redis had when
+    /// the pipeline was sent unless the reply was cut short by `COUNT`.
     fn read(&mut self, c: &mut Connection) -> RedisResult<()> {
         let at = self.fresh.now();
-        let (ms, seq) = self.position.unwrap_or((0, 0));
-        type Reply = Option<Vec<(String, Vec<(String, Vec<String>)>)>>;
-        let reply: Reply = redis::cmd("XREAD")
+        let ((ms, seq), mut ordinal) = self.position.unwrap_or(((0, 0), 0));
+        type Entries = Option<Vec<(String, Vec<(String, Vec<String>)>)>>;
+        let (info, reply, role): (redis::Value, Entries, Vec<redis::Value>) = redis::pipe()
+            .cmd("EVAL")
+            .arg(LOG_INFO)
+            .arg(1)
+            .arg(&self.keys.log)
+            .cmd("XREAD")
             .arg("COUNT")
             .arg(PAGE)
             .arg("BLOCK")
@@ -157,9 +232,17 @@ impl Follower {
             .arg("STREAMS")
             .arg(&self.keys.log)
             .arg(format!("{ms}-{seq}"))
+            .cmd("ROLE")
             .query(c)?;
+        primary(&role)?;
+        if let Some(why) = gap(&log_info(info), self.position) {
+            return self.reload(c, why);
+        }
         let mut batch = Vec::new();
+        let mut entries = 0;
         for (id, fields) in reply.into_iter().flatten().flat_map(|(_, entries)| entries) {
+            entries += 1;
+            ordinal += 1;
             let field = |name: &str| {
                 fields
                     .chunks_exact(2)
@@ -173,18 +256,19 @@ impl Follower {
                 }
             }
             if let Some(id) = parse_id(&id) {
-                self.position = Some(id);
+                self.position = Some((id, ordinal));
             }
         }
         self.table.insert_all(&batch);
-        self.fresh.heard(at);
+        if entries < PAGE {
+            self.fresh.heard(at);
+        }
         Ok(())
     }
 
     fn trim(&self, c: &mut Connection) -> RedisResult<()> {
-        let cutoff = retained_from(unix_now());
-        let (_before, removed): (u64, u64) = trim_pipeline(&self.keys, cutoff).query(c)?;
-        let purged = self.table.purge(cutoff);
+        let (_before, removed): (u64, u64) = trim_script(&self.keys).invoke(c)?;
+        let purged = self.table.purge(retained_from(unix_now()));
         if removed > 0 || purged > 0 {
             tracing::debug!(removed, purged, "revocation list: expired entries dropped");
         }
@@ -253,35 +337,49 @@ impl Follower {
     }
 }
 
-/// The log's last id and the highest id trimmed from it.
-fn log_info(c: &mut Connection, log: &str) -> RedisResult<LogInfo> {
-    let reply: RedisResult<Vec<redis::Value>> = redis::cmd("XINFO").arg("STREAM").arg(log).query(c);
-    let fields = match reply {
-        Ok(fields) => fields,
-        Err(e) if e.to_string().contains("no such key") => {
-            return Ok(LogInfo {
-                last: (0, 0),
-                max_deleted: Some((0, 0)),
-            });
-        }
-        Err(e) => return Err(e),
-    };
+/// The state [`LOG_INFO`] returned.
+fn log_info(reply: redis::Value) -> LogInfo {
+    let fields: Vec<redis::Value> = redis::from_redis_value(reply).unwrap_or_default();
+    if fields.is_empty() {
+        // No stream yet: nothing was ever added.
+        return LogInfo {
+            last: (0, 0),
+            length: 0,
+            added: Some(0),
+        };
+    }
     let mut info = LogInfo {
         last: (0, 0),
-        max_deleted: None,
+        length: 0,
+        added: None,
     };
     for pair in fields.chunks_exact(2) {
         let name: String = redis::from_redis_value_ref(&pair[0]).unwrap_or_default();
-        let value: Option<Id> = redis::from_redis_value_ref::<String>(&pair[1])
-            .ok()
-            .and_then(|v| parse_id(&v));
+        let text: String = redis::from_redis_value_ref(&pair[1]).unwrap_or_default();
         match name.as_str() {
-            "last-generated-id" => info.last = value.unwrap_or((0, 0)),
-            "max-deleted-entry-id" => info.max_deleted = value,
+            "last-generated-id" => info.last = parse_id(&text).unwrap_or((0, 0)),
+            "length" => info.length = text.parse().unwrap_or(0),
+            "entries-added" => info.added = text.parse().ok(),
             _ => {}
         }
     }
-    Ok(info)
+    info
+}
+
+/// An error unless `ROLE` says this server is a primary (after a
+/// failover the old primary may still answer, as a replica).
+fn primary(role: &[redis::Value]) -> RedisResult<()> {
+    let name: String = role
+        .first()
+        .and_then(|v| redis::from_redis_value_ref(v).ok())
+        .unwrap_or_default();
+    if name == "master" {
+        Ok(())
+    } else {
+        Err(redis::RedisError::from(std::io::Error::other(format!(
+            "this Redis is a {name}, not the primary"
+        ))))
+    }
 }
 
 /// Logs what Redis says of its own durability (when it lets us ask).
@@ -322,6 +420,45 @@ mod tests {
         ] {
             assert_eq!(parse_entry(member, score), None, "{member} {score}");
         }
+    }
+
+    #[test]
+    fn a_reload_is_needed_exactly_when_the_log_may_miss_something() {
+        // 100 entries ever added, 40 kept: the first 60 were trimmed.
+        let now = LogInfo {
+            last: (10, 0),
+            length: 40,
+            added: Some(100),
+        };
+        assert_eq!(gap(&now, None), Some("first load"));
+        assert_eq!(gap(&now, Some(((9, 0), 90))), None);
+        assert_eq!(
+            gap(&now, Some(((6, 0), 60))),
+            None,
+            "trimmed up to it, not past"
+        );
+        assert!(gap(&now, Some(((5, 9), 59))).is_some(), "trimmed past it");
+        assert!(gap(&now, Some(((11, 0), 101))).is_some(), "Redis lost data");
+        assert!(
+            gap(&now, Some(((9, 0), 120))).is_some(),
+            "the log was replaced"
+        );
+        let old_redis = LogInfo { added: None, ..now };
+        assert!(
+            gap(&old_redis, Some(((9, 0), 90))).is_some(),
+            "unknown: assume a gap"
+        );
+        let empty = log_info(redis::Value::Array(Vec::new()));
+        assert_eq!(gap(&empty, Some(((0, 0), 0))), None);
+        assert!(gap(&empty, Some(((3, 0), 4))).is_some());
+    }
+
+    #[test]
+    fn only_a_primary_is_followed() {
+        let role = |name: &str| vec![redis::Value::BulkString(name.as_bytes().to_vec())];
+        assert!(primary(&role("master")).is_ok());
+        assert!(primary(&role("slave")).is_err());
+        assert!(primary(&[]).is_err());
     }
 
     #[test]

@@ -30,28 +30,55 @@ use redis::{RedisError, RedisResult};
 
 use self::connect::{Connector, timed_out};
 use self::follow::Follower;
-use super::log::{Compacted, retained_from};
+use super::log::{Compacted, RETAIN_AFTER_EXPIRY, retained_from};
 use super::record::{Kind, Record};
 use super::table::{Table, stored};
 use super::writer::Counters;
 use super::{Freshness, Outcome, RevocationError};
 use crate::config::RedisConfig;
 
-/// KEYS: the set, the log. ARGV: member, expiry, log length. 1: recorded,
-/// 0: already there (same or later expiry).
+/// KEYS: the set, the log, the acknowledgement counter. ARGV: member,
+/// expiry, log length, whether the caller will `WAIT`. 1: recorded, 0:
+/// already there (same or later expiry). A caller that waits gets a write
+/// either way, so that its `WAIT` also covers a record another connection
+/// made.
 pub(crate) const RECORD: &str = r#"
 local old = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if old and tonumber(old) >= tonumber(ARGV[2]) then return 0 end
+if old and tonumber(old) >= tonumber(ARGV[2]) then
+  if ARGV[4] == '1' then redis.call('INCR', KEYS[3]) end
+  return 0
+end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'm', ARGV[1], 'e', ARGV[2])
 return 1
 "#;
+
+/// KEYS: the set. ARGV: seconds kept past expiry. Drops entries expired
+/// by Redis's clock (one clock for all replicas); returns (entries before,
+/// removed).
+const TRIM: &str = r#"
+local now = tonumber(redis.call('TIME')[1])
+local before = redis.call('ZCARD', KEYS[1])
+local removed = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - tonumber(ARGV[1])))
+return {before, removed}
+"#;
+
+static TRIM_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(TRIM));
+
+/// The trim of `keys`' set, ready to invoke.
+pub(crate) fn trim_script(keys: &Keys) -> redis::ScriptInvocation<'static> {
+    let mut invocation = TRIM_SCRIPT.key(&keys.live);
+    invocation.arg(RETAIN_AFTER_EXPIRY);
+    invocation
+}
 
 /// certbound's key names.
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {
     pub(crate) live: String,
     pub(crate) log: String,
+    pub(crate) acks: String,
     /// `{prefix}`: what other shared state (the login throttle) starts with.
     pub(crate) tag: String,
 }
@@ -61,6 +88,7 @@ impl Keys {
         Self {
             live: format!("{{{prefix}}}:revocations"),
             log: format!("{{{prefix}}}:revocations:log"),
+            acks: format!("{{{prefix}}}:revocations:acks"),
             tag: format!("{{{prefix}}}"),
         }
     }
@@ -76,20 +104,6 @@ pub(crate) fn parse_member(member: &str, expires: &str) -> Option<Record> {
     let (kind, id) = member.split_once(' ')?;
     let expires = expires.parse::<f64>().ok().filter(|e| *e >= 0.0)? as u64;
     Record::new(Kind::parse(kind)?, id, expires)
-}
-
-/// The commands that drop entries expired before `cutoff`: (entries
-/// before, removed).
-pub(crate) fn trim_pipeline(keys: &Keys, cutoff: u64) -> redis::Pipeline {
-    let mut pipe = redis::pipe();
-    pipe.atomic()
-        .cmd("ZCARD")
-        .arg(&keys.live)
-        .cmd("ZREMRANGEBYSCORE")
-        .arg(&keys.live)
-        .arg("-inf")
-        .arg(format!("({cutoff}"));
-    pipe
 }
 
 /// The shared list, seen from one replica.
@@ -231,11 +245,13 @@ impl RedisStore {
                 let mut invocation = s.script.key(&s.keys.live);
                 invocation
                     .key(&s.keys.log)
+                    .key(&s.keys.acks)
                     .arg(member(record))
                     .arg(expires)
-                    .arg(s.log_length);
+                    .arg(s.log_length)
+                    .arg(u8::from(s.wait.is_some()));
                 let n: i64 = within(s.connector.timeout, invocation.invoke_async(c)).await?;
-                if let (1, Some((replicas, wait))) = (n, s.wait) {
+                if let Some((replicas, wait)) = s.wait {
                     let acked: i64 = within(
                         s.connector.timeout + wait,
                         redis::cmd("WAIT")
@@ -267,18 +283,13 @@ impl RedisStore {
     /// Drops entries expired (past the retention) from Redis and `table`.
     pub(crate) async fn trim(&self, table: &Table) -> Result<Compacted, RevocationError> {
         let s = &self.shared;
-        let cutoff = retained_from(crate::keys::unix_now());
         let (before, removed): (u64, u64) = s
             .with_connection(async |c| {
-                within(
-                    s.connector.timeout,
-                    trim_pipeline(&s.keys, cutoff).query_async(c),
-                )
-                .await
+                within(s.connector.timeout, trim_script(&s.keys).invoke_async(c)).await
             })
             .await
             .map_err(|e| s.failed(&e))?;
-        table.purge(cutoff);
+        table.purge(retained_from(crate::keys::unix_now()));
         s.counters.compactions.fetch_add(1, Ordering::Relaxed);
         Ok(Compacted {
             before,
@@ -298,7 +309,9 @@ impl Shared {
         let connection = self.connection().await?;
         let mut c = (*connection).clone();
         let result = f(&mut c).await;
-        if result.is_err() {
+        if let Err(e) = &result
+            && connection_lost(e)
+        {
             self.connection
                 .compare_and_swap(&Some(connection), None::<Arc<_>>);
         }
@@ -390,6 +403,18 @@ pub(crate) async fn within<T>(
     tokio::time::timeout(limit, future)
         .await
         .map_err(|_| timed_out())?
+}
+
+/// Errors after which the connection is not used again: it is broken, or
+/// its server is no longer (or not yet) the primary.
+fn connection_lost(error: &RedisError) -> bool {
+    error.is_io_error()
+        || error.is_timeout()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || ["READONLY", "LOADING", "MASTERDOWN"]
+            .iter()
+            .any(|code| error.to_string().contains(code))
 }
 
 /// Errors that retrying will not fix: bad credentials, bad address.

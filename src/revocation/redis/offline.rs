@@ -6,7 +6,7 @@
 use redis::Connection;
 
 use super::connect::Connector;
-use super::{Keys, RECORD, member, parse_member, trim_pipeline};
+use super::{Keys, RECORD, member, parse_member, trim_script};
 use crate::config::RedisConfig;
 use crate::revocation::log::{Compacted, retained_from};
 use crate::revocation::record::Record;
@@ -98,12 +98,14 @@ pub fn import(
         }
         pipe.cmd("EVALSHA")
             .arg(script.get_hash())
-            .arg(2)
+            .arg(3)
             .arg(&keys.live)
             .arg(&keys.log)
+            .arg(&keys.acks)
             .arg(member(&record))
             .arg(stored(record.expires))
-            .arg(config.log_length);
+            .arg(config.log_length)
+            .arg(0);
         pending += 1;
         if pending == CHUNK {
             flush(&mut pipe, &mut pending, &mut done)?;
@@ -113,11 +115,12 @@ pub fn import(
     Ok(done)
 }
 
-/// Drops expired entries now (the replicas do this themselves).
-pub fn trim(config: &RedisConfig, now: u64) -> Result<Compacted, String> {
+/// Drops expired entries now, by Redis's clock (the replicas do this
+/// themselves).
+pub fn trim(config: &RedisConfig) -> Result<Compacted, String> {
     let (mut c, keys, shown) = connect(config)?;
-    let (before, removed): (u64, u64) = trim_pipeline(&keys, retained_from(now))
-        .query(&mut c)
+    let (before, removed): (u64, u64) = trim_script(&keys)
+        .invoke(&mut c)
         .map_err(|e| format!("{shown}: {e}"))?;
     Ok(Compacted {
         before,

@@ -297,3 +297,25 @@ async fn pipe(
         }
     }
 }
+
+/// `certbound revocations ARGS` on the Redis at `url` with `setup`'s
+/// configuration (and `env`); its stdout, after asserting success.
+pub fn revocations_cli(setup: &Setup, url: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_certbound"))
+        .arg("--config")
+        .arg(&setup.config)
+        .arg("revocations")
+        .args(args)
+        .env("CERTBOUND_REVOCATION__BACKEND", "redis")
+        .env("CERTBOUND_REVOCATION__REDIS__URL", url)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{args:?}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
