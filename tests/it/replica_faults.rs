@@ -344,3 +344,53 @@ async fn a_replica_away_while_the_log_is_trimmed_past_it_reloads() {
     );
     assert!(away.log().contains("trimmed past this replica's position"));
 }
+
+/// Through Sentinel: a replica follows a failover by itself; what was
+/// acknowledged (with `WAIT` for the Redis replica) is still in force on
+/// the promoted primary, and writing works again there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_failover_is_followed() {
+    use crate::common::redis::SentinelSet;
+    let r = Replicas::start(&config_with_svc()).await;
+    let svc = identity(&r.setup.pki, "svc");
+    let mut set = SentinelSet::start(&r.setup.dir.path().join("sentinel")).await;
+    let replica = crate::common::ChildServer::spawn_env(
+        &r.setup,
+        &[
+            ("CERTBOUND_REVOCATION__BACKEND", "redis".into()),
+            (
+                "CERTBOUND_REVOCATION__REDIS__SENTINELS",
+                format!("[\"redis://127.0.0.1:{}\"]", set.sentinel_port),
+            ),
+            ("CERTBOUND_REVOCATION__REDIS__WAIT_REPLICAS", "1".into()),
+            ("CERTBOUND_REVOCATION__REDIS__MAX_STALENESS", "1".into()),
+            (
+                "CERTBOUND_SERVER__CONTROL_SOCKET",
+                r.setup
+                    .dir
+                    .path()
+                    .join("sentinel.sock")
+                    .display()
+                    .to_string(),
+            ),
+        ],
+    )
+    .unwrap_or_else(|log| panic!("did not start:\n{log}"));
+    let tokens: Vec<String> = join_all((0..3).map(|_| r.lb.token(&svc, "svc"))).await;
+    assert_eq!(revoke(&replica, &svc, &tokens[0]).await, 200);
+    set.primary.kill();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while set.primary_port() != Some(set.replica.port) {
+        assert!(Instant::now() < deadline, "no failover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    until_serving(&replica, &r, &tokens[1]).await;
+    assert!(
+        !active(&replica, &r, &tokens[0]).await,
+        "lost in the failover"
+    );
+    assert!(active(&replica, &r, &tokens[1]).await);
+    // The promoted primary has no replica of its own: with wait_replicas
+    // = 1 a write is not acknowledged (503) until one is back.
+    assert_eq!(revoke(&replica, &svc, &tokens[1]).await, 503);
+}

@@ -261,3 +261,38 @@ async fn a_single_nodes_file_is_imported_into_redis() {
     );
     assert!(cli(&["compact"]).contains("trimmed Redis"));
 }
+
+/// A replica starting on a full list loads every entry: 120,000 entries,
+/// 110,000 of them with one expiry, so pages of 50,000 break twice inside
+/// one run of equal scores; expired ones are left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_loads_every_entry_across_pages_of_equal_expiries() {
+    let r = Replicas::start(&config("")).await;
+    let mut c = r.redis.connection().unwrap();
+    let now = certbound::keys::unix_now();
+    let mut pipe = redis::pipe();
+    for i in 0..120_000u64 {
+        pipe.cmd("ZADD")
+            .arg("{certbound}:revocations")
+            .arg(now + if i < 110_000 { 600 } else { 700 })
+            .arg(format!("jti load-{i}"))
+            .ignore();
+    }
+    pipe.cmd("ZADD")
+        .arg("{certbound}:revocations")
+        .arg(now - 3600)
+        .arg("jti long-expired")
+        .ignore();
+    pipe.query::<()>(&mut c).unwrap();
+    let before: u64 = redis::cmd("ZCARD")
+        .arg("{certbound}:revocations")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(before, 120_001);
+    let fresh = Replicas::spawn_replica(&r.setup, &r.redis.url(), 3);
+    assert!(
+        fresh.startup_log().contains("entries=120000 "),
+        "{}",
+        fresh.startup_log()
+    );
+}

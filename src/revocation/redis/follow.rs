@@ -1,5 +1,5 @@
 //! A replica's view of the shared list: every live entry loaded at start
-//! (`ZSCAN`, pages of [`PAGE`]), then the change log followed with
+//! (`ZRANGE … BYSCORE`, pages of [`LOAD_PAGE`]), then the change log followed with
 //! blocking `XREAD` from the last id applied, on a thread of its own.
 //!
 //! Each answer, even an empty one after the heartbeat, tells the replica
@@ -15,15 +15,19 @@ use std::time::{Duration, Instant};
 use redis::{Connection, RedisResult};
 
 use super::connect::Connector;
-use super::{Keys, trim_script};
+use super::{Keys, scan_set, trim_script};
 use crate::keys::unix_now;
 use crate::revocation::Freshness;
 use crate::revocation::log::retained_from;
 use crate::revocation::record::{Key, Kind, valid_id};
 use crate::revocation::table::Table;
 
-/// Entries asked for per `ZSCAN` or `XREAD`.
+/// Entries asked for per `XREAD`.
 pub(crate) const PAGE: usize = 10_000;
+
+/// Entries asked for per page of the set, and inserted into the table at
+/// once.
+pub(crate) const LOAD_PAGE: usize = 50_000;
 
 /// A stream entry id: milliseconds and sequence.
 type Id = (u64, u64);
@@ -183,30 +187,26 @@ impl Follower {
     /// Reads every live entry of the set into the table.
     fn load(&self, c: &mut Connection) -> RedisResult<usize> {
         let cutoff = retained_from(unix_now());
-        let mut cursor = 0u64;
-        let mut batch = Vec::with_capacity(PAGE);
+        let mut batch = Vec::with_capacity(LOAD_PAGE);
         let mut loaded = 0;
-        loop {
-            let (next, items): (u64, Vec<String>) = redis::cmd("ZSCAN")
-                .arg(&self.keys.live)
-                .arg(cursor)
-                .arg("COUNT")
-                .arg(PAGE)
-                .query(c)?;
-            batch.extend(
-                items
-                    .chunks_exact(2)
-                    .filter_map(|pair| parse_entry(&pair[0], &pair[1]))
-                    .filter(|(_, expires)| *expires >= cutoff),
-            );
-            self.table.insert_all(&batch);
-            loaded += batch.len();
-            batch.clear();
-            cursor = next;
-            if cursor == 0 {
-                return Ok(loaded);
-            }
-        }
+        scan_set(
+            c,
+            &self.keys,
+            LOAD_PAGE,
+            &cutoff.to_string(),
+            |member, score| {
+                if let Some(entry) = parse_entry(member, score).filter(|(_, e)| *e >= cutoff) {
+                    batch.push(entry);
+                }
+                if batch.len() >= LOAD_PAGE {
+                    self.table.insert_all(&batch);
+                    loaded += batch.len();
+                    batch.clear();
+                }
+            },
+        )?;
+        self.table.insert_all(&batch);
+        Ok(loaded + batch.len())
     }
 
     /// One pipeline: the log's state, then a blocking read of it from

@@ -3,7 +3,7 @@
 //! Two keys under one hash tag, so a Cluster slot or a proxy keeps them
 //! together:
 //! - `{prefix}:revocations`, a sorted set: member `<kind> <id>`, score the
-//!   expiry. The live entries: read in full at start ([`follow`], `ZSCAN`,
+//!   expiry. The live entries: read in full at start ([`follow`], `ZRANGE … BYSCORE`,
 //!   bounded pages) and trimmed by score.
 //! - `{prefix}:revocations:log`, a stream with one entry per new record.
 //!   Every replica reads it from the id it last applied, so unlike pub/sub
@@ -71,6 +71,54 @@ pub(crate) fn trim_script(keys: &Keys) -> redis::ScriptInvocation<'static> {
     let mut invocation = TRIM_SCRIPT.key(&keys.live);
     invocation.arg(RETAIN_AFTER_EXPIRY);
     invocation
+}
+
+/// Calls `each` with every (member, score) of the set scored `min` or
+/// more, in score order, in pages of `count` (`ZRANGE … BYSCORE LIMIT`,
+/// a page starting at the last page's last score, past the entries of that
+/// score already seen). An entry present throughout is seen: only
+/// trimming removes entries, and it removes every entry of a score at
+/// once, so removals never shift a page past an entry that stays.
+pub(crate) fn scan_set(
+    c: &mut redis::Connection,
+    keys: &Keys,
+    count: usize,
+    min: &str,
+    mut each: impl FnMut(&str, &str),
+) -> RedisResult<()> {
+    let mut from = min.to_string();
+    let mut skip = 0usize;
+    loop {
+        let page: Vec<String> = redis::cmd("ZRANGE")
+            .arg(&keys.live)
+            .arg(&from)
+            .arg("+inf")
+            .arg("BYSCORE")
+            .arg("LIMIT")
+            .arg(skip)
+            .arg(count)
+            .arg("WITHSCORES")
+            .query(c)?;
+        let entries = page.len() / 2;
+        for pair in page.chunks_exact(2) {
+            each(&pair[0], &pair[1]);
+        }
+        if entries < count {
+            return Ok(());
+        }
+        let last = &page[page.len() - 1];
+        let tied = page
+            .chunks_exact(2)
+            .rev()
+            .take_while(|p| p[1] == *last)
+            .count();
+        if *last == from {
+            skip += tied;
+        } else {
+            from.clone_from(last);
+            skip = tied;
+        }
+    }
 }
 
 /// certbound's key names.

@@ -6,7 +6,7 @@
 use redis::Connection;
 
 use super::connect::Connector;
-use super::{Keys, RECORD, member, parse_member, trim_script};
+use super::{Keys, RECORD, member, parse_member, scan_set, trim_script};
 use crate::config::RedisConfig;
 use crate::revocation::log::{Compacted, retained_from};
 use crate::revocation::record::Record;
@@ -27,27 +27,19 @@ fn connect(config: &RedisConfig) -> Result<(Connection, Keys, String), String> {
 /// many members were not certbound records.
 pub fn read(config: &RedisConfig, mut each: impl FnMut(Record)) -> Result<u64, String> {
     let (mut c, keys, shown) = connect(config)?;
-    let mut cursor = 0u64;
     let mut foreign = 0;
-    loop {
-        let (next, items): (u64, Vec<String>) = redis::cmd("ZSCAN")
-            .arg(&keys.live)
-            .arg(cursor)
-            .arg("COUNT")
-            .arg(super::follow::PAGE)
-            .query(&mut c)
-            .map_err(|e| format!("{shown}: {e}"))?;
-        for pair in items.chunks_exact(2) {
-            match parse_member(&pair[0], &pair[1]) {
-                Some(record) => each(record),
-                None => foreign += 1,
-            }
-        }
-        cursor = next;
-        if cursor == 0 {
-            return Ok(foreign);
-        }
-    }
+    scan_set(
+        &mut c,
+        &keys,
+        super::follow::LOAD_PAGE,
+        "-inf",
+        |member, score| match parse_member(member, score) {
+            Some(record) => each(record),
+            None => foreign += 1,
+        },
+    )
+    .map_err(|e| format!("{shown}: {e}"))?;
+    Ok(foreign)
 }
 
 /// What [`import`] did.

@@ -12,6 +12,7 @@ pub struct ChildServer {
     api: Api,
     child: std::process::Child,
     log: Arc<std::sync::Mutex<String>>,
+    startup: String,
 }
 
 impl std::ops::Deref for ChildServer {
@@ -151,6 +152,7 @@ impl ChildServer {
                             },
                             child,
                             log,
+                            startup: output,
                         });
                     }
                     output.push_str(&line);
@@ -168,6 +170,11 @@ impl ChildServer {
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// What the server logged before it listened.
+    pub fn startup_log(&self) -> &str {
+        &self.startup
     }
 
     /// What the server has logged since it started listening.

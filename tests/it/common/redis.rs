@@ -9,6 +9,14 @@ use std::time::{Duration, Instant};
 use super::rs::{Nginx, free_port};
 use super::{Api, ChildServer, Setup};
 
+/// Debian's `redis-server` (also Sentinel, with `--sentinel`).
+fn redis_server() -> &'static str {
+    ["/usr/bin/redis-server", "/usr/sbin/redis-server"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("redis-server is not installed: `cargo xtask test` installs it")
+}
+
 /// `redis-server` as a child process, restartable on the same port and data.
 pub struct RedisServer {
     child: Option<Child>,
@@ -62,11 +70,7 @@ impl RedisServer {
     }
 
     async fn spawn(&mut self) {
-        let bin = ["/usr/bin/redis-server", "/usr/sbin/redis-server"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect("redis-server is not installed: `cargo xtask test` installs it");
-        let child = Command::new(bin)
+        let child = Command::new(redis_server())
             .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -318,4 +322,84 @@ pub fn revocations_cli(setup: &Setup, url: &str, args: &[&str], env: &[(&str, &s
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+/// A primary, one replica of it and one Sentinel watching them (failover
+/// after 1 s of silence).
+pub struct SentinelSet {
+    pub primary: RedisServer,
+    pub replica: RedisServer,
+    pub sentinel: Child,
+    pub sentinel_port: u16,
+}
+
+impl Drop for SentinelSet {
+    fn drop(&mut self) {
+        let _ = self.sentinel.kill();
+        let _ = self.sentinel.wait();
+    }
+}
+
+impl SentinelSet {
+    pub async fn start(dir: &Path) -> Self {
+        let primary = RedisServer::start(&dir.join("primary"), "always", &[]).await;
+        let replica = RedisServer::start(
+            &dir.join("replica"),
+            "always",
+            &["--replicaof", "127.0.0.1", &primary.port.to_string()],
+        )
+        .await;
+        let sentinel_port = free_port();
+        let conf = dir.join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {sentinel_port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {} 1\n\
+                 sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 5000\n",
+                dir.display(),
+                primary.port
+            ),
+        )
+        .unwrap();
+        let sentinel = Command::new(redis_server())
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let set = Self {
+            primary,
+            replica,
+            sentinel,
+            sentinel_port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let linked = || -> Option<bool> {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut set.replica.connection().ok()?)
+                .ok()?;
+            Some(info.contains("master_link_status:up"))
+        };
+        while set.primary_port() != Some(set.primary.port) || linked() != Some(true) {
+            assert!(Instant::now() < deadline, "Sentinel did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        set
+    }
+
+    /// The primary's port as Sentinel names it.
+    pub fn primary_port(&self) -> Option<u16> {
+        let mut c = redis::Client::open(format!("redis://127.0.0.1:{}", self.sentinel_port))
+            .ok()?
+            .get_connection_with_timeout(Duration::from_secs(1))
+            .ok()?;
+        let (_, port): (String, u16) = redis::cmd("SENTINEL")
+            .arg("get-master-addr-by-name")
+            .arg("mymaster")
+            .query(&mut c)
+            .ok()?;
+        Some(port)
+    }
 }
