@@ -25,6 +25,25 @@ pub(crate) fn ensure_oha() {
     assert!(status.success(), "cargo install oha failed");
 }
 
+/// A fresh `run` directory with the benchmark's own keys and certificates
+/// in `run/keys`, oha installed, and the release server built: (its path,
+/// the keys directory).
+pub(crate) fn prepare(root: &Path, run: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let _ = std::fs::remove_dir_all(run);
+    std::fs::create_dir_all(run).unwrap();
+    ensure_oha();
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", "--bin", "certbound"])
+        .current_dir(root)
+        .status()
+        .unwrap();
+    assert!(status.success(), "release build failed");
+    let keys_dir = run.join("keys");
+    certbound::dev::generate(&keys_dir, true).unwrap();
+    certbound::keys::generate_key(&keys_dir, certbound::keys::Alg::ES256, 1).unwrap();
+    (root.join("target/release/certbound"), keys_dir)
+}
+
 pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -24,7 +24,6 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use certbound::cert::header::encode;
-use certbound::keys::Alg;
 use serde_json::{Value, json};
 
 mod driver;
@@ -53,22 +52,8 @@ fn main() -> ExitCode {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let out = root.join("target/bench");
     let run = out.join("run");
-    let _ = std::fs::remove_dir_all(&run);
-    std::fs::create_dir_all(&run).unwrap();
-
-    ensure_oha();
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "--bin", "certbound"])
-        .current_dir(&root)
-        .status()
-        .unwrap();
-    assert!(status.success(), "release build failed");
-    let binary = root.join("target/release/certbound");
-
     // Keys, certificates and config of the benchmark's own.
-    let keys_dir = run.join("keys");
-    certbound::dev::generate(&keys_dir, true).unwrap();
-    certbound::keys::generate_key(&keys_dir, Alg::ES256, 1).unwrap();
+    let (binary, keys_dir) = prepare(&root, &run);
     let (https, http) = (free_port(), free_port());
     let config = format!(
         r#"

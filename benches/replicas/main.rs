@@ -204,19 +204,7 @@ fn main() -> ExitCode {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let out = root.join("target/bench");
     let run = out.join("replicas");
-    let _ = std::fs::remove_dir_all(&run);
-    std::fs::create_dir_all(&run).unwrap();
-    ensure_oha();
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "--bin", "certbound"])
-        .current_dir(&root)
-        .status()
-        .unwrap();
-    assert!(status.success(), "release build failed");
-    let binary = root.join("target/release/certbound");
-    let keys_dir = run.join("keys");
-    certbound::dev::generate(&keys_dir, true).unwrap();
-    certbound::keys::generate_key(&keys_dir, certbound::keys::Alg::ES256, 1).unwrap();
+    let (binary, keys_dir) = prepare(&root, &run);
     let k = keys_dir.display();
     std::fs::write(
         run.join("certbound.toml"),
