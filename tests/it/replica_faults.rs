@@ -271,7 +271,9 @@ async fn a_network_pause_longer_than_max_staleness_is_503_then_recovers() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(
-        started.elapsed() >= Duration::from_millis(900),
+        // The view counts from when its last read was sent: at most a
+        // heartbeat (250 ms here) before the pause.
+        started.elapsed() >= Duration::from_millis(700),
         "{:?}",
         started.elapsed()
     );
