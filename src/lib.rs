@@ -275,18 +275,13 @@ impl AppState {
 
     fn not_revoked(&self, jti: &str, fid: Option<&str>) -> Result<(), token::Inactive> {
         let stale = |_| token::Inactive::RevocationsStale;
-        let revoked = self
-            .revocations
-            .contains(revocation::Kind::Jti, jti)
-            .map_err(stale)?
-            || match fid {
-                Some(f) => self
-                    .revocations
-                    .contains(revocation::Kind::Family, f)
-                    .map_err(stale)?,
-                None => false,
-            };
-        if revoked {
+        let list = &self.revocations;
+        let jti_revoked = list.contains(revocation::Kind::Jti, jti).map_err(stale)?;
+        let family_revoked = match fid {
+            Some(f) => list.contains(revocation::Kind::Family, f).map_err(stale)?,
+            None => false,
+        };
+        if jti_revoked || family_revoked {
             return Err(token::Inactive::Revoked);
         }
         Ok(())

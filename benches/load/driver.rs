@@ -100,6 +100,13 @@ pub(crate) fn active_over_http(addr: &SocketAddr, base: &str, token: &str) -> bo
 
 /// POSTs a form to `path` with one extra header line; the JSON answer.
 fn post_over_http(addr: &SocketAddr, path: &str, header: &str, body: &str) -> Value {
+    let (_, answer) = post_raw(addr, path, header, body);
+    serde_json::from_str(&answer).unwrap()
+}
+
+/// POSTs a form to `path` with one extra header line over a connection
+/// of its own; (status, body).
+pub(crate) fn post_raw(addr: &SocketAddr, path: &str, header: &str, body: &str) -> (u16, String) {
     let req = format!(
         "POST {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/x-www-form-urlencoded\r\n{header}\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
@@ -108,7 +115,12 @@ fn post_over_http(addr: &SocketAddr, path: &str, header: &str, body: &str) -> Va
     s.write_all(req.as_bytes()).unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
-    serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap()).unwrap()
+    let status = resp.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
 }
 
 /// The benchmark server's keys and token settings, to mint tokens it accepts.

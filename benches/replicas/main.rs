@@ -19,8 +19,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -141,15 +140,7 @@ fn start_server(
 
 /// POSTs a form as client `rs` (Basic); the status.
 fn post_status(addr: &SocketAddr, path: &str, body: &str) -> u16 {
-    let req = format!(
-        "POST {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\nauthorization: Basic cnM6c2VjcmV0\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.write_all(req.as_bytes()).unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    resp.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0)
+    post_raw(addr, path, "authorization: Basic cnM6c2VjcmV0", body).0
 }
 
 /// Runs oha for `secs` at `c` connections; (200s/s, p50 ms, p99 ms, errors).
