@@ -46,7 +46,7 @@ impl TrustedProxies {
         let faces_proxy = match listener {
             Some(Listener::Http) => true,
             Some(Listener::Https) => self.on_https,
-            None => false,
+            Some(Listener::Admin) | None => false,
         };
         faces_proxy && peer.is_some_and(|ip| in_any(&self.nets, ip))
     }

@@ -26,13 +26,23 @@ pub enum GrantType {
 }
 
 impl GrantType {
+    const ALL: [Self; 3] = [
+        Self::ClientCredentials,
+        Self::AuthorizationCode,
+        Self::RefreshToken,
+    ];
+
     /// Parses the `grant_type` wire value.
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "client_credentials" => Some(Self::ClientCredentials),
-            "authorization_code" => Some(Self::AuthorizationCode),
-            "refresh_token" => Some(Self::RefreshToken),
-            _ => None,
+        Self::ALL.into_iter().find(|g| g.name() == s)
+    }
+
+    /// The `grant_type` wire value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ClientCredentials => "client_credentials",
+            Self::AuthorizationCode => "authorization_code",
+            Self::RefreshToken => "refresh_token",
         }
     }
 }
@@ -123,6 +133,9 @@ pub struct Credentials<'a> {
     pub client_secret: Option<&'a str>,
     /// The client certificate, from TLS or a trusted proxy.
     pub certificate: Option<Arc<ClientCertificate>>,
+    /// A certificate header came, and was not believed (not from a trusted
+    /// proxy, or on a listener not facing one).
+    pub header_ignored: bool,
 }
 
 /// A client that proved who it is.
@@ -230,49 +243,15 @@ impl Clients {
             }
             (Some((basic_id, _)), _) => basic_id,
             (None, Some(form_id)) => form_id,
-            (None, None) => {
-                return Err(OAuthError::InvalidClient(
-                    "client authentication required".into(),
-                ));
-            }
+            (None, None) => return Err(Refusal::NoCredentials.refuse(None)),
         };
-        let failed = || OAuthError::InvalidClient("client authentication failed".into());
         let Some(client) = self.by_id.get(id) else {
-            tracing::debug!(client_id = %id, "unknown client");
-            return Err(failed());
+            return Err(Refusal::UnknownClient.refuse(Some(id)));
         };
-        let cert = creds.certificate.as_deref();
-        let ok = match &client.method {
-            AuthMethod::SecretBasic { hash } => creds
-                .basic
-                .as_ref()
-                .is_some_and(|(_, secret)| secret_matches(secret, hash)),
-            AuthMethod::SecretPost { hash } => {
-                creds.basic.is_none()
-                    && creds.client_secret.is_some_and(|s| secret_matches(s, hash))
-            }
-            AuthMethod::SelfSigned { thumbprints } => {
-                creds.basic.is_none()
-                    && cert.is_some_and(|c| thumbprints.contains(&c.thumbprint))
-            }
-            AuthMethod::Tls { subject, anchors } => {
-                creds.basic.is_none()
-                    && cert.is_some_and(|c| {
-                        let chain = anchors
-                            .as_ref()
-                            .or(self.trust.as_ref())
-                            .map(|t| t.verify(c, now));
-                        if let Some(Err(e)) = &chain {
-                            tracing::debug!(client_id = %id, error = %e, "client certificate chain rejected");
-                        }
-                        matches!(chain, Some(Ok(()))) && subject.matches(c.leaf())
-                    })
-            }
-        };
-        if !ok {
-            tracing::debug!(client_id = %id, method = client.method.name(), "client authentication failed");
-            return Err(failed());
+        if let Err(refusal) = self.check(client, &creds, now) {
+            return Err(refusal.refuse(Some(id)));
         }
+        crate::server::access::note_client(&client.id);
         let certificate = match client.method {
             AuthMethod::SelfSigned { .. } | AuthMethod::Tls { .. } => creds.certificate,
             _ => None,
@@ -281,6 +260,60 @@ impl Clients {
             client: client.clone(),
             certificate,
         })
+    }
+}
+
+impl Clients {
+    /// Whether `creds` prove `client`'s identity by its method at `now`.
+    fn check(&self, client: &Client, creds: &Credentials<'_>, now: u64) -> Result<(), Refusal> {
+        let cert = creds.certificate.as_deref();
+        let no_certificate = || {
+            if creds.header_ignored {
+                Refusal::UntrustedProxyHeader
+            } else {
+                Refusal::NoCertificate
+            }
+        };
+        match &client.method {
+            AuthMethod::SecretBasic { hash } => match creds.basic {
+                Some((_, secret)) if secret_matches(secret, hash) => Ok(()),
+                Some(_) => Err(Refusal::BadSecret),
+                None if creds.client_secret.is_some() => Err(Refusal::WrongMethod),
+                None => Err(Refusal::BadSecret),
+            },
+            AuthMethod::SecretPost { hash } => match (creds.basic, creds.client_secret) {
+                (Some(_), _) => Err(Refusal::WrongMethod),
+                (None, Some(s)) if secret_matches(s, hash) => Ok(()),
+                (None, _) => Err(Refusal::BadSecret),
+            },
+            AuthMethod::SelfSigned { thumbprints } => match (creds.basic, cert) {
+                (Some(_), _) => Err(Refusal::WrongMethod),
+                (None, None) => Err(no_certificate()),
+                (None, Some(c)) if thumbprints.contains(&c.thumbprint) => Ok(()),
+                (None, Some(_)) => Err(Refusal::CertificateNotRegistered),
+            },
+            AuthMethod::Tls { subject, anchors } => {
+                let c = match (creds.basic, cert) {
+                    (Some(_), _) => return Err(Refusal::WrongMethod),
+                    (None, None) => return Err(no_certificate()),
+                    (None, Some(c)) => c,
+                };
+                let trust = anchors.as_ref().or(self.trust.as_ref());
+                match trust.map(|t| t.verify(c, now)) {
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => {
+                        tracing::debug!(client_id = %client.id, error = %e, "client certificate chain rejected");
+                        return Err(Refusal::UntrustedChain);
+                    }
+                    None => return Err(Refusal::UntrustedChain),
+                }
+                if subject.matches(c.leaf()) {
+                    Ok(())
+                } else {
+                    Err(Refusal::SubjectMismatch)
+                }
+            }
+        }
     }
 }
 
@@ -414,6 +447,8 @@ fn build(
 
 #[path = "clients/entry.rs"]
 mod entry;
+mod refusal;
+pub use refusal::Refusal;
 
 #[cfg(test)]
 #[path = "clients/tests.rs"]

@@ -33,6 +33,7 @@ pub fn socket_path(config: &Config) -> PathBuf {
 /// Reloads and logs the outcome in one line.
 pub fn reload(state: &AppState) -> Result<Reloaded, Problems> {
     let outcome = state.reload();
+    crate::metrics::reload(outcome.is_ok());
     match &outcome {
         Ok(done) if done.needs_restart.is_empty() => {
             tracing::info!("configuration reloaded");

@@ -9,6 +9,7 @@
 //! call it.
 
 pub mod addr;
+pub mod admin;
 pub mod cert;
 pub mod clients;
 pub mod commands;
@@ -16,8 +17,10 @@ pub mod config;
 pub mod control;
 pub mod dev;
 pub mod error;
+pub mod health;
 pub mod keys;
 pub mod login;
+pub mod metrics;
 pub mod oauth;
 pub mod oidc;
 pub mod revocation;
@@ -156,6 +159,21 @@ impl AppState {
         }
     }
 
+    /// Why this server is not ready to serve, if it is not: every reason
+    /// (empty when ready). Reads flags only (no I/O).
+    pub fn not_ready(&self) -> Vec<String> {
+        let mut reasons = Vec::new();
+        if self.keys_stale() {
+            reasons.push(
+                "keys.dir cannot be read: tokens of keys added since cannot be checked".into(),
+            );
+        }
+        if let Err(reason) = self.revocations.ready() {
+            reasons.push(reason);
+        }
+        reasons
+    }
+
     /// Picks up signing and sealing keys added to or retired from
     /// `keys.dir` since the settings were built (no reload needed); whether
     /// they changed.
@@ -290,26 +308,30 @@ impl AppState {
 
 /// The OpenAPI service describing every endpoint, at `/` (the default
 /// tenant) and under every tenant's `/t/{domain}` (WSO2's tenant paths).
-pub fn openapi() -> OpenApiService<oauth::Api, ()> {
+pub fn openapi() -> OpenApiService<(oauth::Api, health::Api), ()> {
     use poem_openapi::ServerObject;
-    OpenApiService::new(oauth::Api, "certbound", env!("CARGO_PKG_VERSION"))
-        .description(
-            "Stateless OAuth 2.0 authorization server: mutual-TLS client authentication \
+    OpenApiService::new(
+        (oauth::Api, health::Api),
+        "certbound",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Stateless OAuth 2.0 authorization server: mutual-TLS client authentication \
              (RFC 8705) and certificate-bound JWT access tokens (RFC 9068). Every \
              operation is served at / for the default tenant and under /t/{domain} for \
              each tenant (the default tenant's domain, carbon.super unless configured, \
              included).",
-        )
-        .server(ServerObject::new("/").description("The default tenant"))
-        .server(
-            ServerObject::new("/t/{domain}")
-                .description("A tenant, as in WSO2 Identity Server")
-                .variable(
-                    "domain",
-                    "The tenant's domain ([[tenants]] domain, or tenancy.default_domain)",
-                    "carbon.super",
-                ),
-        )
+    )
+    .server(ServerObject::new("/").description("The default tenant"))
+    .server(
+        ServerObject::new("/t/{domain}")
+            .description("A tenant, as in WSO2 Identity Server")
+            .variable(
+                "domain",
+                "The tenant's domain ([[tenants]] domain, or tenancy.default_domain)",
+                "carbon.super",
+            ),
+    )
 }
 
 /// The whole HTTP service. Each request gets the settings current when it

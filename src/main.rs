@@ -317,7 +317,10 @@ fn check(source: &Source) -> Result<(), String> {
 }
 
 fn serve(source: Source) -> Result<(), String> {
-    init_logging();
+    // The log's format is needed before anything is logged; the rest of
+    // the configuration is checked by AppState::open.
+    let log = Config::parse(&source).map(|c| c.log).unwrap_or_default();
+    let _log_writer = init_logging(&log)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -327,6 +330,9 @@ fn serve(source: Source) -> Result<(), String> {
         let state = Arc::new(AppState::open(source).map_err(|p| p.to_string())?);
         let settings = state.settings();
         let control = certbound::control::Control::bind(&settings.config)?;
+        if settings.config.server.admin.is_some() {
+            certbound::metrics::install()?;
+        }
         let server = Server::bind(state.clone()).await?;
         let issuer = settings.tokens.issuer.clone();
         if let Some(addr) = server.https_addr() {
@@ -335,9 +341,12 @@ fn serve(source: Source) -> Result<(), String> {
         if let Some(addr) = server.http_addr() {
             tracing::info!(%addr, "listening (plain http, for a TLS-terminating proxy)");
         }
+        if let Some(addr) = server.admin_addr() {
+            tracing::info!(%addr, "listening (admin: /metrics, /healthz, /readyz)");
+        }
         if settings.config.mtls.header_on_https && server.https_addr().is_some() {
             tracing::warn!(
-                trusted = ?settings.config.mtls.trusted_proxies,
+                trusted = %settings.config.mtls.trusted_proxies.join(", "),
                 "mtls.header_on_https: the HTTPS listener believes the certificate header from these addresses; any process there can present a client's public certificate"
             );
         }
@@ -345,6 +354,7 @@ fn serve(source: Source) -> Result<(), String> {
             print_dev_banner(&settings.config, server.https_addr());
         }
         drop(settings);
+        tracing::info!(version = env!("CARGO_PKG_VERSION"), "started");
         tokio::spawn(certbound::control::reload_on_hangup(state.clone(), hangups));
         tokio::spawn(certbound::control::watch_keys(state.clone()));
         tokio::spawn(control.serve(state.clone()));
@@ -353,16 +363,39 @@ fn serve(source: Source) -> Result<(), String> {
     })
 }
 
-fn init_logging() {
-    let filter = std::env::var("CERTBOUND_LOG")
-        .ok()
-        .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
-        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+/// Logging to stdout through a background writer (a slow reader of the
+/// log never holds up a request), in `log.format`, filtered by
+/// `CERTBOUND_LOG` (default `info`). The guard flushes on drop.
+fn init_logging(
+    log: &certbound::config::LogConfig,
+) -> Result<tracing_appender::non_blocking::WorkerGuard, String> {
+    let filter = match std::env::var("CERTBOUND_LOG") {
+        Ok(v) => tracing_subscriber::EnvFilter::try_new(&v)
+            .map_err(|e| format!("CERTBOUND_LOG={v:?} is not a valid filter ({e}); for example: info, warn, certbound=debug"))?,
+        Err(std::env::VarError::NotPresent) => tracing_subscriber::EnvFilter::new("info"),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            return Err("CERTBOUND_LOG is not valid UTF-8".into());
+        }
+    };
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stdout());
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
-        .init();
+        .with_writer(writer);
+    match log.format {
+        certbound::config::LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .with_target(false)
+            .init(),
+        certbound::config::LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_target(true)
+            .init(),
+    }
+    Ok(guard)
 }
 
 async fn shutdown_signal() {

@@ -430,6 +430,8 @@ impl Settings {
         }
         pin!("server.https", server.https);
         pin!("server.http", server.http);
+        pin!("server.admin", server.admin);
+        pin!("log.format", log.format);
         pin!("revocation.backend", revocation.backend);
         pin!("revocation.file", revocation.file);
         pin!("revocation.redis", revocation.redis);

@@ -255,6 +255,27 @@ pub enum Inactive {
     RevocationsStale,
 }
 
+impl Inactive {
+    /// The reason as a metric label (`certbound_introspections_total`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::WrongType => "wrong_type",
+            Self::UnknownKey => "unknown_key",
+            Self::AlgorithmMismatch => "algorithm_mismatch",
+            Self::BadSignature => "bad_signature",
+            Self::ForeignIssuer => "foreign_issuer",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::IssuedInFuture => "issued_in_future",
+            Self::WrongAudience => "wrong_audience",
+            Self::CriticalExtension => "critical_extension",
+            Self::Revoked => "revoked",
+            Self::RevocationsStale => "revocations_stale",
+        }
+    }
+}
+
 impl TokenService {
     /// Mints a signed access token at `now`.
     pub fn mint(

@@ -54,6 +54,7 @@ impl TokenCache {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let shard = &self.shards[usize::from(key[0]) % SHARDS];
         let cached = lock(shard).get(&key).filter(|(_, e)| *e == epoch).cloned();
+        crate::metrics::token_cache(cached.is_some());
         if let Some((claims, _)) = cached {
             if claims.exp <= now {
                 lock(shard).remove(&key);

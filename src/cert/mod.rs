@@ -88,7 +88,7 @@ pub fn presented(
         return Ok(None);
     };
     if !proxies.believes_request(req) {
-        tracing::debug!(peer = ?req.remote_addr(), header = %name, "ignoring certificate header: not from a trusted proxy on a listener facing it");
+        tracing::debug!(peer = %req.remote_addr(), header = %name, "ignoring certificate header: not from a trusted proxy on a listener facing it");
         return Ok(None);
     }
     if values.next().is_some() {

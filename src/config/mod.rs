@@ -12,11 +12,13 @@ use serde::{Deserialize, Serialize};
 
 mod check;
 mod introspection;
+mod log;
 mod revocation;
 mod tenants;
 
 pub use check::{Missing, Problems};
 pub use introspection::{IntrospectionConfig, SubjectFormat};
+pub use log::{LogConfig, LogFormat};
 pub use revocation::{Backend, RedisConfig, RevocationConfig, redacted};
 pub use tenants::{TenancyConfig, TenantConfig};
 
@@ -64,6 +66,8 @@ pub struct Config {
     /// Other tenants, served under `/t/{domain}/…`.
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
+    /// The log's format and access lines.
+    pub log: LogConfig,
 }
 
 /// `[server]`
@@ -77,6 +81,10 @@ pub struct ServerConfig {
     /// `""` (the default) disables it.
     #[serde(with = "opt_addr")]
     pub http: Option<SocketAddr>,
+    /// Admin listener (plain HTTP): `/metrics`, `/healthz`, `/readyz`;
+    /// `""` (the default) disables it. Never a public address.
+    #[serde(with = "opt_addr")]
+    pub admin: Option<SocketAddr>,
     /// PEM certificate chain of the HTTPS listener.
     pub tls_certificate: PathBuf,
     /// PEM (PKCS#8, SEC1 or PKCS#1) private key of the HTTPS listener.
@@ -314,6 +322,7 @@ impl Default for Config {
             server: ServerConfig {
                 https: Some(SocketAddr::from(([127, 0, 0, 1], 9443))),
                 http: None,
+                admin: None,
                 tls_certificate: PathBuf::from("keys/server.crt"),
                 tls_private_key: PathBuf::from("keys/server.key"),
                 handshake_timeout: 10,
@@ -373,6 +382,7 @@ impl Default for Config {
                 default_domain: "carbon.super".into(),
             },
             tenants: Vec::new(),
+            log: LogConfig::default(),
         }
     }
 }

@@ -267,6 +267,9 @@ impl Attempt<'_> {
             return;
         }
         self.limiter.end(self, outcome);
+        if outcome == Outcome::Failed {
+            crate::metrics::login_failed();
+        }
         if let Some((shared, keys)) = self.shared.take()
             && outcome != Outcome::Failed
         {

@@ -135,9 +135,10 @@ pub async fn begin<'a>(
     address: Option<std::net::IpAddr>,
     now: u64,
 ) -> Result<super::limiter::Attempt<'a>, Refused> {
-    let attempt = limiter
-        .begin(username, address, now)
-        .map_err(Refused::Wait)?;
+    let attempt = limiter.begin(username, address, now).map_err(|wait| {
+        crate::metrics::login_throttled();
+        Refused::Wait(wait)
+    })?;
     let Some(shared) = shared else {
         return Ok(attempt);
     };
@@ -145,6 +146,9 @@ pub async fn begin<'a>(
     match shared.begin(&keys, limiter.current_policy(), now).await {
         Ok(()) => Ok(attempt.shared_with(shared.clone(), keys)),
         Err(refused) => {
+            if let Refused::Wait(_) = refused {
+                crate::metrics::login_throttled();
+            }
             attempt.not_checked();
             Err(refused)
         }

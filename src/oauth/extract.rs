@@ -191,6 +191,8 @@ pub struct ClientAuth {
     /// applies to clients: a user's name and password (RFC 7617). Only
     /// when `authorization` is Basic.
     user_basic: Option<(String, String)>,
+    /// A certificate header came and was not believed.
+    header_ignored: bool,
 }
 
 impl std::fmt::Debug for ClientAuth {
@@ -217,6 +219,7 @@ impl ClientAuth {
             certificate: certificate.transpose(),
             address: None,
             user_basic,
+            header_ignored: false,
         }
     }
 
@@ -252,16 +255,22 @@ impl ClientAuth {
             None => None,
             Some(Authorization::Basic(id, secret)) => Some((id.as_str(), secret.as_str())),
             Some(Authorization::Bearer(_)) => {
+                crate::clients::Refusal::WrongMethod.record(form.client_id.as_deref());
                 return Err(OAuthError::InvalidClient(
                     "Bearer is not a client authentication method".into(),
                 ));
             }
         };
+        let client_id = form.client_id.as_deref();
+        let certificate = self.certificate().inspect_err(|_| {
+            crate::clients::Refusal::BadCertificateHeader.record(client_id.or(basic.map(|b| b.0)));
+        })?;
         Ok(Credentials {
             basic,
-            client_id: form.client_id.as_deref(),
+            client_id,
             client_secret: form.client_secret.as_deref(),
-            certificate: self.certificate()?,
+            certificate,
+            header_ignored: self.header_ignored,
         })
     }
 }
@@ -314,7 +323,14 @@ impl<'a> ApiExtractor<'a> for ClientAuth {
         let settings = request_settings(request)?;
         let certificate =
             crate::cert::presented(request, settings.cert_header.as_ref(), &settings.proxies);
+        // No certificate, and a header: the header was not believed.
+        let header_ignored = matches!(certificate, Ok(None))
+            && settings
+                .cert_header
+                .as_ref()
+                .is_some_and(|h| request.headers().contains_key(h));
         let mut auth = Self::new(parse_authorization(request)?, certificate);
+        auth.header_ignored = header_ignored;
         auth.address = settings.proxies.client_address(request);
         if auth.user_basic.is_some() {
             auth.user_basic = request

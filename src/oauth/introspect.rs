@@ -233,10 +233,15 @@ pub fn inspect(
                 config.subject_identifier_format,
                 cross,
             );
+            crate::metrics::introspection("active");
             Ok(introspection)
         }
         Err(reason) => {
-            state.fail_closed(&reason)?;
+            if let Err(unavailable) = state.fail_closed(&reason) {
+                crate::metrics::introspection("unavailable");
+                return Err(unavailable);
+            }
+            crate::metrics::introspection(reason.label());
             tracing::debug!(%reason, "introspected token is inactive");
             Ok(Introspection::default())
         }

@@ -299,6 +299,8 @@ pub const METHODS: &[(&str, &str)] = &[
     (paths::OPENID_METADATA, "GET"),
     (paths::WSO2_OPENID_METADATA, "GET"),
     (paths::OPENAPI, "GET"),
+    ("/healthz", "GET"),
+    ("/readyz", "GET"),
 ];
 
 /// The `Allow` value for `path`, if it is an endpoint.

@@ -89,13 +89,15 @@ pub async fn issue(
             "the client may not use this grant type".into(),
         ));
     }
-    match grant {
+    let body = match grant {
         GrantType::ClientCredentials => client_credentials(settings, &client, form, now),
         GrantType::AuthorizationCode => {
             authorization_code(settings, revocations, &client, form, now).await
         }
         GrantType::RefreshToken => refresh(settings, revocations, &client, form, now).await,
-    }
+    }?;
+    crate::metrics::token_issued(grant.name(), &client.client.id);
+    Ok(body)
 }
 
 /// RFC 6749 §4.4: a token for the client itself, with the requested scope

@@ -144,7 +144,10 @@ pub async fn authenticate(
         }
         Ok(_) => {
             drop(attempt);
-            tracing::info!(address = ?address, "failed introspection caller authentication");
+            tracing::info!(
+                address = address.map(tracing::field::display),
+                "failed introspection caller authentication"
+            );
             Err(failed())
         }
     }

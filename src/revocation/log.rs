@@ -301,6 +301,11 @@ impl Log {
         self.records
     }
 
+    /// Bytes known to be on disk.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
     /// Appends `lines` (`count` records) and syncs them to disk. On error
     /// nothing is acknowledged, and the next append first removes whatever
     /// part of these lines reached the file.

@@ -159,13 +159,49 @@ impl Revocations {
     /// Redis, of any number of concurrent calls for one record on any
     /// replicas exactly one is [`Outcome::Recorded`].
     pub async fn record(&self, record: Record) -> Result<Outcome, RevocationError> {
-        match &self.store {
+        let kind = record.kind;
+        let outcome = match &self.store {
             Store::File { tx, .. } => {
                 let (reply, answer) = oneshot::channel();
                 send(tx, Message::Record(record, reply))?;
                 answer.await.map_err(|_| RevocationError::Unavailable)?
             }
             Store::Redis(redis) => redis.record(&record, &self.table).await,
+        };
+        if outcome == Ok(Outcome::Recorded) {
+            crate::metrics::revocations(kind.name(), 1);
+        }
+        outcome
+    }
+
+    /// Whether records can be written and the set is current: `Err` with
+    /// the reason otherwise (for `/readyz`; reads flags only).
+    pub fn ready(&self) -> Result<(), String> {
+        match &self.store {
+            Store::File { counters, .. } => {
+                if counters.failing.load(Ordering::Relaxed) {
+                    return Err("the revocation list file cannot be written".into());
+                }
+            }
+            Store::Redis(redis) => {
+                if !redis.shared().writable() {
+                    return Err("Redis cannot be reached for writes".into());
+                }
+            }
+        }
+        self.fresh.check().map_err(|_| {
+            "this replica has not heard from Redis within revocation.redis.max_staleness".into()
+        })
+    }
+
+    /// The list file's size (file backend) and the age of this replica's
+    /// view (Redis backend), for the metrics.
+    pub fn gauges(&self) -> (Option<u64>, Option<Duration>) {
+        match &self.store {
+            Store::File { counters, .. } => {
+                (Some(counters.file_bytes.load(Ordering::Relaxed)), None)
+            }
+            Store::Redis(_) => (None, self.fresh.silence().map(Duration::from_millis)),
         }
     }
 

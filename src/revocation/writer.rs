@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -36,7 +36,15 @@ pub(crate) struct Counters {
     pub(crate) written: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) compactions: AtomicU64,
+    /// The last write failed and no write (or probe) has succeeded since.
+    pub(crate) failing: AtomicBool,
+    /// The file's length.
+    pub(crate) file_bytes: AtomicU64,
 }
+
+/// While writes fail, how often the writer probes the file (a blank line,
+/// written and synced) so that readiness comes back without traffic.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 struct Running {
     result: Receiver<std::io::Result<Prepared>>,
@@ -78,6 +86,9 @@ impl Writer {
             if self.running.is_some() {
                 wait = wait.min(Duration::from_millis(20));
             }
+            if self.counters.failing.load(Ordering::Relaxed) {
+                wait = wait.min(PROBE_INTERVAL);
+            }
             match rx.recv_timeout(wait) {
                 Ok(first) => {
                     let mut batch = vec![first];
@@ -89,7 +100,7 @@ impl Writer {
                     }
                     self.handle(batch);
                 }
-                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Timeout) => self.probe(),
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             if Instant::now() >= next_check {
@@ -110,6 +121,22 @@ impl Writer {
         }
         if !records.is_empty() {
             self.commit(records);
+        }
+    }
+
+    /// While writes fail: whether the file can be written again.
+    fn probe(&mut self) {
+        if self.counters.failing.load(Ordering::Relaxed) && self.log.append(b"\n", 0).is_ok() {
+            self.set_failing(false);
+        }
+    }
+
+    fn set_failing(&self, failing: bool) {
+        self.counters
+            .file_bytes
+            .store(self.log.len(), Ordering::Relaxed);
+        if self.counters.failing.swap(failing, Ordering::Relaxed) && !failing {
+            tracing::info!(file = %self.log.path().display(), "revocation list: writable again");
         }
     }
 
@@ -137,8 +164,11 @@ impl Writer {
         if lines.is_empty() {
             return;
         }
+        let started = Instant::now();
         match self.log.append(&lines, entries.len() as u64) {
             Ok(()) => {
+                crate::metrics::commit(Some(entries.len()), started.elapsed());
+                self.set_failing(false);
                 self.table.insert_all(&entries);
                 self.counters.syncs.fetch_add(1, Ordering::Relaxed);
                 self.counters
@@ -149,6 +179,8 @@ impl Writer {
                 }
             }
             Err(error) => {
+                crate::metrics::write_failed();
+                self.set_failing(true);
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(file = %self.log.path().display(), %error, records = entries.len(),
                     "revocation list: write failed; the revocations were refused (503)");
@@ -232,6 +264,9 @@ impl Writer {
         let answer = match result {
             Ok((done, purged)) => {
                 self.counters.compactions.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .file_bytes
+                    .store(self.log.len(), Ordering::Relaxed);
                 tracing::info!(file = %path, before = done.before, after = done.after,
                     bytes = done.bytes, purged, "revocation list compacted");
                 Ok(done)

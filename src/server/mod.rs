@@ -10,13 +10,14 @@
 //! unread input lingers briefly so the client reads the answer
 //! ([`linger`]).
 
+pub mod access;
+mod activity;
 pub mod admission;
 pub mod linger;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -30,6 +31,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
+use self::activity::Activity;
 use self::admission::Admission;
 use self::linger::{LingerLimits, Lingering, RawTcp};
 
@@ -43,6 +45,7 @@ pub struct Server {
     state: Arc<AppState>,
     https: Option<TcpListener>,
     http: Option<TcpListener>,
+    admin: Option<TcpListener>,
     admission: Arc<Admission>,
 }
 
@@ -51,27 +54,15 @@ impl Server {
     pub async fn bind(state: Arc<AppState>) -> Result<Self, String> {
         let settings = state.settings();
         let server = &settings.config.server;
-        let https = match server.https {
-            Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| format!("cannot listen on https {addr}: {e}"))?,
-            ),
-            None => None,
-        };
-        let http = match server.http {
-            Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| format!("cannot listen on http {addr}: {e}"))?,
-            ),
-            None => None,
-        };
+        let https = bind(server.https, "https").await?;
+        let http = bind(server.http, "http").await?;
+        let admin = bind(server.admin, "admin").await?;
         let admission = Admission::new();
         Ok(Self {
             state,
             https,
             http,
+            admin,
             admission,
         })
     }
@@ -91,6 +82,11 @@ impl Server {
         self.http.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// The bound admin address.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Serves until `shutdown` completes, then lets in-flight requests
     /// finish for up to `server.shutdown_timeout` seconds. Each connection
     /// takes the settings current when it is accepted (server certificate,
@@ -103,6 +99,11 @@ impl Server {
                 .map_to_response()
                 .boxed(),
         );
+        let admin_endpoint: SharedEndpoint = Arc::new(
+            crate::admin::app(self.state.clone(), admission.clone())
+                .map_to_response()
+                .boxed(),
+        );
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::pin!(shutdown);
         loop {
@@ -110,6 +111,7 @@ impl Server {
                 () = &mut shutdown => break,
                 conn = accept(self.https.as_ref()) => conn.map(|c| (c, Listener::Https)),
                 conn = accept(self.http.as_ref()) => conn.map(|c| (c, Listener::Http)),
+                conn = accept(self.admin.as_ref()) => conn.map(|c| (c, Listener::Admin)),
             };
             let ((stream, remote), listener) = match accepted {
                 Ok(conn) => conn,
@@ -124,7 +126,11 @@ impl Server {
             let admitted = match admission.admit(remote.ip(), &settings.conn.limits) {
                 Ok(admitted) => admitted,
                 Err(why) => {
-                    tracing::debug!(%remote, ?why, "connection refused: at the limit");
+                    let limit = match why {
+                        admission::Refused::Total => "server.max_connections",
+                        admission::Refused::PerAddress => "server.max_connections_per_address",
+                    };
+                    tracing::debug!(%remote, limit, "connection refused: at the limit");
                     // Closed at once: nothing is kept for it.
                     drop(stream);
                     continue;
@@ -134,7 +140,7 @@ impl Server {
             let local = stream.local_addr().ok();
             let handshake_timeout = Duration::from_secs(settings.config.server.handshake_timeout);
             let acceptor = match (listener, &settings.tls) {
-                (Listener::Http, _) => None,
+                (Listener::Http | Listener::Admin, _) => None,
                 (Listener::Https, Some(tls)) => Some(TlsAcceptor::from(tls.clone())),
                 (Listener::Https, None) => continue,
             };
@@ -144,13 +150,16 @@ impl Server {
                 remote,
                 conn: settings.conn.clone(),
                 state: self.state.clone(),
-                endpoint: endpoint.clone(),
+                endpoint: match listener {
+                    Listener::Admin => admin_endpoint.clone(),
+                    _ => endpoint.clone(),
+                },
                 stop: stop_rx.clone(),
             };
             tokio::spawn(async move {
                 let _admitted = admitted;
                 let Some(acceptor) = acceptor else {
-                    peer.serve(stream, None, Listener::Http).await;
+                    peer.serve(stream, None, listener).await;
                     return;
                 };
                 match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
@@ -189,6 +198,14 @@ impl Server {
     }
 }
 
+async fn bind(addr: Option<SocketAddr>, name: &str) -> Result<Option<TcpListener>, String> {
+    let Some(addr) = addr else { return Ok(None) };
+    TcpListener::bind(addr)
+        .await
+        .map(Some)
+        .map_err(|e| format!("cannot listen on {name} {addr}: {e}"))
+}
+
 async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
     match listener {
         Some(l) => l.accept().await,
@@ -203,6 +220,8 @@ pub enum Listener {
     Https,
     /// The plain HTTP listener for a proxy (`server.http`).
     Http,
+    /// The admin listener (`server.admin`): metrics and probes.
+    Admin,
 }
 
 /// Per-connection protocol settings, built with each [`crate::settings::Settings`].
@@ -324,8 +343,9 @@ impl ConnPeer {
         let remote_addr = RemoteAddr(poem::Addr::SocketAddr(self.remote));
         let scheme = match listener {
             Listener::Https => Scheme::HTTPS,
-            Listener::Http => Scheme::HTTP,
+            Listener::Http | Listener::Admin => Scheme::HTTP,
         };
+        let peer_addr = self.remote;
         let activity = Arc::new(Activity::new());
         let endpoint = self.endpoint.clone();
         let tracker = activity.clone();
@@ -338,6 +358,11 @@ impl ConnPeer {
             // The settings this request sees from start to end: the
             // tenant's its path names (the prefix is then stripped).
             let current = state.settings();
+            let sent_path = current
+                .config
+                .log
+                .access
+                .then(|| req.uri().path().to_string());
             let admitted = in_flight_total.try_begin(&current.conn.limits);
             let routed = crate::tenant::route(&current, req.uri().path());
             let (settings, base) = match routed {
@@ -354,8 +379,16 @@ impl ConnPeer {
                 Err(crate::tenant::UnknownTenant) => (None, String::new()),
             };
             let allow = crate::oauth::allowed_methods(req.uri().path());
+            let endpoint_label = crate::metrics::endpoint(req.uri().path());
             let mut req =
                 poem::Request::from((req, local.clone(), remote_addr.clone(), scheme.clone()));
+            let observed = access::Observed::begin(
+                endpoint_label,
+                sent_path.map(|path| {
+                    let forwarded = current.proxies.client_address(&req);
+                    (req.method().clone(), path, forwarded)
+                }),
+            );
             req.extensions_mut().insert(listener);
             req.extensions_mut().insert(crate::tenant::BasePath(base));
             req.extensions_mut()
@@ -381,10 +414,18 @@ impl ConnPeer {
                     Some(_request) if unknown_tenant => {
                         poem::IntoResponse::into_response(crate::error::OAuthError::NotFound)
                     }
+                    Some(_request) if observed.logs() => {
+                        let (resp, client) = access::with_slot(endpoint.get_response(req)).await;
+                        let resp = crate::error::only_oauth_errors(resp, allow);
+                        observed.finish(resp.status().as_u16(), client.as_deref(), peer_addr);
+                        drop(in_flight);
+                        return Ok(hyper::Response::from(resp));
+                    }
                     Some(_request) => {
                         crate::error::only_oauth_errors(endpoint.get_response(req).await, allow)
                     }
                 };
+                observed.finish(resp.status().as_u16(), None, peer_addr);
                 drop(in_flight);
                 Ok::<_, std::convert::Infallible>(hyper::Response::from(resp))
             }
@@ -431,52 +472,3 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// On server shutdown, connections are dropped after this (the process
 /// waits at most `server.shutdown_timeout` anyway).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3600);
-
-/// Requests in flight on one connection and when the last one ended.
-struct Activity {
-    start: Instant,
-    in_flight: AtomicU32,
-    last_ms: AtomicU64,
-}
-
-impl Activity {
-    fn new() -> Self {
-        Self {
-            start: Instant::now(),
-            in_flight: AtomicU32::new(0),
-            last_ms: AtomicU64::new(0),
-        }
-    }
-
-    fn begin(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-        InFlight(self.clone())
-    }
-
-    fn now_ms(&self) -> u64 {
-        self.start.elapsed().as_millis() as u64
-    }
-
-    /// When the connection becomes idle if nothing happens.
-    fn idle_deadline(&self, idle: Duration) -> Instant {
-        if self.in_flight.load(Ordering::Acquire) > 0 {
-            return Instant::now() + idle;
-        }
-        self.start + Duration::from_millis(self.last_ms.load(Ordering::Acquire)) + idle
-    }
-
-    fn is_idle(&self, idle: Duration) -> bool {
-        self.in_flight.load(Ordering::Acquire) == 0
-            && self.now_ms() >= self.last_ms.load(Ordering::Acquire) + idle.as_millis() as u64
-    }
-}
-
-/// One request in flight; dropping it marks the connection active now.
-struct InFlight(Arc<Activity>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.last_ms.store(self.0.now_ms(), Ordering::Release);
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
-}

@@ -17,6 +17,7 @@ mod keys;
 mod limits;
 mod login_limits;
 mod openapi;
+mod operations;
 mod process;
 mod refresh;
 mod reload;

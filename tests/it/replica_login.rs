@@ -44,7 +44,11 @@ async fn failures_at_any_replica_count_toward_one_limit() {
             .query(&mut r.redis.connection().unwrap())
             .unwrap()
     };
-    assert_eq!(failures("pair"), 3, "one count for the user, from two replicas");
+    assert_eq!(
+        failures("pair"),
+        3,
+        "one count for the user, from two replicas"
+    );
     assert_eq!(failures("address"), 3);
     // Replica 2 has seen none of them, and still waits.
     assert_eq!(fail_at(&r, 2, "wrong").await, 429);

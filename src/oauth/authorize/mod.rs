@@ -303,7 +303,10 @@ async fn login_step(login: &Login, submitted: Submitted<'_>) -> Result<Response,
             ));
         }
         Err(Refused::Wait(wait)) => {
-            tracing::warn!(address = ?address, "login throttled after repeated failures");
+            tracing::warn!(
+                address = address.map(tracing::field::display),
+                "login throttled after repeated failures"
+            );
             return Ok(refused(
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many failed sign-in attempts. Wait a little and try again.",
@@ -329,7 +332,10 @@ async fn login_step(login: &Login, submitted: Submitted<'_>) -> Result<Response,
     };
     let Some(user) = user else {
         drop(attempt);
-        tracing::info!(address = ?address, "failed login");
+        tracing::info!(
+            address = address.map(tracing::field::display),
+            "failed login"
+        );
         return Ok(again(
             username,
             "Invalid username or password.",

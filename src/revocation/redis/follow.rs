@@ -177,6 +177,7 @@ impl Follower {
         let loaded = self.load(c)?;
         self.position = Some((info.last, info.added.unwrap_or(0)));
         self.fresh.heard(at);
+        crate::metrics::view_reloaded();
         let ms = started.elapsed().as_millis() as u64;
         if again {
             tracing::info!(loaded, ms, "revocation list: reloaded from Redis");

@@ -288,6 +288,7 @@ impl RedisStore {
     ) -> Result<Outcome, RevocationError> {
         let s = &self.shared;
         let expires = stored(record.expires);
+        let started = Instant::now();
         let written = s
             .with_connection(async |c| {
                 let mut invocation = s.script.key(&s.keys.live);
@@ -318,6 +319,7 @@ impl RedisStore {
             })
             .await
             .map_err(|e| s.failed(&e))?;
+        crate::metrics::commit(None, started.elapsed());
         table.insert_all(&[(record.key(), record.expires)]);
         s.counters.syncs.fetch_add(1, Ordering::Relaxed);
         if written == 1 {
@@ -387,6 +389,12 @@ impl Shared {
         .await
     }
 
+    /// Whether a write would be tried now: connected, or past the pause
+    /// after a failed connection attempt.
+    pub(crate) fn writable(&self) -> bool {
+        self.connection.load().is_some() || self.now() >= self.retry_at.load(Ordering::Acquire)
+    }
+
     fn now(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
     }
@@ -427,6 +435,7 @@ impl Shared {
     /// answers 503.
     fn failed(&self, error: &RedisError) -> RevocationError {
         self.counters.failed.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::write_failed();
         let now = self.now() + 1;
         let last = self.last_complaint.load(Ordering::Relaxed);
         if (last == 0 || now.saturating_sub(last) >= 5000)

@@ -10,6 +10,8 @@ use super::{Api, Setup};
 /// permissions apply to it.
 pub struct ChildServer {
     api: Api,
+    /// The admin listener (`server.admin`), when configured.
+    pub admin: Option<SocketAddr>,
     child: std::process::Child,
     log: Arc<std::sync::Mutex<String>>,
     startup: String,
@@ -116,47 +118,55 @@ impl ChildServer {
         }
         drop(tx);
         let mut output = String::new();
+        let (mut https, mut http, mut admin) = (None, None, None);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
                     let line = strip_ansi(&line);
-                    if line.contains("listening (https")
-                        && let Some(https) = listen_addr(&line)
-                    {
-                        // The plain listener is announced next, if any.
-                        let http = rx
-                            .recv_timeout(std::time::Duration::from_secs(5))
-                            .ok()
-                            .map(|l| strip_ansi(&l))
-                            .filter(|l| l.contains("listening (plain http"))
-                            .and_then(|l| listen_addr(&l));
-                        // Keep draining output so the child never blocks,
-                        // and keep it for the test to read.
-                        let log = Arc::new(std::sync::Mutex::new(String::new()));
-                        let kept = log.clone();
-                        std::thread::spawn(move || {
-                            while let Ok(line) = rx.recv() {
-                                let mut log = kept.lock().unwrap_or_else(|e| e.into_inner());
-                                log.push_str(&strip_ansi(&line));
-                                log.push('\n');
-                            }
-                        });
-                        return Ok(Self {
-                            api: Api {
-                                https,
-                                http,
-                                ca_pem: setup.pki.ca_pem.clone(),
-                                base: String::new(),
-                            },
-                            child,
-                            log,
-                            startup: output,
-                        });
+                    for (kind, slot) in [
+                        ("listening (https", &mut https),
+                        ("listening (plain http", &mut http),
+                        ("listening (admin", &mut admin),
+                    ] {
+                        if line.contains(kind) {
+                            *slot = listen_addr(&line);
+                        }
                     }
                     output.push_str(&line);
                     output.push('\n');
+                    if !line.contains(" started") && !line.contains("\"started\"") {
+                        continue;
+                    }
+                    let Some(https) = https else {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        return Err(output);
+                    };
+                    // Keep draining output so the child never blocks, and
+                    // keep it for the test to read.
+                    let log = Arc::new(std::sync::Mutex::new(String::new()));
+                    let kept = log.clone();
+                    std::thread::spawn(move || {
+                        while let Ok(line) = rx.recv() {
+                            let mut log = kept.lock().unwrap_or_else(|e| e.into_inner());
+                            log.push_str(&strip_ansi(&line));
+                            log.push('\n');
+                        }
+                    });
+                    return Ok(Self {
+                        api: Api {
+                            https,
+                            http,
+                            ca_pem: setup.pki.ca_pem.clone(),
+                            base: String::new(),
+                        },
+                        admin,
+                        child,
+                        log,
+                        startup: output,
+                    });
                 }
                 Err(_) => {
                     let _ = child.kill();
@@ -206,7 +216,12 @@ impl ChildServer {
     }
 }
 
+/// The `addr` field of a log line, text (`addr=…`) or JSON.
 fn listen_addr(line: &str) -> Option<SocketAddr> {
+    if line.starts_with('{') {
+        let json: serde_json::Value = serde_json::from_str(line).ok()?;
+        return json["addr"].as_str()?.parse().ok();
+    }
     line.split_whitespace()
         .find_map(|w| w.strip_prefix("addr="))
         .and_then(|a| a.parse().ok())
