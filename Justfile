@@ -38,10 +38,15 @@ openapi:
 dev-certs *ARGS:
     cargo run --quiet -- dev-certs {{ARGS}}
 
-# Load benchmark (oha, installed when missing), then the replicas on Redis; --quick: ~2 s per scenario, no BENCHMARKS.md
+# Load benchmark (oha, installed when missing), then the replicas on Redis, then the cost of metrics and the access log; --quick: ~2 s per scenario, no BENCHMARKS.md
 bench *ARGS:
     cargo bench --bench load -- {{ARGS}}
     cargo bench --bench replicas -- {{ARGS}}
+    cargo bench --bench observability -- {{ARGS}}
+
+# What metrics and the access log cost: token and introspection at c=32 with both off, metrics on, both on
+bench-observability *ARGS:
+    cargo bench --bench observability -- {{ARGS}}
 
 # The revocation list on Redis next to the file (revocations/s, refresh rotations/s, propagation between replicas, startup with 1,000,000 entries); needs redis-server
 bench-replicas *ARGS:

@@ -19,6 +19,7 @@ pub mod dev;
 pub mod error;
 pub mod health;
 pub mod keys;
+pub mod logging;
 pub mod login;
 pub mod metrics;
 pub mod oauth;

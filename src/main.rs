@@ -320,7 +320,7 @@ fn serve(source: Source) -> Result<(), String> {
     // The log's format is needed before anything is logged; the rest of
     // the configuration is checked by AppState::open.
     let log = Config::parse(&source).map(|c| c.log).unwrap_or_default();
-    let _log_writer = init_logging(&log)?;
+    let _log = certbound::logging::init(&log)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -361,41 +361,6 @@ fn serve(source: Source) -> Result<(), String> {
         server.run(shutdown_signal()).await;
         Ok(())
     })
-}
-
-/// Logging to stdout through a background writer (a slow reader of the
-/// log never holds up a request), in `log.format`, filtered by
-/// `CERTBOUND_LOG` (default `info`). The guard flushes on drop.
-fn init_logging(
-    log: &certbound::config::LogConfig,
-) -> Result<tracing_appender::non_blocking::WorkerGuard, String> {
-    let filter = match std::env::var("CERTBOUND_LOG") {
-        Ok(v) => tracing_subscriber::EnvFilter::try_new(&v)
-            .map_err(|e| format!("CERTBOUND_LOG={v:?} is not a valid filter ({e}); for example: info, warn, certbound=debug"))?,
-        Err(std::env::VarError::NotPresent) => tracing_subscriber::EnvFilter::new("info"),
-        Err(std::env::VarError::NotUnicode(_)) => {
-            return Err("CERTBOUND_LOG is not valid UTF-8".into());
-        }
-    };
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::stdout());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    match log.format {
-        certbound::config::LogFormat::Text => builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-            .with_target(false)
-            .init(),
-        certbound::config::LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_target(true)
-            .init(),
-    }
-    Ok(guard)
 }
 
 async fn shutdown_signal() {

@@ -44,6 +44,23 @@ pub(crate) fn prepare(root: &Path, run: &Path) -> (std::path::PathBuf, std::path
     (root.join("target/release/certbound"), keys_dir)
 }
 
+pub(crate) fn proc_cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the ")" of the command name: utime is 14th, stime 15th.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+pub(crate) fn clk_tck() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
 pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -278,4 +295,21 @@ pub(crate) fn mint_refresh_tokens(
             tokens.mint_refresh(&keys, grant, now).unwrap()
         })
         .collect()
+}
+
+/// Replaces (or appends) the `<!-- {name} -->` … `<!-- /{name} -->`
+/// section of `BENCHMARKS.md` with `body`.
+pub(crate) fn write_section(root: &Path, name: &str, body: &str) {
+    let (start, end) = (format!("<!-- {name} -->"), format!("<!-- /{name} -->"));
+    let section = format!("{start}\n{body}{end}");
+    let path = root.join("BENCHMARKS.md");
+    let previous = std::fs::read_to_string(&path).unwrap_or_default();
+    let updated = match (previous.find(&start), previous.find(&end)) {
+        (Some(a), Some(b)) if a < b => {
+            format!("{}{section}{}", &previous[..a], &previous[b + end.len()..])
+        }
+        _ => format!("{}\n{section}\n", previous.trim_end()),
+    };
+    std::fs::write(&path, updated).unwrap();
+    eprintln!("wrote the {name} section of BENCHMARKS.md");
 }

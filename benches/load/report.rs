@@ -139,7 +139,7 @@ pub(crate) fn targets(s: &Value) -> String {
 /// BENCHMARKS.md: this run's table, and the sections `just bench-verify`
 /// and `just bench-replicas` last wrote there (kept as they were).
 pub(crate) fn benchmarks_md(table: &str, previous: &str) -> String {
-    let kept: String = ["bench-verify", "bench-replicas"]
+    let kept: String = ["bench-verify", "bench-replicas", "bench-observability"]
         .iter()
         .filter_map(|name| {
             let (start, end) = (format!("<!-- {name} -->"), format!("<!-- /{name} -->"));

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::driver::{clk_tck, proc_cpu_ticks};
 use crate::driver::{free_port, strings};
-use crate::measure::{answered, clk_tck, proc_cpu_ticks, proc_status};
+use crate::measure::{answered, proc_status};
 
 /// Runs r1 (`/health`) and r2 (`/orders`) for `secs` each, at c=32; the
 /// results, or `None` when a request failed.

@@ -395,24 +395,13 @@ fn report(
     if quick {
         return;
     }
-    const START: &str = "<!-- bench-replicas -->";
-    const END: &str = "<!-- /bench-replicas -->";
-    let section = format!(
-        "{START}\n## Replicas on Redis (`just bench-replicas`, also run by `just bench`)\n\n\
-         Release build, this machine (2 cores), Redis {} on 127.0.0.1 with `appendonly yes`, each figure over {} s.\n\n{md}{END}",
+    let body = format!(
+        "## Replicas on Redis (`just bench-replicas`, also run by `just bench`)\n\n\
+         Release build, this machine (2 cores), Redis {} on 127.0.0.1 with `appendonly yes`, each figure over {} s.\n\n{md}",
         redis_version(),
         10
     );
-    let path = root.join("BENCHMARKS.md");
-    let previous = std::fs::read_to_string(&path).unwrap_or_default();
-    let updated = match (previous.find(START), previous.find(END)) {
-        (Some(a), Some(b)) if a < b => {
-            format!("{}{section}{}", &previous[..a], &previous[b + END.len()..])
-        }
-        _ => format!("{}\n{section}\n", previous.trim_end()),
-    };
-    std::fs::write(&path, updated).unwrap();
-    eprintln!("wrote the bench-replicas section of BENCHMARKS.md");
+    write_section(root, "bench-replicas", &body);
 }
 
 fn redis_version() -> String {
