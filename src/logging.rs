@@ -30,7 +30,8 @@ impl Shared {
     /// Writes out what is buffered (one writer at a time, in order).
     fn flush(&self) {
         let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
-        let lines = std::mem::take(&mut *self.buffer.lock().unwrap_or_else(PoisonError::into_inner));
+        let lines =
+            std::mem::take(&mut *self.buffer.lock().unwrap_or_else(PoisonError::into_inner));
         if !lines.is_empty() {
             // Nowhere to report a failure to write the log.
             let _ = out.write_all(&lines);

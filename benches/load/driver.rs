@@ -298,7 +298,9 @@ pub(crate) fn mint_refresh_tokens(
 }
 
 /// Replaces (or appends) the `<!-- {name} -->` … `<!-- /{name} -->`
-/// section of `BENCHMARKS.md` with `body`.
+/// section of `BENCHMARKS.md` with `body` (the replicas and observability
+/// benchmarks; the load benchmark writes the rest of the file).
+#[allow(dead_code)]
 pub(crate) fn write_section(root: &Path, name: &str, body: &str) {
     let (start, end) = (format!("<!-- {name} -->"), format!("<!-- /{name} -->"));
     let section = format!("{start}\n{body}{end}");
