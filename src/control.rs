@@ -228,14 +228,17 @@ impl Control {
                     reader.read_line(&mut line),
                 )
                 .await;
-                let answer = match (read, line.trim()) {
+                let command = line.trim_end_matches(['\r', '\n']);
+                let answer = match (read, command) {
                     (Ok(Ok(_)), "reload") => {
                         match tokio::task::spawn_blocking(move || reload(&state)).await {
                             Ok(outcome) => answer(&outcome),
                             Err(_) => "problem: the reload did not finish\n".to_string(),
                         }
                     }
-                    _ => "problem: unknown command (send: reload)\n".to_string(),
+                    (Ok(Ok(_)), c) if c.starts_with("revoke ") => revoke(&state, c).await,
+                    _ => "problem: unknown command (send: reload, or revoke <client|user|jti> <tenant|-> <name>)\n"
+                        .to_string(),
                 };
                 let _ = write.write_all(answer.as_bytes()).await;
             });
@@ -246,7 +249,31 @@ impl Control {
 trait TakeLimited: tokio::io::AsyncRead + Sized {
     /// At most one short command line is read.
     fn take_limited(self) -> tokio::io::Take<Self> {
-        tokio::io::AsyncReadExt::take(self, 256)
+        tokio::io::AsyncReadExt::take(self, 1024)
+    }
+}
+
+/// `revoke <client|user|jti> <tenant domain, or - for the default> <name>`:
+/// `ok` and what was revoked once it is durable, or `problem: …`.
+async fn revoke(state: &AppState, command: &str) -> String {
+    let mut parts = command.splitn(4, ' ').skip(1);
+    let (Some(kind), Some(tenant), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+        return "problem: send revoke <client|user|jti> <tenant|-> <name>\n".into();
+    };
+    let Some(target) = crate::revoke_all::Target::parse(kind, name) else {
+        return format!("problem: {kind:?} is not client, user or jti\n");
+    };
+    let settings = state.settings();
+    let tenant = (tenant != "-").then_some(tenant);
+    let done = match crate::revoke_all::tenant(&settings, tenant) {
+        Ok(settings) => {
+            crate::revoke_all::revoke(state, settings, &target, crate::keys::unix_now()).await
+        }
+        Err(refused) => Err(refused),
+    };
+    match done {
+        Ok(done) => format!("ok\n{}\n", done.summary),
+        Err(refused) => format!("problem: {refused}\n"),
     }
 }
 
@@ -283,6 +310,12 @@ impl Drop for Control {
 /// answered, or why it could not be asked. `Err` also when the reload
 /// failed.
 pub fn request_reload(config: &Config) -> Result<Vec<String>, String> {
+    request(config, "reload")
+}
+
+/// Sends `command` to the server of `config`; the lines it answered after
+/// `ok`, or the problems it answered (or why it could not be asked).
+pub fn request(config: &Config, command: &str) -> Result<Vec<String>, String> {
     let path = socket_path(config);
     let mut stream = std::os::unix::net::UnixStream::connect(&path).map_err(|e| {
         format!(
@@ -294,7 +327,7 @@ pub fn request_reload(config: &Config) -> Result<Vec<String>, String> {
         .set_read_timeout(Some(std::time::Duration::from_secs(60)))
         .map_err(|e| e.to_string())?;
     stream
-        .write_all(b"reload\n")
+        .write_all(format!("{command}\n").as_bytes())
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let lines: Vec<String> = BufReader::new(stream)
         .lines()

@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod oidc;
 pub mod revocation;
+pub mod revoke_all;
 pub mod scope;
 pub mod seal;
 pub mod server;
@@ -275,7 +276,16 @@ impl AppState {
         if claims.iss != settings.tokens.issuer {
             return Err(token::Inactive::ForeignIssuer);
         }
-        self.not_revoked(&claims.jti, claims.fid.as_deref())?;
+        self.not_revoked(
+            settings,
+            Held {
+                jti: &claims.jti,
+                family: claims.fid.as_deref(),
+                client_id: &claims.client_id,
+                user: claims.username.as_deref(),
+                iat: claims.iat,
+            },
+        )?;
         Ok(claims)
     }
 
@@ -288,23 +298,47 @@ impl AppState {
         now: u64,
     ) -> Result<token::RefreshClaims, token::Inactive> {
         let claims = settings.tokens.verify_refresh(&settings.keys, token, now)?;
-        self.not_revoked(&claims.jti, Some(&claims.fid))?;
+        self.not_revoked(
+            settings,
+            Held {
+                jti: &claims.jti,
+                family: Some(&claims.fid),
+                client_id: &claims.client_id,
+                user: Some(&claims.sub),
+                iat: claims.iat,
+            },
+        )?;
         Ok(claims)
     }
 
-    fn not_revoked(&self, jti: &str, fid: Option<&str>) -> Result<(), token::Inactive> {
+    /// Whether a token is on the revocation list: its `jti`, its family,
+    /// or its client or user revoked at or after its `iat`
+    /// ([`revoke_all`]).
+    fn not_revoked(&self, settings: &Settings, t: Held<'_>) -> Result<(), token::Inactive> {
         let stale = |_| token::Inactive::RevocationsStale;
         let list = &self.revocations;
-        let jti_revoked = list.contains(revocation::Kind::Jti, jti).map_err(stale)?;
-        let family_revoked = match fid {
+        let jti_revoked = list.contains(revocation::Kind::Jti, t.jti).map_err(stale)?;
+        let family_revoked = match t.family {
             Some(f) => list.contains(revocation::Kind::Family, f).map_err(stale)?,
             None => false,
         };
-        if jti_revoked || family_revoked {
+        let before = list
+            .revoked_before(&settings.tokens.issuer, t.client_id, t.user, t.iat)
+            .map_err(stale)?;
+        if jti_revoked || family_revoked || before {
             return Err(token::Inactive::Revoked);
         }
         Ok(())
     }
+}
+
+/// What the revocation list is asked about a token.
+struct Held<'a> {
+    jti: &'a str,
+    family: Option<&'a str>,
+    client_id: &'a str,
+    user: Option<&'a str>,
+    iat: u64,
 }
 
 /// The OpenAPI service describing every endpoint, at `/` (the default

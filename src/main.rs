@@ -57,6 +57,25 @@ enum Command {
         /// Certificate file.
         file: PathBuf,
     },
+    /// Revoke every token of a client or of a user issued until now, or one
+    /// token by its jti: one record on the revocation list, written by the
+    /// running server (through server.control_socket) and acknowledged
+    /// once durable.
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["client", "user", "jti"])))]
+    Revoke {
+        /// Every token of this client.
+        #[arg(long)]
+        client: Option<String>,
+        /// Every token of this user (username).
+        #[arg(long)]
+        user: Option<String>,
+        /// The token with this jti.
+        #[arg(long)]
+        jti: Option<String>,
+        /// The tenant (its domain; default: the default tenant).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
     /// Inspect, compact or import the revocation list (its file, or Redis).
     Revocations {
         #[command(subcommand)]
@@ -206,6 +225,31 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Thumbprint { file } => {
             println!("{}", thumbprint_file(&file)?);
+            Ok(())
+        }
+        Command::Revoke {
+            client,
+            user,
+            jti,
+            tenant,
+        } => {
+            let (kind, name) = match (client, user, jti) {
+                (Some(c), _, _) => ("client", c),
+                (_, Some(u), _) => ("user", u),
+                (_, _, Some(j)) => ("jti", j),
+                _ => return Err("name --client, --user or --jti".into()),
+            };
+            let tenant = tenant.unwrap_or_else(|| "-".into());
+            let one_line = |v: &str| !v.is_empty() && !v.chars().any(char::is_control);
+            if !one_line(&name) || !one_line(&tenant) || tenant.contains(' ') {
+                return Err("the name and the tenant must be one non-empty line (the tenant without spaces)".into());
+            }
+            let config = Config::parse(&locate()?).map_err(|e| format!("config: {e}"))?;
+            let lines =
+                certbound::control::request(&config, &format!("revoke {kind} {tenant} {name}"))?;
+            for line in lines.iter().skip(1) {
+                println!("{line}");
+            }
             Ok(())
         }
         Command::Revocations { action } => {

@@ -33,6 +33,8 @@ pub enum Refusal {
     /// Credentials of another method than the client's (for example HTTP
     /// Basic for a certificate client).
     WrongMethod,
+    /// Authenticated, but not one of `admin.clients` (the admin endpoint).
+    NotAdmin,
 }
 
 impl Refusal {
@@ -49,6 +51,7 @@ impl Refusal {
             Self::CertificateNotRegistered => "certificate_not_registered",
             Self::BadSecret => "bad_secret",
             Self::WrongMethod => "wrong_method",
+            Self::NotAdmin => "not_admin",
         }
     }
 

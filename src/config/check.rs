@@ -89,6 +89,7 @@ impl Config {
         if let Err(bad) = self.mtls.proxy_nets() {
             problems.0.extend(bad.0);
         }
+        self.admin.check(self, &mut problems);
         for (name, value) in [
             (
                 "tokens.access_token_lifetime",

@@ -10,12 +10,14 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod admin;
 mod check;
 mod introspection;
 mod log;
 mod revocation;
 mod tenants;
 
+pub use admin::AdminConfig;
 pub use check::{Missing, Problems};
 pub use introspection::{IntrospectionConfig, SubjectFormat};
 pub use log::{LogConfig, LogFormat};
@@ -68,6 +70,8 @@ pub struct Config {
     pub tenants: Vec<TenantConfig>,
     /// The log's format and access lines.
     pub log: LogConfig,
+    /// Who may call the admin listener's operator endpoints.
+    pub admin: AdminConfig,
 }
 
 /// `[server]`
@@ -383,6 +387,7 @@ impl Default for Config {
             },
             tenants: Vec::new(),
             log: LogConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }

@@ -342,7 +342,7 @@ impl<'a> ApiExtractor<'a> for ClientAuth {
     }
 }
 
-fn parse_authorization(req: &Request) -> Result<Option<Authorization>, OAuthError> {
+pub fn parse_authorization(req: &Request) -> Result<Option<Authorization>, OAuthError> {
     let mut values = req.headers().get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);

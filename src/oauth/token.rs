@@ -254,7 +254,13 @@ pub async fn refresh(
             "the refresh token was issued to another client".into(),
         ));
     }
-    if revocations.contains(Kind::Family, &claims.fid)? {
+    let revoked_before = revocations.revoked_before(
+        &settings.tokens.issuer,
+        &claims.client_id,
+        Some(&claims.sub),
+        claims.iat,
+    )?;
+    if revoked_before || revocations.contains(Kind::Family, &claims.fid)? {
         return Err(OAuthError::InvalidGrant(
             "the refresh token is revoked".into(),
         ));

@@ -261,6 +261,7 @@ impl Log {
         let mut batch = Vec::with_capacity(4096);
         let scan = scan(&file, meta.len(), |r| {
             if stored(r.expires) >= keep_from {
+                table.note(&r);
                 batch.push((r.key(), r.expires));
                 if batch.len() == batch.capacity() {
                     table.insert_all(&batch);

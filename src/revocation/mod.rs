@@ -154,6 +154,29 @@ impl Revocations {
         Ok(self.table.get(&record::Key::new(kind, id)).is_some())
     }
 
+    /// Whether a token of `client_id` (and of `user`, for a user's token)
+    /// at `issuer`, issued at `iat`, is revoked by a "not before" record
+    /// of its client or user ([`crate::revoke_all`]). Costs one flag read
+    /// while no such record exists.
+    pub fn revoked_before(
+        &self,
+        issuer: &str,
+        client_id: &str,
+        user: Option<&str>,
+        iat: u64,
+    ) -> Result<bool, RevocationError> {
+        self.fresh.check()?;
+        if !self.table.any_cutoff() {
+            return Ok(false);
+        }
+        let before = |kind, name| {
+            self.table
+                .cutoff(kind, &record::subject(issuer, name))
+                .is_some_and(|cutoff| iat <= cutoff)
+        };
+        Ok(before(Kind::Client, client_id) || user.is_some_and(|u| before(Kind::User, u)))
+    }
+
     /// Records `record` durably; resolves once it is synced to disk (or
     /// accepted by Redis, and by `wait_replicas` of its replicas). With
     /// Redis, of any number of concurrent calls for one record on any

@@ -22,11 +22,22 @@ pub enum Kind {
     Family,
     /// A used authorization code's id.
     Code,
+    /// Every token of a client issued at or before a time: the id is
+    /// `<time>:<subject>` ([`Record::not_before`]).
+    Client,
+    /// Every token of a user issued at or before a time, as for `Client`.
+    User,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 3] = [Kind::Jti, Kind::Family, Kind::Code];
+    pub const ALL: [Kind; 5] = [
+        Kind::Jti,
+        Kind::Family,
+        Kind::Code,
+        Kind::Client,
+        Kind::User,
+    ];
 
     /// The name written in the file.
     pub fn name(self) -> &'static str {
@@ -34,6 +45,8 @@ impl Kind {
             Kind::Jti => "jti",
             Kind::Family => "family",
             Kind::Code => "code",
+            Kind::Client => "client",
+            Kind::User => "user",
         }
     }
 
@@ -104,6 +117,29 @@ impl Record {
         })
     }
 
+    /// A "not before" record of `kind` ([`Kind::Client`] or
+    /// [`Kind::User`]): the tokens of `name` at `issuer` with `iat` at or
+    /// before `cutoff` are revoked, until `expires`. Names are kept as a
+    /// hash ([`subject`]), never in the clear.
+    pub fn not_before(kind: Kind, issuer: &str, name: &str, cutoff: u64, expires: u64) -> Self {
+        Self {
+            kind,
+            id: format!("{cutoff}:{}", hex::encode(subject(issuer, name))),
+            expires,
+        }
+    }
+
+    /// Of a "not before" record: its subject and cutoff.
+    pub fn cutoff(&self) -> Option<([u8; 16], u64)> {
+        if !matches!(self.kind, Kind::Client | Kind::User) {
+            return None;
+        }
+        let (cutoff, hash) = self.id.split_once(':')?;
+        let mut subject = [0u8; 16];
+        hex::decode_to_slice(hash, &mut subject).ok()?;
+        Some((subject, cutoff.parse().ok()?))
+    }
+
     /// The in-memory key.
     pub fn key(&self) -> Key {
         Key::new(self.kind, &self.id)
@@ -152,6 +188,18 @@ impl Record {
         }
         Record::new(kind, id, expires).ok_or(LineError::Malformed)
     }
+}
+
+/// The subject of a "not before" record: 128 bits of SHA-256 over the
+/// tenant's issuer and the client id or username.
+pub fn subject(issuer: &str, name: &str) -> [u8; 16] {
+    let mut h = Sha256::new();
+    h.update(issuer.as_bytes());
+    h.update([0]);
+    h.update(name.as_bytes());
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&h.finalize()[..16]);
+    out
 }
 
 /// Whether `id` can be a record's id: 1 to `MAX_ID_LEN` visible ASCII
@@ -236,6 +284,36 @@ mod tests {
     }
 
     #[test]
+    fn not_before_records_round_trip_and_hide_the_name() {
+        let r = Record::not_before(
+            Kind::User,
+            "https://a.test",
+            "alice@example.com",
+            1_700_000_000,
+            1_700_003_600,
+        );
+        let mut line = Vec::new();
+        r.encode(&mut line);
+        let text = String::from_utf8(line.clone()).unwrap();
+        assert!(text.starts_with("user 1700000000:"), "{text}");
+        assert!(!text.contains("alice"));
+        let parsed = Record::parse(&line[..line.len() - 1]).unwrap();
+        assert_eq!(
+            parsed.cutoff(),
+            Some((
+                subject("https://a.test", "alice@example.com"),
+                1_700_000_000
+            ))
+        );
+        assert_ne!(
+            subject("https://a.test", "x"),
+            subject("https://b.test", "x")
+        );
+        assert_eq!(Record::new(Kind::Jti, "1:ab", 1).unwrap().cutoff(), None);
+        assert_eq!(Record::new(Kind::User, "junk", 1).unwrap().cutoff(), None);
+    }
+
+    #[test]
     fn kinds_have_distinct_keys() {
         assert_ne!(Key::new(Kind::Jti, "x"), Key::new(Kind::Family, "x"));
         assert_eq!(Key::new(Kind::Code, "x"), Key::new(Kind::Code, "x"));
@@ -243,7 +321,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn any_record_round_trips(id in "[!-~]{1,128}", expires in any::<u64>(), k in 0usize..3) {
+        fn any_record_round_trips(id in "[!-~]{1,128}", expires in any::<u64>(), k in 0usize..Kind::ALL.len()) {
             let r = Record::new(Kind::ALL[k], &id, expires).unwrap();
             let mut line = Vec::new();
             r.encode(&mut line);

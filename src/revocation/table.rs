@@ -4,9 +4,10 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::record::Key;
+use super::record::{Key, Kind, Record};
 
 const SHARDS: usize = 64;
 
@@ -33,14 +34,22 @@ impl Hasher for KeyHasher {
 
 type Shard = HashMap<Key, u32, BuildHasherDefault<KeyHasher>>;
 
+/// (kind, subject) → (latest cutoff, latest expiry) of "not before" records.
+type Cutoffs = HashMap<(Kind, [u8; 16]), (u64, u64)>;
+
 /// Expiry as stored: Unix seconds, saturating at 2106.
 pub(crate) fn stored(expires: u64) -> u32 {
     u32::try_from(expires).unwrap_or(u32::MAX)
 }
 
-/// Key → expiry of every revocation in force.
+/// Key → expiry of every revocation in force; and the cutoffs of the
+/// "not before" records (client and user revocations, few), by subject.
 pub(crate) struct Table {
     shards: Box<[RwLock<Shard>]>,
+    cutoffs: RwLock<Cutoffs>,
+    /// `cutoffs` is not empty: lookups skip its lock and the hashing
+    /// while it is.
+    any_cutoff: AtomicBool,
 }
 
 impl std::fmt::Debug for Table {
@@ -53,7 +62,40 @@ impl Table {
     pub(crate) fn new() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            cutoffs: RwLock::default(),
+            any_cutoff: AtomicBool::new(false),
         }
+    }
+
+    /// Indexes `record`'s cutoff if it is a "not before" record (call it
+    /// for every record inserted).
+    pub(crate) fn note(&self, record: &Record) {
+        let Some((subject, cutoff)) = record.cutoff() else {
+            return;
+        };
+        let mut cutoffs = self
+            .cutoffs
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let slot = cutoffs
+            .entry((record.kind, subject))
+            .or_insert((cutoff, record.expires));
+        *slot = (slot.0.max(cutoff), slot.1.max(record.expires));
+        self.any_cutoff.store(true, Ordering::Release);
+    }
+
+    /// Whether any "not before" record is in force.
+    pub(crate) fn any_cutoff(&self) -> bool {
+        self.any_cutoff.load(Ordering::Acquire)
+    }
+
+    /// The latest cutoff for `subject` of `kind`.
+    pub(crate) fn cutoff(&self, kind: Kind, subject: &[u8; 16]) -> Option<u64> {
+        self.cutoffs
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&(kind, *subject))
+            .map(|(cutoff, _)| *cutoff)
     }
 
     fn shard(&self, key: &Key) -> usize {
@@ -94,6 +136,15 @@ impl Table {
 
     /// Drops entries that expired before `cutoff`; returns how many.
     pub(crate) fn purge(&self, cutoff: u64) -> usize {
+        {
+            let mut cutoffs = self
+                .cutoffs
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            cutoffs.retain(|_, (_, expires)| stored(*expires) >= stored(cutoff));
+            self.any_cutoff
+                .store(!cutoffs.is_empty(), Ordering::Release);
+        }
         let cutoff = stored(cutoff);
         (0..SHARDS)
             .map(|i| {
@@ -122,7 +173,31 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::revocation::record::Kind;
+
+    #[test]
+    fn cutoffs_keep_the_latest_and_expire_with_their_records() {
+        let t = Table::new();
+        assert!(!t.any_cutoff());
+        let subject = super::super::record::subject("https://a.test", "svc");
+        for (cutoff, expires) in [(100, 3700), (90, 3690)] {
+            t.note(&Record::not_before(
+                Kind::Client,
+                "https://a.test",
+                "svc",
+                cutoff,
+                expires,
+            ));
+        }
+        t.note(&Record::new(Kind::Jti, "1:00", 5).unwrap());
+        assert!(t.any_cutoff());
+        assert_eq!(t.cutoff(Kind::Client, &subject), Some(100));
+        assert_eq!(t.cutoff(Kind::User, &subject), None, "kinds are apart");
+        t.purge(3700);
+        assert_eq!(t.cutoff(Kind::Client, &subject), Some(100));
+        t.purge(3701);
+        assert_eq!(t.cutoff(Kind::Client, &subject), None);
+        assert!(!t.any_cutoff());
+    }
 
     #[test]
     fn insert_keeps_later_expiry_and_purge_drops_old() {

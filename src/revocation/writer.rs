@@ -146,6 +146,8 @@ impl Writer {
         let mut entries: Vec<(Key, u64)> = Vec::with_capacity(requests.len());
         let mut in_batch: HashMap<Key, u32> = HashMap::new();
         let mut after_sync: Vec<(Reply, Outcome)> = Vec::with_capacity(requests.len());
+        // "Not before" records (rare): indexed once they are durable.
+        let mut cutoffs = Vec::new();
         for (record, reply) in requests {
             let key = record.key();
             let expires = stored(record.expires);
@@ -156,6 +158,9 @@ impl Writer {
                 after_sync.push((reply, Outcome::AlreadyRecorded));
             } else {
                 record.encode(&mut lines);
+                if record.cutoff().is_some() {
+                    cutoffs.push(record.clone());
+                }
                 in_batch.insert(key, expires);
                 entries.push((key, record.expires));
                 after_sync.push((reply, Outcome::Recorded));
@@ -169,6 +174,9 @@ impl Writer {
             Ok(()) => {
                 crate::metrics::commit(Some(entries.len()), started.elapsed());
                 self.set_failing(false);
+                for record in &cutoffs {
+                    self.table.note(record);
+                }
                 self.table.insert_all(&entries);
                 self.counters.syncs.fetch_add(1, Ordering::Relaxed);
                 self.counters

@@ -26,6 +26,7 @@ mod replica_login;
 mod replicas;
 mod resource_server;
 mod revoke;
+mod revoke_all;
 mod seeds;
 mod tenant_flows;
 mod tenants;

@@ -296,3 +296,33 @@ async fn a_replica_loads_every_entry_across_pages_of_equal_expiries() {
         fresh.startup_log()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_tokens_revoked_at_one_replica_are_inactive_at_every_one() {
+    let mut r = Replicas::start(&config("")).await;
+    let web = identity(&r.setup.pki, "web");
+    let code = codes(&r.lb, 1).await.remove(0);
+    let (status, body) = redeem(&r.lb, &web, "web", &code, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let (at, rt) = (s(&body, "access_token"), s(&body, "refresh_token"));
+    // `certbound revoke --user` at replica 0 (its control socket).
+    let source = certbound::config::Source::File(r.setup.config.clone());
+    let mut config = certbound::config::Config::parse(&source).unwrap();
+    config.server.control_socket = Some(r.setup.dir.path().join("replica0.sock"));
+    let lines = certbound::control::request(&config, "revoke user - alice@example.com").unwrap();
+    assert!(
+        lines[1].starts_with("revoked every token of user alice@example.com"),
+        "{lines:?}"
+    );
+    for replica in &r.replicas {
+        until_inactive(replica, &r, &at).await;
+    }
+    let (status, body) = refresh(&r.replicas[2], &web, "web", &rt, &[]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    // A replica started afterwards loads it with the rest of the list.
+    r.restart_replica(1);
+    assert!(!active(&r.replicas[1], &r, &at).await);
+}

@@ -19,7 +19,7 @@ use super::{Keys, scan_set, trim_script};
 use crate::keys::unix_now;
 use crate::revocation::Freshness;
 use crate::revocation::log::retained_from;
-use crate::revocation::record::{Key, Kind, valid_id};
+use crate::revocation::record::{Key, Kind, Record, valid_id};
 use crate::revocation::table::Table;
 
 /// Entries asked for per `XREAD`.
@@ -38,11 +38,19 @@ fn parse_id(text: &str) -> Option<Id> {
 }
 
 /// The key and expiry of a set member (`<kind> <id>`) with its score.
-pub(crate) fn parse_entry(member: &str, expires: &str) -> Option<(Key, u64)> {
+pub(crate) fn parse_entry(member: &str, expires: &str, table: &Table) -> Option<(Key, u64)> {
     let (kind, id) = member.split_once(' ')?;
     let kind = Kind::parse(kind)?;
     let expires = expires.parse::<f64>().ok().filter(|e| *e >= 0.0)? as u64;
-    valid_id(id).then(|| (Key::new(kind, id), expires))
+    if !valid_id(id) {
+        return None;
+    }
+    if matches!(kind, Kind::Client | Kind::User)
+        && let Some(record) = Record::new(kind, id, expires)
+    {
+        table.note(&record);
+    }
+    Some((Key::new(kind, id), expires))
 }
 
 /// The change-log reader.
@@ -196,7 +204,9 @@ impl Follower {
             LOAD_PAGE,
             &cutoff.to_string(),
             |member, score| {
-                if let Some(entry) = parse_entry(member, score).filter(|(_, e)| *e >= cutoff) {
+                if let Some(entry) =
+                    parse_entry(member, score, &self.table).filter(|(_, e)| *e >= cutoff)
+                {
                     batch.push(entry);
                 }
                 if batch.len() >= LOAD_PAGE {
@@ -251,7 +261,7 @@ impl Follower {
                     .map(|kv| kv[1].as_str())
             };
             match (field("m"), field("e")) {
-                (Some(m), Some(e)) => batch.extend(parse_entry(m, e)),
+                (Some(m), Some(e)) => batch.extend(parse_entry(m, e, &self.table)),
                 _ => {
                     tracing::debug!(%id, "revocation list: a change-log entry that is not a record, skipped")
                 }
@@ -402,7 +412,6 @@ pub(crate) fn describe_durability(c: &mut Connection, shown: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::revocation::record::Record;
     use crate::revocation::redis::{member, parse_member};
 
     #[test]
@@ -411,7 +420,11 @@ mod tests {
         let m = member(&r);
         assert_eq!(m, "family f-1_x");
         assert_eq!(parse_member(&m, "1767225600"), Some(r.clone()));
-        assert_eq!(parse_entry(&m, "1767225600"), Some((r.key(), r.expires)));
+        let table = Table::new();
+        assert_eq!(
+            parse_entry(&m, "1767225600", &table),
+            Some((r.key(), r.expires))
+        );
         for (member, score) in [
             ("family", "1"),
             ("token x", "1"),
@@ -419,7 +432,7 @@ mod tests {
             ("jti x", "-1"),
             ("jti x", "soon"),
         ] {
-            assert_eq!(parse_entry(member, score), None, "{member} {score}");
+            assert_eq!(parse_entry(member, score, &table), None, "{member} {score}");
         }
     }
 

@@ -320,6 +320,7 @@ impl RedisStore {
             .await
             .map_err(|e| s.failed(&e))?;
         crate::metrics::commit(None, started.elapsed());
+        table.note(record);
         table.insert_all(&[(record.key(), record.expires)]);
         s.counters.syncs.fetch_add(1, Ordering::Relaxed);
         if written == 1 {
