@@ -26,7 +26,8 @@ pub enum GrantType {
 }
 
 impl GrantType {
-    const ALL: [Self; 3] = [
+    /// Every grant type.
+    pub const ALL: [Self; 3] = [
         Self::ClientCredentials,
         Self::AuthorizationCode,
         Self::RefreshToken,

@@ -73,10 +73,7 @@ pub fn generate(dir: &Path, force: bool) -> Result<bool, String> {
     let err = |e: rcgen::Error| e.to_string();
 
     let ca_key = KeyPair::generate().map_err(err)?;
-    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
-    ca.distinguished_name = name("certbound dev CA");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = ca_params().map_err(err)?;
     let ca_cert = ca.self_signed(&ca_key).map_err(err)?;
     let issuer = Issuer::new(ca, &ca_key);
 
@@ -91,11 +88,7 @@ pub fn generate(dir: &Path, force: bool) -> Result<bool, String> {
     server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let server_cert = server.signed_by(&server_key, &issuer).map_err(err)?;
 
-    let client_key = KeyPair::generate().map_err(err)?;
-    let mut client = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
-    client.distinguished_name = name("demo-client");
-    client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let client_cert = client.signed_by(&client_key, &issuer).map_err(err)?;
+    let (client_cert, client_key) = client_certificate("demo-client", &issuer).map_err(err)?;
 
     let files: [(&str, String, bool); 6] = [
         ("ca.crt", ca_cert.pem(), false),
@@ -115,6 +108,68 @@ pub fn generate(dir: &Path, force: bool) -> Result<bool, String> {
         written.map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(true)
+}
+
+/// The development CA's certificate parameters (its name and uses): the
+/// same every time, so a CA key on disk can sign again.
+fn ca_params() -> Result<CertificateParams, rcgen::Error> {
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.distinguished_name = name("certbound dev CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    Ok(ca)
+}
+
+/// A client certificate `CN=<cn>,O=certbound dev` for client authentication.
+fn client_certificate<S: rcgen::SigningKey>(
+    cn: &str,
+    issuer: &Issuer<'_, S>,
+) -> Result<(rcgen::Certificate, KeyPair), rcgen::Error> {
+    let key = KeyPair::generate()?;
+    let mut client = CertificateParams::new(Vec::<String>::new())?;
+    client.distinguished_name = name(cn);
+    client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    Ok((client.signed_by(&key, issuer)?, key))
+}
+
+/// `certbound dev-certs --client NAME`: `NAME.crt` and `NAME.key` in `dir`,
+/// issued by the development CA there (`ca.key`), never replacing files
+/// unless `force`. Returns the `[[clients]]` entry that accepts it.
+pub fn generate_client(dir: &Path, cn: &str, force: bool) -> Result<String, String> {
+    let safe = (1..=64).contains(&cn.len())
+        && cn
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && !cn.starts_with('.');
+    if !safe {
+        return Err(format!(
+            "{cn:?}: a client name is 1 to 64 letters, digits, '-', '_' or '.' (it names the files)"
+        ));
+    }
+    let (crt, key) = (dir.join(format!("{cn}.crt")), dir.join(format!("{cn}.key")));
+    if !force && (crt.exists() || key.exists()) {
+        return Err(format!(
+            "{} exists; pass --force to replace it",
+            crt.display()
+        ));
+    }
+    let ca_key_path = dir.join("ca.key");
+    let ca_key = fs::read_to_string(&ca_key_path).map_err(|e| {
+        format!(
+            "{}: {e} (run `certbound dev-certs` first)",
+            ca_key_path.display()
+        )
+    })?;
+    let err = |e: rcgen::Error| e.to_string();
+    let ca_key = KeyPair::from_pem(&ca_key).map_err(err)?;
+    let issuer = Issuer::new(ca_params().map_err(err)?, ca_key);
+    let (cert, key_pair) = client_certificate(cn, &issuer).map_err(err)?;
+    fs::write(&crt, cert.pem()).map_err(|e| format!("{}: {e}", crt.display()))?;
+    write_private(&key, key_pair.serialize_pem().as_bytes())
+        .map_err(|e| format!("{}: {e}", key.display()))?;
+    Ok(format!(
+        "[[clients]]\nclient_id = \"{cn}\"\ntoken_endpoint_auth_method = \"tls_client_auth\"\ntls_client_auth_subject_dn = \"CN={cn},O=certbound dev\"\nscope = \"read\"\n"
+    ))
 }
 
 fn name(cn: &str) -> DistinguishedName {

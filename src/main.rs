@@ -41,7 +41,8 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
-    /// Generate a development CA, server and client certificates.
+    /// Generate a development CA, server and client certificates; or, with
+    /// --client, another client certificate from that CA.
     DevCerts {
         /// Output directory (default: keys.dir).
         #[arg(long)]
@@ -49,12 +50,16 @@ enum Command {
         /// Overwrite existing files.
         #[arg(long)]
         force: bool,
+        /// Issue NAME.crt and NAME.key (CN=NAME) from the development CA in
+        /// the directory, and print the [[clients]] entry for it.
+        #[arg(long, value_name = "NAME")]
+        client: Option<String>,
     },
     /// Generate a client secret (256 bits) and its client_secret_sha256.
     Secret,
     /// Print the x5t#S256 thumbprint of a PEM or DER certificate.
     Thumbprint {
-        /// Certificate file.
+        /// Certificate file, or - for stdin.
         file: PathBuf,
     },
     /// Revoke every token of a client or of a user issued until now, or one
@@ -196,19 +201,26 @@ fn run(cli: Cli) -> Result<(), String> {
             };
             keys_command(&config, action)
         }
-        Command::DevCerts { dir, force } => {
+        Command::DevCerts { dir, force, client } => {
             let dir = match dir {
                 Some(dir) => dir,
                 None => load()?.0.keys.dir,
             };
-            if dev::generate(&dir, force)? {
-                println!("wrote {} in {}", dev::FILES.join(", "), dir.display());
-            } else {
+            if let Some(name) = client {
+                let entry = dev::generate_client(&dir, &name, force)?;
                 println!(
-                    "{} exists; pass --force to replace",
-                    dir.join("ca.crt").display()
+                    "wrote {name}.crt and {name}.key in {} (issued by the development CA); a client it authenticates:\n\n{entry}",
+                    dir.display()
                 );
+                return Ok(());
             }
+            if !dev::generate(&dir, force)? {
+                return Err(format!(
+                    "{} exists; pass --force to replace the development certificates",
+                    dir.join("ca.crt").display()
+                ));
+            }
+            println!("wrote {} in {}", dev::FILES.join(", "), dir.display());
             Ok(())
         }
         Command::Secret => {
@@ -386,7 +398,7 @@ fn serve(source: Source) -> Result<(), String> {
             tracing::info!(%addr, "listening (plain http, for a TLS-terminating proxy)");
         }
         if let Some(addr) = server.admin_addr() {
-            tracing::info!(%addr, "listening (admin: /metrics, /healthz, /readyz)");
+            tracing::info!(%addr, "listening (admin: /metrics, /healthz, /readyz, /admin/revoke)");
         }
         if settings.config.mtls.header_on_https && server.https_addr().is_some() {
             tracing::warn!(

@@ -49,6 +49,17 @@ fn is_scope_char(b: u8) -> bool {
     b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b)
 }
 
+/// OpenID Connect scopes (OIDC Core §5.4, §11): they ask for a signed-in
+/// user's claims, so they are granted only with a user.
+pub const USER_SCOPES: [&str; 6] = [
+    "openid",
+    "profile",
+    "email",
+    "address",
+    "phone",
+    "offline_access",
+];
+
 /// The scope to grant: every requested token must be allowed; no request
 /// means everything allowed (RFC 6749 §3.3 permits a documented default).
 pub fn grant(requested: Option<&str>, allowed: &[String]) -> Result<String, OAuthError> {

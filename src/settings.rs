@@ -329,7 +329,7 @@ impl Settings {
     /// Derives what depends on several parts: the discovery documents and
     /// JWKS, and the sealed-value cap.
     fn assemble(mut self) -> Result<Self, Problems> {
-        self.documents = Documents::build(&self.config, &self.clients, &self.keys)
+        self.documents = Documents::build(&self.config, &self.clients, &self.users, &self.keys)
             .map_err(|e| Problems(vec![e]))?;
         let cap = crate::oauth::authorize::max_sealed_json(&self.clients);
         if let Some(sealer) = Arc::get_mut(&mut self.sealer) {

@@ -158,6 +158,11 @@ pub struct Users {
 }
 
 impl Users {
+    /// Whether there is no user at all.
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
     /// Builds the registry from `[[users]]` and the users file; a bad entry
     /// is an error naming it.
     pub fn new(configs: &[UserConfig], file: Option<&Path>) -> Result<Self, String> {

@@ -11,7 +11,8 @@ use crate::revocation::{self, Kind, Record, redis::offline};
 /// What to do with the list.
 #[derive(Subcommand)]
 pub enum Action {
-    /// Print entries still in force: kind, id, expiry (RFC 3339).
+    /// Print the entries kept: kind, id, expiry (RFC 3339) and state (in
+    /// force, or expired and kept for the 5 minutes after expiry).
     List {
         /// Include expired entries.
         #[arg(long)]
@@ -39,15 +40,23 @@ pub fn run(config: &RevocationConfig, action: Action) -> Result<(), String> {
         Action::List { all } => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             let mut failed = None;
+            let state = |expires: u64| match expires {
+                e if e >= now => "in force".to_string(),
+                e if live(e) => format!(
+                    "expired, kept until {}",
+                    super::keys::rfc3339(e + revocation::RETAIN_AFTER_EXPIRY)
+                ),
+                _ => "expired".to_string(),
+            };
             each_record(config, |r| {
                 if (all || live(r.expires))
                     && let Err(e) = writeln!(
                         out,
-                        "{}\t{}\t{}{}",
+                        "{}\t{}\t{}\t{}",
                         r.kind.name(),
                         r.id,
                         super::keys::rfc3339(r.expires),
-                        if live(r.expires) { "" } else { "\texpired" }
+                        state(r.expires)
                     )
                 {
                     failed.get_or_insert(e);

@@ -156,7 +156,14 @@ fn claims_json(claims: &AccessToken<serde_json::Map<String, serde_json::Value>>)
 /// A certificate file's DER (PEM or DER); an error that names the file
 /// when it cannot be read or is not a certificate (a private key says so).
 pub fn certificate_der(file: &Path) -> Result<Vec<u8>, String> {
-    let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let bytes = if file == Path::new("-") {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
+            .map_err(|e| format!("stdin: {e}"))?;
+        bytes
+    } else {
+        std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?
+    };
     let der = match std::str::from_utf8(&bytes) {
         Ok(text) if text.contains("PRIVATE KEY-----") => {
             return Err(format!(

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use poem_openapi::Object;
 use serde::Serialize;
 
-use crate::clients::{AUTH_METHODS, Clients};
+use crate::clients::{AUTH_METHODS, Clients, GrantType};
 use crate::config::Config;
 use crate::keys::KeySet;
 
@@ -16,12 +16,17 @@ use crate::keys::KeySet;
 pub struct ServerMetadata {
     /// Issuer identifier.
     pub issuer: String,
-    /// Authorization endpoint (RFC 6749 §3.1).
-    pub authorization_endpoint: String,
+    /// Authorization endpoint (RFC 6749 §3.1): only when some client may
+    /// use the authorization-code grant and some user may sign in.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization_endpoint: Option<String>,
     /// Token endpoint.
     pub token_endpoint: String,
-    /// UserInfo endpoint (OIDC Core §5.3).
-    pub userinfo_endpoint: String,
+    /// UserInfo endpoint (OIDC Core §5.3): with the authorization endpoint.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub userinfo_endpoint: Option<String>,
     /// Introspection endpoint (RFC 7662).
     pub introspection_endpoint: String,
     /// Revocation endpoint (RFC 7009).
@@ -92,7 +97,12 @@ pub struct Documents {
 
 impl Documents {
     /// Serialises the documents for this configuration.
-    pub fn build(config: &Config, clients: &Clients, keys: &KeySet) -> Result<Self, String> {
+    pub fn build(
+        config: &Config,
+        clients: &Clients,
+        users: &crate::users::Users,
+        keys: &KeySet,
+    ) -> Result<Self, String> {
         let issuer = config.issuer();
         use super::paths::{self, url as at};
         let mut scopes: Vec<String> = clients
@@ -109,19 +119,26 @@ impl Documents {
             .collect();
         algs.sort();
         algs.dedup();
+        // What is usable: the grants some client has; the browser flow
+        // only when some client has it and some user can sign in.
+        let mut grants: Vec<String> = GrantType::ALL
+            .into_iter()
+            .filter(|g| clients.iter().any(|c| c.grant_types.contains(g)))
+            .map(|g| g.name().to_string())
+            .collect();
+        if grants.is_empty() {
+            grants.push(GrantType::ClientCredentials.name().into());
+        }
+        let browser = !users.is_empty() && grants.iter().any(|g| g == "authorization_code");
         let metadata = ServerMetadata {
-            authorization_endpoint: at(&issuer, paths::AUTHORIZE),
+            authorization_endpoint: browser.then(|| at(&issuer, paths::AUTHORIZE)),
             token_endpoint: at(&issuer, paths::TOKEN),
-            userinfo_endpoint: at(&issuer, paths::USERINFO),
+            userinfo_endpoint: browser.then(|| at(&issuer, paths::USERINFO)),
             introspection_endpoint: at(&issuer, paths::INTROSPECT),
             revocation_endpoint: at(&issuer, paths::REVOKE),
             jwks_uri: at(&issuer, paths::JWKS),
             issuer: issuer.clone(),
-            grant_types_supported: strings(&[
-                "client_credentials",
-                "authorization_code",
-                "refresh_token",
-            ]),
+            grant_types_supported: grants,
             response_types_supported: strings(&["code"]),
             response_modes_supported: strings(&["query"]),
             code_challenge_methods_supported: strings(&["S256"]),

@@ -108,7 +108,20 @@ pub fn client_credentials(
     form: &TokenRequest,
     now: u64,
 ) -> Result<TokenBody, OAuthError> {
-    let scope = crate::scope::grant(form.scope.as_deref(), &client.client.scopes)?;
+    // With no scope asked for, the client's own scopes: the OpenID Connect
+    // ones are about a signed-in user, so not those. Asked for by name
+    // they are granted, as WSO2 does (`scope=openid` in its samples).
+    let scope = match form.scope.as_deref() {
+        Some(_) => crate::scope::grant(form.scope.as_deref(), &client.client.scopes)?,
+        None => client
+            .client
+            .scopes
+            .iter()
+            .filter(|s| !crate::scope::USER_SCOPES.contains(&s.as_str()))
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
     let access_token = settings.tokens.mint(
         &settings.keys,
         AccessGrant {

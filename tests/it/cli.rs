@@ -56,6 +56,43 @@ fn operator_commands() {
         sha2::Sha256::digest(&der),
     );
     assert_eq!(thumb.trim(), expected);
+    // From stdin too; a key file is named for what it is.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_certbound"))
+        .args(["thumbprint", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), pem.as_bytes()).unwrap();
+    let piped = child.wait_with_output().unwrap();
+    assert!(piped.status.success());
+    assert_eq!(String::from_utf8_lossy(&piped.stdout).trim(), expected);
+    let (ok, _, err) = certbound(&["thumbprint", "keys/client.key"], dir.path());
+    assert!(
+        !ok && err.contains("holds a private key, not a certificate"),
+        "{err}"
+    );
+
+    // dev-certs again refuses, and says so with exit 1.
+    let (ok, _, err) = certbound(&["dev-certs"], dir.path());
+    assert!(!ok && err.contains("pass --force"), "{err}");
+    // Another client certificate from the development CA, and its entry.
+    let (ok, out, err) = certbound(&["dev-certs", "--client", "orders"], dir.path());
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("tls_client_auth_subject_dn = \"CN=orders,O=certbound dev\""),
+        "{out}"
+    );
+    let ca = certbound::cert::read_pem_certificates(&dir.path().join("keys/ca.crt")).unwrap();
+    let anchors = certbound::cert::matching::TrustAnchors::new(ca, false).unwrap();
+    let issued =
+        certbound::cert::read_pem_certificates(&dir.path().join("keys/orders.crt")).unwrap();
+    let issued = certbound::cert::ClientCertificate::from_chain(issued).unwrap();
+    assert_eq!(anchors.verify(&issued, certbound::keys::unix_now()), Ok(()));
+    let (ok, _, err) = certbound(&["dev-certs", "--client", "orders"], dir.path());
+    assert!(!ok && err.contains("pass --force"), "{err}");
+    let (ok, _, err) = certbound(&["dev-certs", "--client", "../up"], dir.path());
+    assert!(!ok && err.contains("a client name is"), "{err}");
 
     let (ok, out, _) = certbound(&["secret"], dir.path());
     assert!(ok);
@@ -120,6 +157,7 @@ async fn revocations_list_stats_and_compact() {
         (Kind::Jti, "live-jti", now + 3600),
         (Kind::Family, "live-family", now + 3600),
         (Kind::Jti, "old-jti", now - 3600),
+        (Kind::Jti, "grace-jti", now - 60),
     ] {
         list.record(Record::new(kind, id, expires).unwrap())
             .await
@@ -130,8 +168,11 @@ async fn revocations_list_stats_and_compact() {
 
     let (ok, out, err) = run(&["revocations", "list"]);
     assert!(ok, "{err}");
-    assert_eq!(out.lines().count(), 2, "{out}");
+    assert_eq!(out.lines().count(), 3, "{out}");
     assert!(out.contains("jti\tlive-jti\t20") && out.contains("family\tlive-family\t"));
+    assert!(out.contains("\tin force\n"), "{out}");
+    let grace = out.lines().find(|l| l.contains("grace-jti")).unwrap();
+    assert!(grace.contains("\texpired, kept until 20"), "{grace}");
     let (_, out, _) = run(&["revocations", "list", "--all"]);
     assert!(
         out.contains("jti\told-jti\t") && out.contains("\texpired"),
@@ -140,8 +181,8 @@ async fn revocations_list_stats_and_compact() {
 
     let (ok, out, err) = run(&["revocations", "stats"]);
     assert!(ok, "{err}");
-    assert!(out.contains("records\t3"), "{out}");
-    assert!(out.contains("jti\tlive 1\texpired 1"), "{out}");
+    assert!(out.contains("records\t4"), "{out}");
+    assert!(out.contains("jti\tlive 2\texpired 1"), "{out}");
     assert!(out.contains("family\tlive 1\texpired 0"), "{out}");
 
     // Not while the server holds the list.
@@ -156,7 +197,7 @@ async fn revocations_list_stats_and_compact() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
     assert!(ok, "{err}");
-    assert!(out.contains("3 records -> 2"), "{out}");
+    assert!(out.contains("4 records -> 3"), "{out}");
     let (_, out, _) = run(&["revocations", "list", "--all"]);
     assert!(!out.contains("old-jti"), "{out}");
 
@@ -167,9 +208,9 @@ async fn revocations_list_stats_and_compact() {
     std::fs::write(&file, text).unwrap();
     let (ok, out, err) = run(&["revocations", "list"]);
     assert!(ok, "{err}");
-    assert_eq!(out.lines().count(), 2);
+    assert_eq!(out.lines().count(), 3);
     assert!(
-        err.contains("line 4: skipped") && err.contains("line 5: skipped (torn"),
+        err.contains("line 5: skipped") && err.contains("line 6: skipped (torn"),
         "{err}"
     );
 }

@@ -44,18 +44,14 @@ scope = "read write"
         );
         assert_eq!(m["jwks_uri"], "https://certbound.test/oauth2/jwks");
         assert_eq!(m["tls_client_certificate_bound_access_tokens"], true);
+        // Only what is usable: no client may use the code grant and no
+        // user can sign in, so no authorization or userinfo endpoint.
         assert_eq!(
             m["grant_types_supported"],
-            serde_json::json!(["client_credentials", "authorization_code", "refresh_token"])
+            serde_json::json!(["client_credentials"])
         );
-        assert_eq!(
-            m["authorization_endpoint"],
-            "https://certbound.test/oauth2/authorize"
-        );
-        assert_eq!(
-            m["userinfo_endpoint"],
-            "https://certbound.test/oauth2/userinfo"
-        );
+        assert!(m.get("authorization_endpoint").is_none(), "{m}");
+        assert!(m.get("userinfo_endpoint").is_none(), "{m}");
         assert_eq!(m["response_types_supported"], serde_json::json!(["code"]));
         assert_eq!(m["subject_types_supported"], serde_json::json!(["public"]));
         assert_eq!(
@@ -150,4 +146,24 @@ async fn mtls_endpoint_aliases_when_configured() {
     );
     let jwks = get(&server, "/oauth2/jwks").await;
     assert_eq!(jwks["keys"][0]["alg"], "EdDSA");
+}
+
+/// With a client of the code grant and a user, the browser flow's
+/// endpoints are advertised, and every grant some client has.
+#[tokio::test]
+async fn the_browser_flow_is_advertised_when_it_is_usable() {
+    let server = TestServer::start(&crate::browser::config("")).await;
+    let m = get(&server, "/.well-known/openid-configuration").await;
+    assert_eq!(
+        m["authorization_endpoint"],
+        "https://certbound.test/oauth2/authorize"
+    );
+    assert_eq!(
+        m["userinfo_endpoint"],
+        "https://certbound.test/oauth2/userinfo"
+    );
+    assert_eq!(
+        m["grant_types_supported"],
+        serde_json::json!(["client_credentials", "authorization_code", "refresh_token"])
+    );
 }

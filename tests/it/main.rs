@@ -7,6 +7,7 @@ mod authorize_sealing;
 mod browser;
 mod cli;
 mod common;
+mod deploy;
 mod discovery;
 mod e2e;
 mod headers;

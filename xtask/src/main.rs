@@ -1,5 +1,6 @@
 //! `cargo xtask`: certbound's test runner. It installs what the tests need
-//! when it is missing (Debian's chromium, chromium-driver, nginx and redis-server, schemathesis
+//! when it is missing (Debian's chromium, chromium-driver, nginx, redis-server and systemd (for
+//! `systemd-analyze verify`), schemathesis
 //! in a virtualenv, cargo-fuzz), then runs them; nothing is skipped: a
 //! missing tool that cannot be installed is a failure.
 //!
@@ -210,6 +211,7 @@ fn deps() -> Result {
         ("/usr/bin/chromedriver", "chromium-driver"),
         ("/usr/sbin/nginx", "nginx"),
         ("/usr/bin/redis-server", "redis-server"),
+        ("/usr/bin/systemd-analyze", "systemd"),
     ];
     let missing: Vec<&str> = wanted
         .iter()
@@ -217,7 +219,7 @@ fn deps() -> Result {
         .map(|(_, pkg)| *pkg)
         .collect();
     if missing.is_empty() {
-        println!("chromium, chromium-driver, nginx and redis-server: present");
+        println!("chromium, chromium-driver, nginx, redis-server and systemd-analyze: present");
     } else {
         apt_install(&missing)?;
     }

@@ -18,6 +18,17 @@ async fn client_credentials_binds_narrows_and_refuses() {
         "bound to the certificate"
     );
     assert_eq!(claims.exp, NOW + 3600);
+    // No scope asked for: the client's own, without the OpenID Connect
+    // ones (about a user); asked for by name, openid is granted (WSO2).
+    let default = f
+        .token(&tls(&f.cert), &request("client_credentials", &[]), NOW)
+        .await
+        .unwrap();
+    assert_eq!(default.scope.as_deref(), Some("read write"));
+    assert_eq!(
+        f.client_token("openid").await.scope.as_deref(),
+        Some("openid")
+    );
     // Scope beyond the client's, another certificate, a grant not allowed,
     // an unknown grant, a Bearer header as client authentication.
     let wide = request("client_credentials", &[("scope", "admin")]);

@@ -104,6 +104,16 @@ impl TestServer {
 }
 
 impl Api {
+    /// A server (or a proxy) at `https` whose certificate `ca_pem` issued.
+    pub fn at(https: SocketAddr, ca_pem: &str) -> Self {
+        Self {
+            https,
+            http: None,
+            ca_pem: ca_pem.to_string(),
+            base: String::new(),
+        }
+    }
+
     /// GETs `path` over HTTPS and parses the JSON answer.
     pub async fn get_json(&self, path: &str) -> Value {
         self.client(None)
