@@ -172,6 +172,63 @@ pub fn generate_client(dir: &Path, cn: &str, force: bool) -> Result<String, Stri
     ))
 }
 
+/// The development server's redirect URI path (development mode only).
+pub const CALLBACK: &str = "/dev/callback";
+
+/// The PKCE pair the development banner and README use (RFC 7636
+/// Appendix B); a real client makes a fresh verifier per request.
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+/// `GET /dev/callback` (development mode): the code the browser brought,
+/// with the commands that redeem it, refresh and ask for the user's claims.
+#[poem::handler]
+pub fn callback(
+    req: &poem::Request,
+    settings: poem::web::Data<&std::sync::Arc<crate::settings::Settings>>,
+) -> poem::Response {
+    let mut code = None;
+    let mut error = None;
+    for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+        match &*k {
+            "code" => code = Some(v.into_owned()),
+            "error" => error = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    // Only what certbound's codes are made of reaches a shell command.
+    let well_formed = |c: &String| {
+        (1..=8192).contains(&c.len())
+            && c.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
+    };
+    let html = match (code.filter(well_formed), error) {
+        (Some(code), _) => {
+            let base = &settings.tokens.issuer;
+            let dir = settings.config.keys.dir.display();
+            crate::login::pages::dev_callback(Ok(&format!(
+                "TLS=\"--cacert {dir}/ca.crt --cert {dir}/client.crt --key {dir}/client.key\"\n\
+                 RESP=$(curl -s $TLS -d grant_type=authorization_code -d client_id=demo \
+                 -d redirect_uri={base}{CALLBACK} -d code_verifier={VERIFIER} \
+                 -d code={code} {base}/oauth2/token); echo \"$RESP\"\n\
+                 ACCESS=$(echo \"$RESP\" | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')\n\
+                 REFRESH=$(echo \"$RESP\" | sed -E 's/.*\"refresh_token\":\"([^\"]+)\".*/\\1/')\n\
+                 curl -s $TLS -H \"Authorization: Bearer $ACCESS\" {base}/oauth2/userinfo\n\
+                 curl -s $TLS -d grant_type=refresh_token -d client_id=demo \
+                 --data-urlencode \"refresh_token=$REFRESH\" {base}/oauth2/token\n"
+            )))
+        }
+        (None, Some(error)) => crate::login::pages::dev_callback(Err(&format!(
+            "The authorization server answered error={error}."
+        ))),
+        (None, None) => crate::login::pages::dev_callback(Err(
+            "No code in this address: start at the authorize URL the server printed.",
+        )),
+    };
+    poem::Response::builder()
+        .content_type("text/html; charset=utf-8")
+        .body(html)
+}
+
 fn name(cn: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, cn);

@@ -377,13 +377,19 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
     let current = state.clone();
-    Route::new()
-        .at(
-            oauth::paths::AUTHORIZE,
-            poem::get(oauth::authorize::get)
-                .post(oauth::authorize::post)
-                .with(oauth::authorize::security_headers()),
-        )
+    let mut route = Route::new().at(
+        oauth::paths::AUTHORIZE,
+        poem::get(oauth::authorize::get)
+            .post(oauth::authorize::post)
+            .with(oauth::authorize::security_headers()),
+    );
+    if *state.source() == Source::EmbeddedDev {
+        route = route.at(
+            dev::CALLBACK,
+            poem::get(dev::callback).with(oauth::authorize::security_headers()),
+        );
+    }
+    route
         .at("/openapi.json", spec)
         .nest("/docs", docs)
         .nest("/", api)

@@ -445,6 +445,11 @@ fn print_dev_banner(config: &Config, https: Option<std::net::SocketAddr>) {
     let dir = config.keys.dir.display();
     let base = format!("https://{addr}");
     let tls = format!("--cacert {dir}/ca.crt --cert {dir}/client.crt --key {dir}/client.key");
+    let callback = percent_encoding::utf8_percent_encode(
+        &format!("{base}{}", certbound::dev::CALLBACK),
+        percent_encoding::NON_ALPHANUMERIC,
+    )
+    .to_string();
     println!(
         r#"
 certbound is running in development mode (no config file): keys and certificates in {dir}/.
@@ -458,12 +463,10 @@ curl -s {tls} -d client_id=demo --data-urlencode "token=$TOKEN" {base}/oauth2/in
 # 3. Revoke it (RFC 7009); introspection then answers {{"active":false}}:
 curl -s {tls} -d client_id=demo --data-urlencode "token=$TOKEN" {base}/oauth2/revoke
 
-# 4. Browser flow (authorization code + PKCE): open this URL, sign in as alice@example.com / dev-password, approve,
-#    then copy the code from the address bar of the (unreachable) redirect page:
-#    {base}/oauth2/authorize?response_type=code&client_id=demo&redirect_uri=http%3A%2F%2F127.0.0.1%3A8080%2Fcallback&scope=openid%20profile%20email%20read&state=s1&nonce=n1&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256
-curl -s {tls} -d grant_type=authorization_code -d client_id=demo -d redirect_uri=http://127.0.0.1:8080/callback -d code_verifier=dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk --data-urlencode "code=$CODE" {base}/oauth2/token
-#    The answer carries access_token, refresh_token and id_token. Rotate the refresh token (each works once):
-curl -s {tls} -d grant_type=refresh_token -d client_id=demo --data-urlencode "refresh_token=$REFRESH" {base}/oauth2/token
+# 4. Browser flow (authorization code + PKCE): open this URL, sign in as alice@example.com / dev-password and
+#    approve. The page you land on ({base}/dev/callback) shows the code and the commands that redeem it,
+#    ask for the user's claims and rotate the refresh token, ready to paste:
+#    {base}/oauth2/authorize?response_type=code&client_id=demo&redirect_uri={callback}&scope=openid%20profile%20email%20read&state=s1&nonce=n1&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256
 
 # The same token request with the certificate in the WSO2-style header, as a TLS-terminating proxy sends it:
 curl -s --cacert {dir}/ca.crt -H "x-wso2-mtls-cert: $(tr -d '\n' < {dir}/client.crt)" -d grant_type=client_credentials -d client_id=demo {base}/oauth2/token

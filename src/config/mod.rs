@@ -428,10 +428,23 @@ impl Config {
         let env = Env::prefixed("CERTBOUND_")
             .ignore(&["config", "log"])
             .split("__");
-        let config: Self = figment
+        let mut config: Self = figment
             .merge(env)
             .extract()
             .map_err(|e| Problems(e.into_iter().map(|e| e.to_string()).collect()))?;
+        if *source == Source::EmbeddedDev {
+            // The demo client's callback is on this server, wherever it listens.
+            let callback = format!("{}{}", config.issuer(), crate::dev::CALLBACK);
+            for uri in config
+                .clients
+                .iter_mut()
+                .flat_map(|c| c.redirect_uris.iter_mut())
+            {
+                if uri.ends_with(crate::dev::CALLBACK) {
+                    uri.clone_from(&callback);
+                }
+            }
+        }
         Ok(config)
     }
 

@@ -43,7 +43,30 @@ border:1px solid #b8bfcc;border-radius:4px}\
 button{font-size:1rem;padding:.65rem 1rem;margin:1rem .4rem 0 0;border-radius:4px;border:1px solid #2d5bd7;\
 background:#2d5bd7;color:#fff;cursor:pointer}button.secondary{background:#fff;color:#2d5bd7}\
 .error{background:#fdecea;color:#8a1c12;padding:.6rem;border-radius:4px}ul{padding-left:1.2rem}\
-.muted{color:#5c6578;font-size:.9rem}";
+.muted{color:#5c6578;font-size:.9rem}\
+pre{white-space:pre-wrap;word-break:break-all;background:#f4f5f7;padding:.6rem;font-size:.8rem}";
+
+/// The development server's callback page ([`crate::dev::callback`]): the
+/// code and the commands that redeem it, or why there is none.
+pub fn dev_callback(commands: Result<&str, &str>) -> String {
+    let mut body = String::new();
+    match commands {
+        Ok(commands) => {
+            body.push_str(
+                "<h1>Approved</h1><p>Redeem the code within 60 seconds: paste these commands \
+                 in the directory the development server runs in.</p><pre>",
+            );
+            escape_into(&mut body, commands);
+            body.push_str("</pre>");
+        }
+        Err(why) => {
+            body.push_str("<h1>No code</h1><p class=\"error\">");
+            escape_into(&mut body, why);
+            body.push_str("</p>");
+        }
+    }
+    page("Development callback", &body)
+}
 
 fn page(title: &str, body: &str) -> String {
     let mut out = String::with_capacity(2048 + body.len());

@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod common;
 mod deploy;
+mod dev_mode;
 mod discovery;
 mod e2e;
 mod headers;

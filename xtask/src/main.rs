@@ -212,6 +212,7 @@ fn deps() -> Result {
         ("/usr/sbin/nginx", "nginx"),
         ("/usr/bin/redis-server", "redis-server"),
         ("/usr/bin/systemd-analyze", "systemd"),
+        ("/usr/bin/curl", "curl"),
     ];
     let missing: Vec<&str> = wanted
         .iter()
@@ -219,7 +220,9 @@ fn deps() -> Result {
         .map(|(_, pkg)| *pkg)
         .collect();
     if missing.is_empty() {
-        println!("chromium, chromium-driver, nginx, redis-server and systemd-analyze: present");
+        println!(
+            "chromium, chromium-driver, nginx, redis-server, systemd-analyze and curl: present"
+        );
     } else {
         apt_install(&missing)?;
     }
