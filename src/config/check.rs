@@ -90,6 +90,18 @@ impl Config {
             problems.0.extend(bad.0);
         }
         self.admin.check(self, &mut problems);
+        for (scope, text) in &self.login.scope_descriptions {
+            if crate::scope::parse(scope).map_or(true, |s| s.len() != 1) {
+                problems.push(format!(
+                    "login.scope_descriptions: {scope:?} is not one scope"
+                ));
+            }
+            if text.is_empty() || text.chars().count() > 200 || text.chars().any(char::is_control) {
+                problems.push(format!(
+                    "login.scope_descriptions.{scope}: a description is 1 to 200 characters on one line"
+                ));
+            }
+        }
         for (name, value) in [
             (
                 "tokens.access_token_lifetime",

@@ -132,8 +132,16 @@ fn describe(scope: &str) -> Option<&'static str> {
     }
 }
 
-/// The consent form with "Approve once", "Approve always" and "Deny".
-pub fn consent(client_name: &str, username: &str, scopes: &[&str], hidden: Hidden<'_>) -> String {
+/// The consent form with "Approve once", "Approve always" and "Deny", the
+/// signed-in user and a "not you?" button (`switch_user`). `described`:
+/// `login.scope_descriptions`.
+pub fn consent(
+    client_name: &str,
+    username: &str,
+    scopes: &[&str],
+    described: &std::collections::BTreeMap<String, String>,
+    hidden: Hidden<'_>,
+) -> String {
     let mut body = String::with_capacity(1024);
     body.push_str("<h1>");
     escape_into(&mut body, client_name);
@@ -148,9 +156,13 @@ pub fn consent(client_name: &str, username: &str, scopes: &[&str], hidden: Hidde
             body.push_str("<li><code>");
             escape_into(&mut body, scope);
             body.push_str("</code>");
-            if let Some(text) = describe(scope) {
+            if let Some(text) = described
+                .get(*scope)
+                .map(String::as_str)
+                .or(describe(scope))
+            {
                 body.push_str(" — ");
-                body.push_str(text);
+                escape_into(&mut body, text);
             }
             body.push_str("</li>");
         }
@@ -162,7 +174,8 @@ pub fn consent(client_name: &str, username: &str, scopes: &[&str], hidden: Hidde
     body.push_str(
         "<button type=\"submit\" name=\"decision\" value=\"approve_once\" id=\"approve-once\">Approve once</button>\
          <button type=\"submit\" name=\"decision\" value=\"approve_always\" id=\"approve-always\">Approve always</button>\
-         <button type=\"submit\" name=\"decision\" value=\"deny\" id=\"deny\" class=\"secondary\">Deny</button></form>",
+         <button type=\"submit\" name=\"decision\" value=\"deny\" id=\"deny\" class=\"secondary\">Deny</button>\
+         <p class=\"muted\">Not you? <button type=\"submit\" name=\"decision\" value=\"switch_user\" id=\"switch-user\" class=\"secondary\">Sign in as someone else</button></p></form>",
     );
     page("Approve access", &body)
 }
@@ -194,8 +207,10 @@ mod tests {
         assert!(!html.contains("<script>"));
         assert!(!html.contains("\"onfocus"));
         assert!(!html.contains("<i>"));
-        let html = consent("c&", "u<", &["a\"b", "openid"], hidden);
+        let described = [("a\"b".to_string(), "<img src=x>".to_string())].into();
+        let html = consent("c&", "u<", &["a\"b", "openid"], &described, hidden);
         assert!(html.contains("c&amp;") && html.contains("u&lt;") && html.contains("a&quot;b"));
+        assert!(html.contains("&lt;img src=x&gt;") && !html.contains("<img"));
         assert!(html.contains("approve_always") && html.contains("deny"));
         assert!(!error("<t>", "<m>").contains("<m>"));
     }

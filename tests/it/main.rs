@@ -7,6 +7,7 @@ mod authorize_sealing;
 mod browser;
 mod cli;
 mod common;
+mod consent;
 mod deploy;
 mod dev_mode;
 mod discovery;

@@ -42,6 +42,16 @@ pub fn set_session(
     ))
 }
 
+/// A `Set-Cookie` that ends the session (the "not you?" button).
+pub fn clear_session(req: &Request) -> String {
+    login::set_cookie(
+        login::SESSION_COOKIE,
+        "",
+        &format!("{}/oauth2/", base(req)),
+        0,
+    )
+}
+
 /// The "Approve always" decision of `username` for the pending request's
 /// client, if the browser has one that opens.
 pub fn consent(

@@ -29,6 +29,8 @@ pub enum Decision {
     ApproveOnce,
     /// Approved, and remembered in a consent cookie.
     ApproveAlways,
+    /// "Not you?": signed out, back to the login form.
+    SwitchUser,
 }
 
 /// The step after a valid authorization request. `session` is the
@@ -84,6 +86,7 @@ pub fn decision(value: Option<&str>) -> Result<Decision, AuthorizeError> {
         Some("deny") => Ok(Decision::Deny),
         Some("approve_once") => Ok(Decision::ApproveOnce),
         Some("approve_always") => Ok(Decision::ApproveAlways),
+        Some("switch_user") => Ok(Decision::SwitchUser),
         _ => Err(AuthorizeError::Shown(OAuthError::InvalidRequest(
             "Choose approve or deny.".into(),
         ))),

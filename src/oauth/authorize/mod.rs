@@ -385,6 +385,20 @@ fn consent_step(submitted: Submitted<'_>) -> Result<Response, AuthorizeError> {
         ));
     };
     match flow::decision(text(form, "decision"))? {
+        Decision::SwitchUser => {
+            let mut resp = respond::login_page(
+                page(settings, req, now),
+                &pending,
+                client,
+                "",
+                Some("Signed out. Sign in as the user you are."),
+                StatusCode::OK,
+            );
+            if let Ok(clear) = cookies::clear_session(req).parse() {
+                resp.headers_mut().append(header::SET_COOKIE, clear);
+            }
+            Ok(resp)
+        }
         Decision::Deny => Ok(refuse(
             settings,
             &pending,

@@ -112,7 +112,13 @@ pub fn consent_page(
                 request: &sealed,
                 csrf: &csrf,
             };
-            let page = pages::consent(&client.name, username, &scopes, hidden);
+            let page = pages::consent(
+                &client.name,
+                username,
+                &scopes,
+                &cx.settings.config.login.scope_descriptions,
+                hidden,
+            );
             html(StatusCode::OK, page, cookies.into_iter().chain(cookie))
         }
         Err(e) => error_page(&e),
