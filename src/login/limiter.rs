@@ -106,8 +106,10 @@ impl Limiter {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Starts an attempt for `username` from `address` at `now`, counting
-    /// it as a failure until it succeeds; or the seconds to wait.
+    /// Starts an attempt for `username` from `address` at `now` (Unix
+    /// milliseconds: a delay of 1 s is one second, not "until the next
+    /// second"), counting it as a failure until it succeeds; or the seconds
+    /// to wait (rounded up).
     pub fn begin(
         &self,
         username: &str,
@@ -117,37 +119,34 @@ impl Limiter {
         let user = hash_user(username);
         let address = address.map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), crate::addr::bucket);
         let policy = self.current_policy();
+        let window = policy.window.saturating_mul(1000);
         let mut table = self.table();
         if table.len() + 3 > CAPACITY {
-            evict(&mut table, now, policy.window);
+            evict(&mut table, now, window);
         }
-        let pair = fresh(
-            &mut table,
-            Key::UserAddress(user, address),
-            now,
-            policy.window,
-        );
-        let addr = fresh(&mut table, Key::Address(address), now, policy.window);
+        let pair = fresh(&mut table, Key::UserAddress(user, address), now, window);
+        let addr = fresh(&mut table, Key::Address(address), now, window);
         let by_user = table.get(&Key::User(user)).copied().unwrap_or_default();
         let wait = [
             (pair.failures >= policy.free_per_user).then(|| {
                 let delay = 1u64
                     .checked_shl(pair.failures - policy.free_per_user)
+                    .and_then(|s| s.checked_mul(1000))
                     .unwrap_or(u64::MAX)
-                    .min(policy.window);
+                    .min(window);
                 (pair.last_failure + delay).saturating_sub(now)
             }),
             (addr.failures >= policy.max_per_address)
-                .then(|| (addr.start + policy.window).saturating_sub(now)),
-            (pair.in_flight > 0 || by_user.in_flight >= MAX_IN_FLIGHT_PER_USER).then_some(1),
-            (addr.in_flight >= MAX_IN_FLIGHT_PER_ADDRESS).then_some(1),
+                .then(|| (addr.start + window).saturating_sub(now)),
+            (pair.in_flight > 0 || by_user.in_flight >= MAX_IN_FLIGHT_PER_USER).then_some(1000),
+            (addr.in_flight >= MAX_IN_FLIGHT_PER_ADDRESS).then_some(1000),
         ]
         .into_iter()
         .flatten()
         .max()
         .filter(|w| *w > 0);
         if let Some(wait) = wait {
-            return Err(wait);
+            return Err(wait.div_ceil(1000));
         }
         for key in [Key::UserAddress(user, address), Key::Address(address)] {
             let e = table.entry(key).or_insert(Entry {
@@ -203,8 +202,8 @@ enum Outcome {
 }
 
 /// The entry for `key` with its window restarted if it is over: the
-/// address window `window` seconds after it began, the (user, address)
-/// delays `window` seconds after the last failure.
+/// address window `window` milliseconds after it began, the (user,
+/// address) delays `window` after the last failure.
 fn fresh(table: &mut HashMap<Key, Entry>, key: Key, now: u64, window: u64) -> Entry {
     let Some(e) = table.get_mut(&key) else {
         return Entry::default();
@@ -308,21 +307,38 @@ mod tests {
         });
         let a = ip("10.0.0.1");
         for _ in 0..3 {
-            drop(l.begin("alice", a, 1000).unwrap());
+            drop(l.begin("alice", a, 1_000_000).unwrap());
         }
         // Fourth failure waits 1 s, then 2 s, 4 s.
-        assert_eq!(l.begin("alice", a, 1000).unwrap_err(), 1);
-        drop(l.begin("alice", a, 1001).unwrap());
-        assert_eq!(l.begin("alice", a, 1002).unwrap_err(), 1);
-        drop(l.begin("alice", a, 1003).unwrap());
-        assert_eq!(l.begin("alice", a, 1003).unwrap_err(), 4);
+        assert_eq!(l.begin("alice", a, 1_000_000).unwrap_err(), 1);
+        drop(l.begin("alice", a, 1_001_000).unwrap());
+        assert_eq!(l.begin("alice", a, 1_002_000).unwrap_err(), 1);
+        drop(l.begin("alice", a, 1_003_000).unwrap());
+        assert_eq!(l.begin("alice", a, 1_003_000).unwrap_err(), 4);
         // Another address is not slowed down: no lockout by failing on purpose.
-        l.begin("alice", ip("10.0.0.2"), 1003).unwrap().succeeded();
+        l.begin("alice", ip("10.0.0.2"), 1_003_000)
+            .unwrap()
+            .succeeded();
         // The delay is capped at the window; the count ends a window after
         // the last failure.
-        drop(l.begin("alice", a, 1007).unwrap());
-        assert!(l.begin("alice", a, 1008).is_err());
-        assert!(l.begin("alice", a, 1007 + 300).is_ok());
+        drop(l.begin("alice", a, 1_007_000).unwrap());
+        assert!(l.begin("alice", a, 1_008_000).is_err());
+        assert!(l.begin("alice", a, 1_007_000 + 300_000).is_ok());
+    }
+
+    #[test]
+    fn a_one_second_delay_is_one_second_whatever_the_clock_reads() {
+        let l = Limiter::new(Policy {
+            window: 300,
+            free_per_user: 1,
+            max_per_address: 100,
+        });
+        let a = ip("10.0.0.1");
+        // The failure late in one second, the next try early in the next:
+        // 200 ms later, it still waits.
+        drop(l.begin("gil", a, 1_000_900).unwrap());
+        assert_eq!(l.begin("gil", a, 1_001_100).unwrap_err(), 1);
+        assert!(l.begin("gil", a, 1_001_900).is_ok());
     }
 
     #[test]
@@ -333,12 +349,12 @@ mod tests {
             max_per_address: 100,
         });
         let a = ip("10.0.0.1");
-        drop(l.begin("bob", a, 1000).unwrap());
-        drop(l.begin("bob", a, 1000).unwrap());
-        assert!(l.begin("bob", a, 1000).is_err());
-        l.begin("bob", a, 1001).unwrap().succeeded();
-        drop(l.begin("bob", a, 1001).unwrap());
-        assert!(l.begin("bob", a, 1001).is_ok());
+        drop(l.begin("bob", a, 1_000_000).unwrap());
+        drop(l.begin("bob", a, 1_000_000).unwrap());
+        assert!(l.begin("bob", a, 1_000_000).is_err());
+        l.begin("bob", a, 1_001_000).unwrap().succeeded();
+        drop(l.begin("bob", a, 1_001_000).unwrap());
+        assert!(l.begin("bob", a, 1_001_000).is_ok());
     }
 
     #[test]
@@ -350,11 +366,11 @@ mod tests {
         });
         let a = ip("10.0.0.1");
         for i in 0..5 {
-            drop(l.begin(&format!("u{i}"), a, 1000).unwrap());
+            drop(l.begin(&format!("u{i}"), a, 1_000_000).unwrap());
         }
-        assert_eq!(l.begin("other", a, 1001).unwrap_err(), 299);
-        assert!(l.begin("other", ip("10.0.0.2"), 1001).is_ok());
-        assert!(l.begin("other", a, 1300).is_ok(), "window over");
+        assert_eq!(l.begin("other", a, 1_001_000).unwrap_err(), 299);
+        assert!(l.begin("other", ip("10.0.0.2"), 1_001_000).is_ok());
+        assert!(l.begin("other", a, 1_300_000).is_ok(), "window over");
     }
 
     #[test]
@@ -367,23 +383,26 @@ mod tests {
         let a = ip("10.0.0.1");
         // Attempts held open (their password being checked) count already:
         // one per user and address, four of one user at once.
-        let first = l.begin("carol", a, 1000).unwrap();
-        assert_eq!(l.begin("carol", a, 1000).unwrap_err(), 1);
+        let first = l.begin("carol", a, 1_000_000).unwrap();
+        assert_eq!(l.begin("carol", a, 1_000_000).unwrap_err(), 1);
         let others: Vec<_> = (2..5)
-            .map(|i| l.begin("carol", ip(&format!("10.0.0.{i}")), 1000).unwrap())
+            .map(|i| {
+                l.begin("carol", ip(&format!("10.0.0.{i}")), 1_000_000)
+                    .unwrap()
+            })
             .collect();
-        assert_eq!(l.begin("carol", ip("10.0.0.9"), 1000).unwrap_err(), 1);
+        assert_eq!(l.begin("carol", ip("10.0.0.9"), 1_000_000).unwrap_err(), 1);
         drop((first, others));
         let mut held = None;
         for _ in 0..30 {
-            match l.begin("dave", a, 1000) {
+            match l.begin("dave", a, 1_000_000) {
                 Ok(attempt) => held = Some(attempt),
                 Err(_) => held = None,
             }
         }
         drop(held);
         // 30 tries in the same second: only the 5 free ones were admitted.
-        assert!(l.begin("dave", a, 1000).is_err());
+        assert!(l.begin("dave", a, 1_000_000).is_err());
         let table = l.table();
         assert_eq!(
             table[&Key::UserAddress(hash_user("dave"), a.unwrap())].failures,
@@ -399,8 +418,8 @@ mod tests {
             max_per_address: 100,
         });
         let a = ip("10.0.0.1");
-        l.begin("erin", a, 1000).unwrap().not_checked();
-        assert!(l.begin("erin", a, 1000).is_ok());
+        l.begin("erin", a, 1_000_000).unwrap().not_checked();
+        assert!(l.begin("erin", a, 1_000_000).is_ok());
     }
 
     #[test]
@@ -412,7 +431,7 @@ mod tests {
         });
         let long = "x".repeat(1024);
         for i in 0..(CAPACITY * 2) {
-            drop(l.begin(&format!("{long}{i}"), ip("10.0.0.1"), 1000));
+            drop(l.begin(&format!("{long}{i}"), ip("10.0.0.1"), 1_000_000));
         }
         assert!(l.table().len() <= CAPACITY);
     }

@@ -90,15 +90,18 @@ impl Login {
         })
     }
 
-    /// Starts an attempt for `username` from `address` at `now`, counted
-    /// as a failure until it succeeds: on this replica, and with Redis in
-    /// the shared counters.
+    /// Starts an attempt for `username` from `address` now, counted as a
+    /// failure until it succeeds: on this replica, and with Redis in the
+    /// shared counters. The throttle keeps milliseconds, so a delay of a
+    /// second is a second.
     pub async fn begin(
         &self,
         username: &str,
         address: Option<std::net::IpAddr>,
-        now: u64,
     ) -> Result<limiter::Attempt<'_>, shared::Refused> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         shared::begin(&self.limiter, self.shared.as_ref(), username, address, now).await
     }
 

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use super::limiter::{Limiter, Policy};
 use crate::revocation::redis::Shared;
 
-/// KEYS: pair, address. ARGV: now, window, free per user, max per address.
-/// Returns 0 (counted as a failure until it ends) or the seconds to wait.
+/// KEYS: pair, address. ARGV: now and window (milliseconds), free per
+/// user, max per address. Returns 0 (counted as a failure until it ends)
+/// or the milliseconds to wait.
 const BEGIN: &str = r#"
 local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
 local free, max = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -27,15 +28,15 @@ if now >= as + window then af = 0; as = now end
 local wait = 0
 if pf >= free then
   local delay = window
-  if pf - free < 40 then delay = math.min(2 ^ (pf - free), window) end
+  if pf - free < 40 then delay = math.min(2 ^ (pf - free) * 1000, window) end
   wait = math.max(wait, pl + delay - now)
 end
 if af >= max then wait = math.max(wait, as + window - now) end
 if wait > 0 then return wait end
 redis.call('HSET', KEYS[1], 'f', pf + 1, 'l', now)
-redis.call('EXPIRE', KEYS[1], window)
+redis.call('PEXPIRE', KEYS[1], window)
 redis.call('HSET', KEYS[2], 'f', af + 1, 's', as)
-redis.call('EXPIRE', KEYS[2], math.max(1, as + window - now))
+redis.call('PEXPIRE', KEYS[2], math.max(1, as + window - now))
 return 0
 "#;
 
@@ -88,18 +89,19 @@ impl SharedThrottle {
         }
     }
 
-    /// Counts an attempt with these keys at `now` under `policy`.
+    /// Counts an attempt with these keys at `now` (Unix milliseconds) under
+    /// `policy`.
     pub async fn begin(&self, keys: &[String; 2], policy: Policy, now: u64) -> Result<(), Refused> {
         let keys = [keys[0].as_str(), keys[1].as_str()];
         let args = [
             now,
-            policy.window,
+            policy.window.saturating_mul(1000),
             u64::from(policy.free_per_user),
             u64::from(policy.max_per_address),
         ];
         match self.redis.eval(&self.begin, &keys, &args).await {
             Ok(0) => Ok(()),
-            Ok(wait) => Err(Refused::Wait(wait.max(1) as u64)),
+            Ok(wait) => Err(Refused::Wait((wait.max(1) as u64).div_ceil(1000))),
             Err(error) => {
                 tracing::warn!(%error, "login throttle: Redis did not answer; the sign-in was refused (503)");
                 Err(Refused::Unavailable)

@@ -114,7 +114,7 @@ pub async fn authenticate(
         return Ok(());
     }
     let attempt = login
-        .begin(&name, address, now)
+        .begin(&name, address)
         .await
         .map_err(|refused| match refused {
             crate::login::shared::Refused::Wait(wait) => OAuthError::Throttled(wait),

@@ -291,7 +291,7 @@ async fn login_step(login: &Login, submitted: Submitted<'_>) -> Result<Response,
     // Counted before the password is checked, so parallel attempts cannot
     // slip past the limit.
     let attempt = match login
-        .begin(&settings.throttle_name(username), address, now)
+        .begin(&settings.throttle_name(username), address)
         .await
     {
         Ok(attempt) => attempt,
