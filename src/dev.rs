@@ -229,6 +229,43 @@ pub fn callback(
         .body(html)
 }
 
+/// What the development server prints once it listens at `addr`: the
+/// commands to try it, ready to paste.
+pub fn banner(config: &crate::config::Config, addr: std::net::SocketAddr) -> String {
+    let dir = config.keys.dir.display();
+    let base = format!("https://{addr}");
+    let tls = format!("--cacert {dir}/ca.crt --cert {dir}/client.crt --key {dir}/client.key");
+    let redirect = percent_encoding::utf8_percent_encode(
+        &format!("{base}{}", CALLBACK),
+        percent_encoding::NON_ALPHANUMERIC,
+    )
+    .to_string();
+    format!(
+        r#"
+certbound is running in development mode (no config file): keys and certificates in {dir}/.
+
+# 1. A certificate-bound access token, the client authenticated by mutual TLS:
+TOKEN=$(curl -s {tls} -d grant_type=client_credentials -d client_id=demo -d scope=read {base}/oauth2/token | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+
+# 2. Introspect it (the demo client may introspect, authenticated the same way):
+curl -s {tls} -d client_id=demo --data-urlencode "token=$TOKEN" {base}/oauth2/introspect
+
+# 3. Revoke it (RFC 7009); introspection then answers {{"active":false}}:
+curl -s {tls} -d client_id=demo --data-urlencode "token=$TOKEN" {base}/oauth2/revoke
+
+# 4. Browser flow (authorization code + PKCE): open this URL, sign in as alice@example.com / dev-password and
+#    approve. The page you land on ({base}/dev/callback) shows the code and the commands that redeem it,
+#    ask for the user's claims and rotate the refresh token, ready to paste:
+#    {base}/oauth2/authorize?response_type=code&client_id=demo&redirect_uri={redirect}&scope=openid%20profile%20email%20read&state=s1&nonce=n1&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256
+
+# The same token request with the certificate in the WSO2-style header, as a TLS-terminating proxy sends it:
+curl -s --cacert {dir}/ca.crt -H "x-wso2-mtls-cert: $(tr -d '\n' < {dir}/client.crt)" -d grant_type=client_credentials -d client_id=demo {base}/oauth2/token
+
+# Keys and metadata:  curl --cacert {dir}/ca.crt {base}/oauth2/jwks   ·   API docs: {base}/docs
+"#
+    )
+}
+
 fn name(cn: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, cn);

@@ -17,24 +17,35 @@ use certbound::{AppState, dev, server::Server};
 struct Cli {
     /// Config file (default: $CERTBOUND_CONFIG, else ./certbound.toml, else
     /// the embedded development configuration).
-    #[arg(long, global = true)]
+    #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
+/// `--config`, on the commands that read the configuration.
+#[derive(clap::Args, Default)]
+struct At {
+    /// Config file (default: $CERTBOUND_CONFIG, else ./certbound.toml, else
+    /// the embedded development configuration).
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (the default command).
-    Serve,
+    Serve(At),
     /// Check the configuration and everything it names without starting
     /// anything; print every problem, exit 1 if there is any.
-    Check,
+    Check(At),
     /// Ask the running server to reload its configuration (as SIGHUP does)
     /// and print the outcome.
-    Reload,
+    Reload(At),
     /// Manage signing and sealing keys in keys.dir.
     Keys {
+        #[command(flatten)]
+        at: At,
         /// A tenant's keys (its keys_dir) instead of the default tenant's.
         #[arg(long, global = true)]
         tenant: Option<String>,
@@ -44,6 +55,8 @@ enum Command {
     /// Generate a development CA, server and client certificates; or, with
     /// --client, another client certificate from that CA.
     DevCerts {
+        #[command(flatten)]
+        at: At,
         /// Output directory (default: keys.dir).
         #[arg(long)]
         dir: Option<PathBuf>,
@@ -68,6 +81,8 @@ enum Command {
     /// once durable.
     #[command(group(clap::ArgGroup::new("target").required(true).args(["client", "user", "jti"])))]
     Revoke {
+        #[command(flatten)]
+        at: At,
         /// Every token of this client.
         #[arg(long)]
         client: Option<String>,
@@ -83,6 +98,8 @@ enum Command {
     },
     /// Inspect, compact or import the revocation list (its file, or Redis).
     Revocations {
+        #[command(flatten)]
+        at: At,
         #[command(subcommand)]
         action: certbound::commands::revocations::Action,
     },
@@ -154,17 +171,33 @@ fn main() -> ExitCode {
     }
 }
 
+impl Command {
+    /// The `--config` given after the command, for those that read it.
+    fn config(&self) -> Option<&Path> {
+        match self {
+            Self::Serve(at) | Self::Check(at) | Self::Reload(at) => at.config.as_deref(),
+            Self::Keys { at, .. }
+            | Self::DevCerts { at, .. }
+            | Self::Revoke { at, .. }
+            | Self::Revocations { at, .. } => at.config.as_deref(),
+            _ => None,
+        }
+    }
+}
+
 fn run(cli: Cli) -> Result<(), String> {
-    let locate = || Config::locate(cli.config.as_deref()).map_err(|e| e.to_string());
+    let command = cli.command.unwrap_or(Command::Serve(At::default()));
+    let explicit = command.config().map(Path::to_path_buf).or(cli.config);
+    let locate = || Config::locate(explicit.as_deref()).map_err(|e| e.to_string());
     let load = || -> Result<(Config, Source), String> {
         let source = locate()?;
         let config = Config::load(&source).map_err(|e| format!("config: {e}"))?;
         Ok((config, source))
     };
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(locate()?),
-        Command::Check => check(&locate()?),
-        Command::Reload => {
+    match command {
+        Command::Serve(_) => serve(locate()?),
+        Command::Check(_) => check(&locate()?),
+        Command::Reload(_) => {
             // Only to find the control socket: the server checks the rest.
             let config = Config::parse(&locate()?).map_err(|e| format!("config: {e}"))?;
             let lines =
@@ -174,7 +207,7 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Keys { tenant, action } => {
+        Command::Keys { tenant, action, .. } => {
             let (config, _) = load()?;
             // A tenant's own keys only: never keys another tenant uses too.
             if let Some(domain) = tenant
@@ -201,7 +234,9 @@ fn run(cli: Cli) -> Result<(), String> {
             };
             keys_command(&config, action)
         }
-        Command::DevCerts { dir, force, client } => {
+        Command::DevCerts {
+            dir, force, client, ..
+        } => {
             let dir = match dir {
                 Some(dir) => dir,
                 None => load()?.0.keys.dir,
@@ -244,6 +279,7 @@ fn run(cli: Cli) -> Result<(), String> {
             user,
             jti,
             tenant,
+            ..
         } => {
             let (kind, name) = match (client, user, jti) {
                 (Some(c), _, _) => ("client", c),
@@ -264,7 +300,7 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Revocations { action } => {
+        Command::Revocations { action, .. } => {
             let (config, _) = load()?;
             certbound::commands::revocations::run(&config.revocation, action)
         }
@@ -406,8 +442,10 @@ fn serve(source: Source) -> Result<(), String> {
                 "mtls.header_on_https: the HTTPS listener believes the certificate header from these addresses; any process there can present a client's public certificate"
             );
         }
-        if *state.source() == Source::EmbeddedDev {
-            print_dev_banner(&settings.config, server.https_addr());
+        if *state.source() == Source::EmbeddedDev
+            && let Some(addr) = server.https_addr()
+        {
+            println!("{}", dev::banner(&settings.config, addr));
         }
         drop(settings);
         tracing::info!(version = env!("CARGO_PKG_VERSION"), "started");
@@ -438,40 +476,4 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
-}
-
-fn print_dev_banner(config: &Config, https: Option<std::net::SocketAddr>) {
-    let Some(addr) = https else { return };
-    let dir = config.keys.dir.display();
-    let base = format!("https://{addr}");
-    let tls = format!("--cacert {dir}/ca.crt --cert {dir}/client.crt --key {dir}/client.key");
-    let callback = percent_encoding::utf8_percent_encode(
-        &format!("{base}{}", certbound::dev::CALLBACK),
-        percent_encoding::NON_ALPHANUMERIC,
-    )
-    .to_string();
-    println!(
-        r#"
-certbound is running in development mode (no config file): keys and certificates in {dir}/.
-
-# 1. A certificate-bound access token, the client authenticated by mutual TLS:
-TOKEN=$(curl -s {tls} -d grant_type=client_credentials -d client_id=demo -d scope=read {base}/oauth2/token | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
-
-# 2. Introspect it (the demo client may introspect, authenticated the same way):
-curl -s {tls} -d client_id=demo --data-urlencode "token=$TOKEN" {base}/oauth2/introspect
-
-# 3. Revoke it (RFC 7009); introspection then answers {{"active":false}}:
-curl -s {tls} -d client_id=demo --data-urlencode "token=$TOKEN" {base}/oauth2/revoke
-
-# 4. Browser flow (authorization code + PKCE): open this URL, sign in as alice@example.com / dev-password and
-#    approve. The page you land on ({base}/dev/callback) shows the code and the commands that redeem it,
-#    ask for the user's claims and rotate the refresh token, ready to paste:
-#    {base}/oauth2/authorize?response_type=code&client_id=demo&redirect_uri={callback}&scope=openid%20profile%20email%20read&state=s1&nonce=n1&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256
-
-# The same token request with the certificate in the WSO2-style header, as a TLS-terminating proxy sends it:
-curl -s --cacert {dir}/ca.crt -H "x-wso2-mtls-cert: $(tr -d '\n' < {dir}/client.crt)" -d grant_type=client_credentials -d client_id=demo {base}/oauth2/token
-
-# Keys and metadata:  curl --cacert {dir}/ca.crt {base}/oauth2/jwks   ·   API docs: {base}/docs
-"#
-    );
 }
