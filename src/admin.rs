@@ -86,6 +86,14 @@ async fn revoke_form(
     if !settings.config.admin.clients.contains(&caller.client.id) {
         return Err(crate::clients::Refusal::NotAdmin.refuse(Some(&caller.client.id)));
     }
+    // A form, as at the OAuth endpoints (a cross-site page cannot send
+    // another content type without the browser asking first).
+    if !req
+        .content_type()
+        .is_some_and(crate::oauth::extract::is_form)
+    {
+        return Err(OAuthError::UnsupportedMediaType);
+    }
     let limit = settings.config.server.max_body_bytes;
     let timeout = std::time::Duration::from_secs(settings.config.server.body_read_timeout);
     let bytes = match tokio::time::timeout(timeout, body.into_bytes_limit(limit)).await {
@@ -118,13 +126,12 @@ async fn revoke_form(
     };
     let target = Target::parse(kind, name).ok_or_else(|| OAuthError::internal("target kind"))?;
     let tenant = crate::revoke_all::tenant(&settings, fields.get("tenant").map(String::as_str))
-        .map_err(|e| OAuthError::InvalidRequest(e.to_string().into()))?;
-    let done = crate::revoke_all::revoke(state, tenant, &target, now)
+        .map_err(answer)?;
+    // The cutoff is taken now, after the body: nothing issued while it
+    // was read escapes it.
+    let done = crate::revoke_all::revoke(state, tenant, &target, crate::keys::unix_now())
         .await
-        .map_err(|e| match e {
-            crate::revoke_all::Refused::List(list) => list.into(),
-            other => OAuthError::InvalidRequest(other.to_string().into()),
-        })?;
+        .map_err(answer)?;
     tracing::info!(admin = %caller.client.id, kind, "admin revocation");
     Ok(serde_json::json!({
         "revoked": kind,
@@ -133,4 +140,20 @@ async fn revoke_form(
         "not_after": done.not_after,
         "summary": done.summary,
     }))
+}
+
+/// The client's answer for a refused revocation: fixed words (names are
+/// not echoed into `error_description`).
+fn answer(refused: crate::revoke_all::Refused) -> OAuthError {
+    use crate::revoke_all::Refused;
+    OAuthError::InvalidRequest(
+        match refused {
+            Refused::List(list) => return list.into(),
+            Refused::UnknownTenant(_) => "no such tenant",
+            Refused::UnknownClient(..) => "no such client in the tenant",
+            Refused::UnknownUser(..) => "no such user in the tenant",
+            Refused::BadJti(_) => "a jti is 1 to 128 visible ASCII characters",
+        }
+        .into(),
+    )
 }

@@ -201,12 +201,19 @@ pub fn callback(
             && c.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
     };
+    let base = &settings.tokens.issuer;
+    let dir = settings.config.keys.dir.display().to_string();
+    // Pasted unquoted into a shell: only plain paths and URLs.
+    let plain = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._:-".contains(&b))
+    };
     let html = match (code.filter(well_formed), error) {
-        (Some(code), _) => {
-            let base = &settings.tokens.issuer;
-            let dir = settings.config.keys.dir.display();
-            crate::login::pages::dev_callback(Ok(&format!(
-                "TLS=\"--cacert {dir}/ca.crt --cert {dir}/client.crt --key {dir}/client.key\"\n\
+        (Some(_), _) if !plain(base) || !plain(&dir) => crate::login::pages::dev_callback(Err(
+            "keys.dir or the issuer has characters a pasted command cannot carry safely.",
+        )),
+        (Some(code), _) => crate::login::pages::dev_callback(Ok(&format!(
+            "TLS=\"--cacert {dir}/ca.crt --cert {dir}/client.crt --key {dir}/client.key\"\n\
                  RESP=$(curl -s $TLS -d grant_type=authorization_code -d client_id=demo \
                  -d redirect_uri={base}{CALLBACK} -d code_verifier={VERIFIER} \
                  -d code={code} {base}/oauth2/token); echo \"$RESP\"\n\
@@ -215,8 +222,7 @@ pub fn callback(
                  curl -s $TLS -H \"Authorization: Bearer $ACCESS\" {base}/oauth2/userinfo\n\
                  curl -s $TLS -d grant_type=refresh_token -d client_id=demo \
                  --data-urlencode \"refresh_token=$REFRESH\" {base}/oauth2/token\n"
-            )))
-        }
+        ))),
         (None, Some(error)) => crate::login::pages::dev_callback(Err(&format!(
             "The authorization server answered error={error}."
         ))),

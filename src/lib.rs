@@ -284,6 +284,7 @@ impl AppState {
                 client_id: &claims.client_id,
                 user: claims.username.as_deref(),
                 iat: claims.iat,
+                auth_time: claims.auth_time,
             },
         )?;
         Ok(claims)
@@ -306,6 +307,7 @@ impl AppState {
                 client_id: &claims.client_id,
                 user: Some(&claims.sub),
                 iat: claims.iat,
+                auth_time: Some(claims.auth_time),
             },
         )?;
         Ok(claims)
@@ -323,8 +325,9 @@ impl AppState {
             None => false,
         };
         let before = list
-            .revoked_before(&settings.tokens.issuer, t.client_id, t.user, t.iat)
-            .map_err(stale)?;
+            .not_before(&settings.tokens.issuer, Some(t.client_id), t.user)
+            .map_err(stale)?
+            .revokes(t.iat, t.auth_time);
         if jti_revoked || family_revoked || before {
             return Err(token::Inactive::Revoked);
         }
@@ -339,6 +342,7 @@ struct Held<'a> {
     client_id: &'a str,
     user: Option<&'a str>,
     iat: u64,
+    auth_time: Option<u64>,
 }
 
 /// The OpenAPI service describing every endpoint, at `/` (the default

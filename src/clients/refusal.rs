@@ -5,6 +5,9 @@
 
 use crate::error::OAuthError;
 
+/// Characters of a refused client id written to the log.
+pub const LOGGED_ID: usize = 64;
+
 /// The reason for a refused client authentication.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -55,8 +58,13 @@ impl Refusal {
         }
     }
 
-    /// Logs and counts the refusal of `client_id` (when one was named).
+    /// Logs and counts the refusal of `client_id` (when one was named; the
+    /// client's to choose, so at most [`LOGGED_ID`] characters are logged).
     pub fn record(self, client_id: Option<&str>) {
+        let client_id = client_id.map(|id| match id.char_indices().nth(LOGGED_ID) {
+            Some((end, _)) => &id[..end],
+            None => id,
+        });
         tracing::info!(
             client_id,
             reason = self.as_str(),

@@ -3,8 +3,8 @@
 //! is limited as on one node (RFC 6819 §5.1.4.2.3).
 //!
 //! Two hashes per attempt, counted and checked by one script, atomically:
-//! `{prefix}:login:pair:<user hash>:<address>` (failures, last failure) and
-//! `{prefix}:login:address:<address>` (failures, window start), each
+//! `{prefix}:login:v2:pair:<user hash>:<address>` (failures, last failure, ms) and
+//! `{prefix}:login:v2:address:<address>` (failures, window start, ms), each
 //! expiring with its window. The local [`Limiter`] still limits what runs
 //! at once on this replica; the shared counts decide the delays.
 
@@ -75,8 +75,10 @@ pub enum Refused {
 /// The two keys of an attempt.
 pub(crate) fn keys(user: &[u8; 16], address: &std::net::IpAddr) -> [String; 2] {
     [
-        format!("login:pair:{}:{address}", hex::encode(user)),
-        format!("login:address:{address}"),
+        // v2: times in milliseconds (v1 kept seconds; a replica of either
+        // never reads the other's counts).
+        format!("login:v2:pair:{}:{address}", hex::encode(user)),
+        format!("login:v2:address:{address}"),
     ]
 }
 

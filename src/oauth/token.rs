@@ -190,6 +190,23 @@ pub async fn authorization_code(
         .users
         .get(&claims.username)
         .ok_or_else(|| OAuthError::InvalidGrant("the user no longer exists".into()))?;
+    // A code made before its client's or user's revoke-all (or for a
+    // sign-in before the user's) is revoked with them.
+    let issued = claims
+        .expires
+        .saturating_sub(settings.config.tokens.code_lifetime);
+    if revocations
+        .not_before(
+            &settings.tokens.issuer,
+            Some(&client.client.id),
+            Some(&claims.username),
+        )?
+        .revokes(issued, Some(claims.auth_time))
+    {
+        return Err(OAuthError::InvalidGrant(
+            "the authorization code is revoked".into(),
+        ));
+    }
     let spent = Record::new(Kind::Code, &claims.id, claims.expires)
         .ok_or_else(|| OAuthError::internal("code id is not a valid list identifier"))?;
     if revocations.record(spent).await? == Outcome::AlreadyRecorded {
@@ -267,12 +284,13 @@ pub async fn refresh(
             "the refresh token was issued to another client".into(),
         ));
     }
-    let revoked_before = revocations.revoked_before(
-        &settings.tokens.issuer,
-        &claims.client_id,
-        Some(&claims.sub),
-        claims.iat,
-    )?;
+    let revoked_before = revocations
+        .not_before(
+            &settings.tokens.issuer,
+            Some(&claims.client_id),
+            Some(&claims.sub),
+        )?
+        .revokes(claims.iat, Some(claims.auth_time));
     if revoked_before || revocations.contains(Kind::Family, &claims.fid)? {
         return Err(OAuthError::InvalidGrant(
             "the refresh token is revoked".into(),

@@ -63,6 +63,25 @@ pub enum RevocationError {
     Stale,
 }
 
+/// A client's and a user's "not before" times (revoke-all), if any.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NotBefore {
+    /// Tokens of the client issued at or before this are revoked.
+    pub client: Option<u64>,
+    /// Tokens of the user issued, or signed in for, at or before this are
+    /// revoked.
+    pub user: Option<u64>,
+}
+
+impl NotBefore {
+    /// Whether a token issued at `iat`, for a sign-in at `auth_time` (a
+    /// user's token: kept across refresh rotations), is revoked.
+    pub fn revokes(&self, iat: u64, auth_time: Option<u64>) -> bool {
+        let signed_in = auth_time.map_or(iat, |a| a.min(iat));
+        self.client.is_some_and(|c| iat <= c) || self.user.is_some_and(|u| signed_in <= u)
+    }
+}
+
 /// Commit counters since start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stats {
@@ -154,27 +173,24 @@ impl Revocations {
         Ok(self.table.get(&record::Key::new(kind, id)).is_some())
     }
 
-    /// Whether a token of `client_id` (and of `user`, for a user's token)
-    /// at `issuer`, issued at `iat`, is revoked by a "not before" record
-    /// of its client or user ([`crate::revoke_all`]). Costs one flag read
-    /// while no such record exists.
-    pub fn revoked_before(
+    /// The "not before" times recorded for `client_id` and `user` at
+    /// `issuer` ([`crate::revoke_all`]). Costs one flag read while no such
+    /// record exists.
+    pub fn not_before(
         &self,
         issuer: &str,
-        client_id: &str,
+        client_id: Option<&str>,
         user: Option<&str>,
-        iat: u64,
-    ) -> Result<bool, RevocationError> {
+    ) -> Result<NotBefore, RevocationError> {
         self.fresh.check()?;
         if !self.table.any_cutoff() {
-            return Ok(false);
+            return Ok(NotBefore::default());
         }
-        let before = |kind, name| {
-            self.table
-                .cutoff(kind, &record::subject(issuer, name))
-                .is_some_and(|cutoff| iat <= cutoff)
-        };
-        Ok(before(Kind::Client, client_id) || user.is_some_and(|u| before(Kind::User, u)))
+        let cutoff = |kind, name| self.table.cutoff(kind, &record::subject(issuer, name));
+        Ok(NotBefore {
+            client: client_id.and_then(|c| cutoff(Kind::Client, c)),
+            user: user.and_then(|u| cutoff(Kind::User, u)),
+        })
     }
 
     /// Records `record` durably; resolves once it is synced to disk (or

@@ -382,6 +382,7 @@ impl ConnPeer {
             let endpoint_label = crate::metrics::endpoint(req.uri().path());
             let mut req =
                 poem::Request::from((req, local.clone(), remote_addr.clone(), scheme.clone()));
+            req.extensions_mut().insert(listener);
             let observed = access::Observed::begin(
                 endpoint_label,
                 sent_path.map(|path| {
@@ -389,7 +390,6 @@ impl ConnPeer {
                     (req.method().clone(), path, forwarded)
                 }),
             );
-            req.extensions_mut().insert(listener);
             req.extensions_mut().insert(crate::tenant::BasePath(base));
             req.extensions_mut()
                 .insert(crate::tenant::Tenants(current.clone()));

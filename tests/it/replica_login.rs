@@ -34,7 +34,7 @@ async fn failures_at_any_replica_count_toward_one_limit() {
     }
     let failures = |kind: &str| -> i64 {
         let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{{certbound}}:login:{kind}:*"))
+            .arg(format!("{{certbound}}:login:v2:{kind}:*"))
             .query(&mut r.redis.connection().unwrap())
             .unwrap();
         assert_eq!(keys.len(), 1, "{kind}: {keys:?}");

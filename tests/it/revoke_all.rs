@@ -198,3 +198,40 @@ async fn every_token_of_a_client_or_user_before_now_is_revoked_across_a_restart(
         "alice signs in again"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_revoke_all_ends_the_sessions_and_codes_made_before_it() {
+    let setup = setup();
+    let server = ChildServer::spawn(&setup).unwrap();
+    let web = identity(&setup.pki, "web");
+    let mut browser = Browser::new(&server);
+    let ask = params(&[("scope", "openid read")]);
+    let login = browser.authorize(&ask).await;
+    let consent = browser.login(&login, "alice@example.com", PASSWORD).await;
+    let code = browser
+        .decide(&consent, "approve_always")
+        .await
+        .param("code")
+        .unwrap();
+    let (ok, out, err) = revoke_cli(&setup, &["--user", "alice@example.com"]);
+    assert!(ok, "{out}{err}");
+    // The code made before it is refused.
+    let (status, body) = redeem(&server, &web, "web", &code, &[]).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (400, &Value::from("invalid_grant"))
+    );
+    // The session signed in before it is over: sign in again.
+    next_second().await;
+    let again = browser.authorize(&ask).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert!(again.body.contains("name=\"password\""), "{}", again.body);
+    let signed_in = browser.login(&again, "alice@example.com", PASSWORD).await;
+    let done = if signed_in.status == 303 {
+        signed_in
+    } else {
+        browser.decide(&signed_in, "approve_once").await
+    };
+    let (status, body) = redeem(&server, &web, "web", &done.param("code").unwrap(), &[]).await;
+    assert_eq!(status, 200, "{body}");
+}

@@ -10,14 +10,25 @@ use crate::login::{self, Consent, Session};
 use crate::seal::{Purpose, random_id};
 use crate::settings::Settings;
 
-/// The session from the cookie, if it opens, is valid at `now`, and its
-/// user still exists.
-pub fn session(settings: &Settings, req: &Request, now: u64) -> Option<Session> {
+/// The session from the cookie, if it opens, is valid at `now`, its user
+/// still exists, and no revoke-all of the user came after its sign-in (a
+/// list that cannot say counts as one: sign in again).
+pub fn session(
+    settings: &Settings,
+    revocations: &crate::revocation::Revocations,
+    req: &Request,
+    now: u64,
+) -> Option<Session> {
     let session: Session = settings
         .sealer
         .open(Purpose::Session, login::cookie(req, login::SESSION_COOKIE)?)?;
     settings.users.get(&session.username)?;
-    (session.expires > now).then_some(session)
+    let revoked = revocations
+        .not_before(&settings.tokens.issuer, None, Some(&session.username))
+        .map_or(true, |nb| {
+            nb.revokes(session.auth_time, Some(session.auth_time))
+        });
+    (session.expires > now && !revoked).then_some(session)
 }
 
 /// The path prefix the request came in under (`""`, or `/t/{domain}`):

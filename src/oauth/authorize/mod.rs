@@ -100,9 +100,13 @@ pub fn max_sealed_json(clients: &crate::clients::Clients) -> usize {
 
 /// `GET /oauth2/authorize`
 #[handler]
-pub async fn get(req: &Request, settings: Data<&Arc<Settings>>) -> Response {
+pub async fn get(
+    req: &Request,
+    state: Data<&Arc<AppState>>,
+    settings: Data<&Arc<Settings>>,
+) -> Response {
     let now = unix_now();
-    on_request(&settings, req, now).unwrap_or_else(|e| respond::refusal(&settings, e))
+    on_request(&state, &settings, req, now).unwrap_or_else(|e| respond::refusal(&settings, e))
 }
 
 /// `POST /oauth2/authorize`: the login and consent forms.
@@ -114,7 +118,7 @@ pub async fn post(
     settings: Data<&Arc<Settings>>,
 ) -> Response {
     let now = unix_now();
-    on_form(&state.login, &settings, req, body, now)
+    on_form(&state, &settings, req, body, now)
         .await
         .unwrap_or_else(|e| respond::refusal(&settings, e))
 }
@@ -127,7 +131,12 @@ fn page<'a>(settings: &'a Settings, req: &Request, now: u64) -> PageContext<'a> 
     }
 }
 
-fn on_request(settings: &Settings, req: &Request, now: u64) -> Result<Response, AuthorizeError> {
+fn on_request(
+    state: &AppState,
+    settings: &Settings,
+    req: &Request,
+    now: u64,
+) -> Result<Response, AuthorizeError> {
     let query = req.uri().query().unwrap_or("");
     let params = crate::oauth::extract::parse_form(query.as_bytes())?;
     let (client, redirect_uri, given) = request::trusted_redirect(&settings.clients, &params)?;
@@ -144,7 +153,7 @@ fn on_request(settings: &Settings, req: &Request, now: u64) -> Result<Response, 
         to: redirect_uri.clone(),
         state: request::returnable_state(&params).map(str::to_string),
     })?;
-    let session = cookies::session(settings, req, now);
+    let session = cookies::session(settings, &state.revocations, req, now);
     let consented = session
         .as_ref()
         .is_some_and(|s| consented(settings, req, &valid.pending, s, now));
@@ -198,7 +207,7 @@ fn refuse(settings: &Settings, pending: &Pending, error: OAuthError) -> Response
 }
 
 async fn on_form(
-    login: &Login,
+    state: &AppState,
     settings: &Settings,
     req: &Request,
     body: Body,
@@ -237,8 +246,8 @@ async fn on_form(
         now,
     };
     match step {
-        Some("login") => login_step(login, submitted).await,
-        Some("consent") => consent_step(submitted),
+        Some("login") => login_step(&state.login, submitted).await,
+        Some("consent") => consent_step(state, submitted),
         _ => Err(shown("Unknown form step.")),
     }
 }
@@ -363,7 +372,7 @@ async fn login_step(login: &Login, submitted: Submitted<'_>) -> Result<Response,
     }
 }
 
-fn consent_step(submitted: Submitted<'_>) -> Result<Response, AuthorizeError> {
+fn consent_step(state: &AppState, submitted: Submitted<'_>) -> Result<Response, AuthorizeError> {
     let Submitted {
         settings,
         req,
@@ -372,7 +381,7 @@ fn consent_step(submitted: Submitted<'_>) -> Result<Response, AuthorizeError> {
         client,
         now,
     } = submitted;
-    let Some(session) = cookies::session(settings, req, now)
+    let Some(session) = cookies::session(settings, &state.revocations, req, now)
         .filter(|s| pending.shown_to.as_deref() == Some(s.username.as_str()))
     else {
         return Ok(respond::login_page(
