@@ -315,3 +315,25 @@ pub(crate) fn write_section(root: &Path, name: &str, body: &str) {
     std::fs::write(&path, updated).unwrap();
     eprintln!("wrote the {name} section of BENCHMARKS.md");
 }
+
+/// The client `rs` of every benchmark configuration: HTTP Basic with the
+/// secret "secret", allowed to introspect.
+#[allow(dead_code)]
+pub(crate) const RS_CLIENT: &str = r#"
+[[clients]]
+client_id = "rs"
+token_endpoint_auth_method = "client_secret_basic"
+client_secret_sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
+introspection = true
+"#;
+
+/// The head of a benchmark configuration: `issuer`, the server's TLS
+/// files and the keys, all in `keys` (the listeners come from the
+/// environment).
+#[allow(dead_code)]
+pub(crate) fn config_head(issuer: &str, keys: &Path) -> String {
+    let k = keys.display();
+    format!(
+        "issuer = \"{issuer}\"\n[server]\ntls_certificate = \"{k}/server.crt\"\ntls_private_key = \"{k}/server.key\"\n[keys]\ndir = \"{k}\"\n"
+    )
+}

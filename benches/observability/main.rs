@@ -125,16 +125,8 @@ fn main() -> ExitCode {
     let run = root.join("target/bench/observability");
     let (binary, keys_dir) = prepare(root, &run);
     let k = keys_dir.display();
-    std::fs::write(
-        run.join("certbound.toml"),
-        format!(
-            r#"
-issuer = "{ISSUER}"
-[server]
-tls_certificate = "{k}/server.crt"
-tls_private_key = "{k}/server.key"
-[keys]
-dir = "{k}"
+    let config = format!(
+        r#"{head}
 [mtls]
 client_certificate_header = "x-client-cert"
 trusted_proxies = ["127.0.0.1/32"]
@@ -143,15 +135,10 @@ client_id = "pinned"
 token_endpoint_auth_method = "self_signed_tls_client_auth"
 certificates = ["{k}/client.crt"]
 scope = "read write"
-[[clients]]
-client_id = "rs"
-token_endpoint_auth_method = "client_secret_basic"
-client_secret_sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
-introspection = true
-"#
-        ),
-    )
-    .unwrap();
+{RS_CLIENT}"#,
+        head = config_head(ISSUER, &keys_dir)
+    );
+    std::fs::write(run.join("certbound.toml"), config).unwrap();
     let servers: Vec<Server> = MODES
         .iter()
         .enumerate()

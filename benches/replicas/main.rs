@@ -197,16 +197,8 @@ fn main() -> ExitCode {
     let run = out.join("replicas");
     let (binary, keys_dir) = prepare(&root, &run);
     let k = keys_dir.display();
-    std::fs::write(
-        run.join("certbound.toml"),
-        format!(
-            r#"
-issuer = "{ISSUER}"
-[server]
-tls_certificate = "{k}/server.crt"
-tls_private_key = "{k}/server.key"
-[keys]
-dir = "{k}"
+    let config = format!(
+        r#"{head}
 [mtls]
 trust_anchors = "{k}/ca.crt"
 [[clients]]
@@ -215,19 +207,15 @@ token_endpoint_auth_method = "self_signed_tls_client_auth"
 certificates = ["{k}/client.crt"]
 scope = "read write"
 grant_types = ["client_credentials", "refresh_token"]
-[[clients]]
-client_id = "rs"
-token_endpoint_auth_method = "client_secret_basic"
-client_secret_sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
-introspection = true
+{RS_CLIENT}
 [[users]]
 username = "bench"
 password_hash = "{hash}"
 "#,
-            hash = certbound::users::hash_password("bench").unwrap(),
-        ),
-    )
-    .unwrap();
+        head = config_head(ISSUER, &keys_dir),
+        hash = certbound::users::hash_password("bench").unwrap(),
+    );
+    std::fs::write(run.join("certbound.toml"), config).unwrap();
     let cert_pem = std::fs::read_to_string(keys_dir.join("client.crt")).unwrap();
     let der = certbound::cert::header::decode(&cert_pem).unwrap();
     let thumbprint = certbound::cert::thumbprint(&der);
@@ -325,8 +313,17 @@ password_hash = "{hash}"
         pipe.query::<()>(&mut c).unwrap();
     }
     let (replica, startup) = start_server(&binary, &run, "startup", Some(&redis));
-    let log = std::fs::read_to_string(run.join("startup.log")).unwrap();
-    assert!(log.contains(&format!("entries={entries}")), "{log}");
+    // The log is written every 100 ms: wait for the line.
+    let loaded = format!("entries={entries}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let log = loop {
+        let log = std::fs::read_to_string(run.join("startup.log")).unwrap();
+        if log.contains(&loaded) || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(log.contains(&loaded), "{log}");
     let rss_kb = driver_rss(replica.child.id());
     let startup =
         json!({"entries": entries, "startup_ms": startup.as_secs_f64() * 1e3, "rss_kb": rss_kb});

@@ -3,7 +3,6 @@
 //! it is (once a signing key exists) and serves through the nginx example,
 //! run as written but for addresses, ports and certificate paths.
 
-use std::io::BufRead;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -95,15 +94,7 @@ async fn the_proxy_config_starts_as_it_is_behind_the_nginx_example() {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let served = Served(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = crate::common::lines(stdout);
     loop {
         let line = rx
             .recv_timeout(std::time::Duration::from_secs(20))

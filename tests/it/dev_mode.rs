@@ -3,7 +3,6 @@
 //! commands it shows, pasted into a shell, redeem the code, ask for the
 //! user's claims and rotate the refresh token.
 
-use std::io::BufRead;
 use std::process::{Command, Stdio};
 
 use crate::browser::Browser;
@@ -36,15 +35,7 @@ async fn the_dev_servers_callback_page_gives_commands_that_work_when_pasted() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = crate::common::lines(stdout);
     let base = format!("https://127.0.0.1:{port}");
     let (mut authorize, mut started) = (None, false);
     while authorize.is_none() || !started {

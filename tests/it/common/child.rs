@@ -259,3 +259,21 @@ pub fn run_certbound(args: &[&str], dir: Option<&std::path::Path>) -> (bool, Str
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// The lines of a child's output as they come, read by a thread of their
+/// own so the child never blocks on a full pipe.
+pub fn lines(stream: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stream)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
