@@ -4,7 +4,6 @@
 //! (RFC 6749 §2.3.1 Basic; RFC 6750 Bearer). Every failure is an
 //! [`OAuthError`], so clients always get RFC 6749 §5.2 JSON.
 
-use std::marker::PhantomData;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -12,10 +11,8 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use poem::http::header;
-use poem::{IntoResponse, Request, RequestBody, Response};
-use poem_openapi::registry::{
-    MetaMediaType, MetaRequest, MetaSchemaRef, MetaSecurityScheme, Registry,
-};
+use poem::{Request, RequestBody};
+use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaSecurityScheme, Registry};
 use poem_openapi::types::{ParseFromJSON, Type};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
@@ -403,56 +400,7 @@ fn basic_decode(s: &str) -> Option<String> {
         .map(|v| v.into_owned())
 }
 
-/// JSON serialised once at startup, documented with the schema of `T`.
-pub struct RawJson<T>(pub Bytes, PhantomData<T>);
-
-impl<T> RawJson<T> {
-    /// Wraps serialised JSON.
-    pub fn new(bytes: Bytes) -> Self {
-        Self(bytes, PhantomData)
-    }
-}
-
-impl<T: Type> poem_openapi::payload::Payload for RawJson<T> {
-    const CONTENT_TYPE: &'static str = "application/json";
-
-    fn schema_ref() -> MetaSchemaRef {
-        T::schema_ref()
-    }
-
-    fn register(registry: &mut Registry) {
-        T::register(registry);
-    }
-}
-
-impl<T: Send> IntoResponse for RawJson<T> {
-    fn into_response(self) -> Response {
-        Response::builder()
-            .content_type("application/json")
-            .body(self.0)
-    }
-}
-
-impl<T: Type> poem_openapi::ApiResponse for RawJson<T> {
-    fn meta() -> poem_openapi::registry::MetaResponses {
-        poem_openapi::registry::MetaResponses {
-            responses: vec![poem_openapi::registry::MetaResponse {
-                description: "The document",
-                status: Some(200),
-                status_range: None,
-                content: vec![MetaMediaType {
-                    content_type: "application/json",
-                    schema: T::schema_ref(),
-                }],
-                headers: vec![],
-            }],
-        }
-    }
-
-    fn register(registry: &mut Registry) {
-        T::register(registry);
-    }
-}
+pub use super::raw_json::RawJson;
 
 #[cfg(test)]
 mod tests {

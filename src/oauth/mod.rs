@@ -8,6 +8,7 @@ pub mod extract;
 pub mod introspect;
 pub mod introspection_jwt;
 pub mod paths;
+mod raw_json;
 pub mod revoke;
 pub mod token;
 pub mod user_caller;

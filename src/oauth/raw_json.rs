@@ -1,0 +1,60 @@
+//! Documents serialised once (discovery, JWKS) and answered as they are,
+//! documented in the OpenAPI description with their schema.
+
+use std::marker::PhantomData;
+
+use bytes::Bytes;
+use poem::{IntoResponse, Response};
+use poem_openapi::registry::{MetaMediaType, MetaSchemaRef, Registry};
+use poem_openapi::types::Type;
+
+/// JSON serialised once at startup, documented with the schema of `T`.
+pub struct RawJson<T>(pub Bytes, PhantomData<T>);
+
+impl<T> RawJson<T> {
+    /// Wraps serialised JSON.
+    pub fn new(bytes: Bytes) -> Self {
+        Self(bytes, PhantomData)
+    }
+}
+
+impl<T: Type> poem_openapi::payload::Payload for RawJson<T> {
+    const CONTENT_TYPE: &'static str = "application/json";
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: Send> IntoResponse for RawJson<T> {
+    fn into_response(self) -> Response {
+        Response::builder()
+            .content_type("application/json")
+            .body(self.0)
+    }
+}
+
+impl<T: Type> poem_openapi::ApiResponse for RawJson<T> {
+    fn meta() -> poem_openapi::registry::MetaResponses {
+        poem_openapi::registry::MetaResponses {
+            responses: vec![poem_openapi::registry::MetaResponse {
+                description: "The document",
+                status: Some(200),
+                status_range: None,
+                content: vec![MetaMediaType {
+                    content_type: "application/json",
+                    schema: T::schema_ref(),
+                }],
+                headers: vec![],
+            }],
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
