@@ -337,3 +337,14 @@ pub(crate) fn config_head(issuer: &str, keys: &Path) -> String {
         "issuer = \"{issuer}\"\n[server]\ntls_certificate = \"{k}/server.crt\"\ntls_private_key = \"{k}/server.key\"\n[keys]\ndir = \"{k}\"\n"
     )
 }
+
+/// A child process that is killed (and reaped) when dropped.
+#[allow(dead_code)]
+pub(crate) struct Killed(pub(crate) Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -23,7 +23,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
 use certbound::cert::header::encode;
@@ -45,15 +45,8 @@ const MODES: [(&str, bool, bool); 3] = [
 ];
 
 struct Server {
-    child: Child,
+    child: Killed,
     http: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn start(binary: &Path, run: &Path, i: usize, admin: bool, access: bool) -> Server {
@@ -85,13 +78,16 @@ fn start(binary: &Path, run: &Path, i: usize, admin: bool, access: bool) -> Serv
         .unwrap();
     let http = format!("127.0.0.1:{http}").parse().unwrap();
     wait_ready(&http, Instant::now(), &mut child);
-    Server { child, http }
+    Server {
+        child: Killed(child),
+        http,
+    }
 }
 
 /// One oha run against `server`: (answers/s, server CPU µs per answer,
 /// failed requests).
 fn measure(server: &Server, secs: u64, args: &[String]) -> (f64, f64, u64) {
-    let before = proc_cpu_ticks(server.child.id());
+    let before = proc_cpu_ticks(server.child.0.id());
     let output = Command::new("oha")
         .args(["-z", &format!("{secs}s"), "-c", "32", "--no-tui"])
         .args(["--output-format", "json", "-m", "POST"])
@@ -99,7 +95,7 @@ fn measure(server: &Server, secs: u64, args: &[String]) -> (f64, f64, u64) {
         .args(args)
         .output()
         .unwrap();
-    let ticks = proc_cpu_ticks(server.child.id()) - before;
+    let ticks = proc_cpu_ticks(server.child.0.id()) - before;
     let report: Value = serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|_| panic!("oha failed: {}", String::from_utf8_lossy(&output.stderr)));
     let codes = &report["statusCodeDistribution"];

@@ -21,7 +21,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -36,15 +36,8 @@ const ISSUER: &str = "https://certbound.bench";
 
 /// `redis-server` on a free port with its data in `dir`.
 struct Redis {
-    child: Child,
+    _child: Killed,
     port: u16,
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Redis {
@@ -67,7 +60,10 @@ impl Redis {
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server is not installed: `cargo xtask deps` installs it");
-        let redis = Self { child, port };
+        let redis = Self {
+            _child: Killed(child),
+            port,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while redis.connection().is_err() {
             assert!(Instant::now() < deadline, "redis-server did not start");
@@ -89,16 +85,9 @@ impl Redis {
 
 /// A running server and its listeners.
 struct Server {
-    child: Child,
+    child: Killed,
     http: SocketAddr,
     https: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn start_server(
@@ -135,7 +124,14 @@ fn start_server(
     let http: SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
     let startup = wait_ready(&http, started, &mut child);
     let https = format!("127.0.0.1:{https}").parse().unwrap();
-    (Server { child, http, https }, startup)
+    (
+        Server {
+            child: Killed(child),
+            http,
+            https,
+        },
+        startup,
+    )
 }
 
 /// POSTs a form as client `rs` (Basic); the status.
@@ -324,7 +320,7 @@ password_hash = "{hash}"
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(log.contains(&loaded), "{log}");
-    let rss_kb = driver_rss(replica.child.id());
+    let rss_kb = driver_rss(replica.child.0.id());
     let startup =
         json!({"entries": entries, "startup_ms": startup.as_secs_f64() * 1e3, "rss_kb": rss_kb});
     eprintln!("  startup: {startup}");
