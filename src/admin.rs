@@ -88,10 +88,7 @@ async fn revoke_form(
     }
     // A form, as at the OAuth endpoints (a cross-site page cannot send
     // another content type without the browser asking first).
-    if !req
-        .content_type()
-        .is_some_and(crate::oauth::extract::is_form)
-    {
+    if !req.content_type().is_some_and(crate::oauth::form::is_form) {
         return Err(OAuthError::UnsupportedMediaType);
     }
     let limit = settings.config.server.max_body_bytes;

@@ -114,20 +114,27 @@ pub fn half_hash(alg: Alg, value: &str) -> String {
 
 /// UserInfo response (§5.3.2): `sub`, plus the §5.4 claims of the granted
 /// scopes that the user has.
-#[derive(Debug, Default, Clone, PartialEq, serde::Deserialize, poem_openapi::Object)]
+#[derive(
+    Debug, Default, Clone, PartialEq, serde::Deserialize, serde::Serialize, poem_openapi::Object,
+)]
 #[oai(skip_serializing_if_is_none)]
 pub struct UserInfo {
     /// Subject: the username.
     pub sub: String,
     /// Full name (scope `profile`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Given name (scope `profile`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub given_name: Option<String>,
     /// Family name (scope `profile`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub family_name: Option<String>,
     /// Email address (scope `email`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     /// Whether the email address was verified (scope `email`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub email_verified: Option<bool>,
 }
 

@@ -71,6 +71,16 @@ pub(crate) fn free_port() -> u16 {
 
 /// Polls GET /oauth2/jwks until it answers 200; returns the time since spawn.
 pub(crate) fn wait_ready(addr: &SocketAddr, started: Instant, server: &mut Child) -> Duration {
+    wait_ready_within(addr, started, server, Duration::from_secs(20))
+}
+
+/// [`wait_ready`], giving up after `limit`.
+pub(crate) fn wait_ready_within(
+    addr: &SocketAddr,
+    started: Instant,
+    server: &mut Child,
+    limit: Duration,
+) -> Duration {
     loop {
         if let Ok(Some(status)) = server.try_wait() {
             panic!("server exited: {status}; see target/bench/run/server.log");
@@ -83,10 +93,7 @@ pub(crate) fn wait_ready(addr: &SocketAddr, started: Instant, server: &mut Child
                 return started.elapsed();
             }
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "server did not start"
-        );
+        assert!(started.elapsed() < limit, "server did not start");
         std::thread::sleep(Duration::from_millis(1));
     }
 }
@@ -155,7 +162,8 @@ pub(crate) fn token_service(
     (KeySet::load(keys_dir, None).unwrap(), tokens)
 }
 
-pub(crate) fn mint_bodies(keys_dir: &Path, issuer: &str, n: usize, client_id: &str, path: &Path) {
+/// `n` access tokens of `client_id`, signed with the server's keys.
+pub(crate) fn mint_access(keys_dir: &Path, issuer: &str, n: usize, client_id: &str) -> Vec<String> {
     let (keys, tokens) = token_service(keys_dir, issuer);
     let now = certbound::keys::unix_now();
     let grant = certbound::token::AccessGrant {
@@ -167,9 +175,16 @@ pub(crate) fn mint_bodies(keys_dir: &Path, issuer: &str, n: usize, client_id: &s
         fid: None,
         auth_time: None,
     };
+    (0..n)
+        .map(|_| tokens.mint(&keys, grant, now).unwrap())
+        .collect()
+}
+
+/// A file of `n` lines `token=…`: oha's bodies (`-Z`) of distinct tokens.
+pub(crate) fn mint_bodies(keys_dir: &Path, issuer: &str, n: usize, client_id: &str, path: &Path) {
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    for _ in 0..n {
-        writeln!(out, "token={}", tokens.mint(&keys, grant, now).unwrap()).unwrap();
+    for token in mint_access(keys_dir, issuer, n, client_id) {
+        writeln!(out, "token={token}").unwrap();
     }
 }
 

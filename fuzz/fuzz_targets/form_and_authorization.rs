@@ -2,7 +2,8 @@
 //! dropped) and the `Authorization` header parser (Basic, Bearer).
 #![no_main]
 
-use certbound::oauth::extract::{Authorization, parse_authorization_value, parse_form};
+use certbound::oauth::extract::{Authorization, parse_authorization_value};
+use certbound::oauth::form::parse_form;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,9 +1,14 @@
 //! Matching a presented certificate against a registered client
 //! (RFC 8705 §2.1 PKI method and §2.2 self-signed method).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
 
 use rustls::RootCertStore;
 use rustls::pki_types::{CertificateDer, UnixTime};
@@ -70,11 +75,69 @@ fn email_eq(a: &str, b: &str) -> bool {
 }
 
 /// CAs trusted for `tls_client_auth` (`mtls.trust_anchors`, or a client's
-/// own `tls_client_auth_trust_anchors`).
+/// own `tls_client_auth_trust_anchors`), with the verdicts of the chains
+/// they validated.
 #[derive(Clone)]
 pub struct TrustAnchors {
     verifier: Arc<dyn ClientCertVerifier>,
     allow_missing_eku: bool,
+    verdicts: Arc<Verdicts>,
+}
+
+/// Chains these anchors validated, each until the earliest `notAfter` in
+/// it: a client presenting the same chain again is not verified again
+/// before then. Keyed by the leaf's thumbprint (and a hash of the
+/// intermediates sent with it); only successes are kept, at most
+/// [`VERDICTS`] of them. Anchors are built anew with the settings, so a
+/// reload (new anchors, new rules) starts with none.
+#[derive(Default)]
+struct Verdicts(Mutex<HashMap<String, u64>>);
+
+/// How many validated chains [`TrustAnchors`] remembers.
+pub const VERDICTS: usize = 4096;
+
+impl Verdicts {
+    fn key(cert: &ClientCertificate) -> String {
+        if cert.intermediates().is_empty() {
+            return cert.thumbprint.clone();
+        }
+        let mut hash = Sha256::new();
+        for c in cert.intermediates() {
+            hash.update((c.len() as u64).to_be_bytes());
+            hash.update(c);
+        }
+        format!(
+            "{}.{}",
+            cert.thumbprint,
+            URL_SAFE_NO_PAD.encode(hash.finalize())
+        )
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        // A panic mid-insert leaves the map consistent; keep using it.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn valid(&self, key: &str, now: u64) -> bool {
+        self.lock().get(key).is_some_and(|until| *until > now)
+    }
+
+    fn remember(&self, key: String, until: u64, now: u64) {
+        if until <= now {
+            return;
+        }
+        let mut map = self.lock();
+        if map.len() >= VERDICTS {
+            map.retain(|_, u| *u > now);
+            // Still full: drop an arbitrary one.
+            if map.len() >= VERDICTS
+                && let Some(victim) = map.keys().next().cloned()
+            {
+                map.remove(&victim);
+            }
+        }
+        map.insert(key, until);
+    }
 }
 
 impl std::fmt::Debug for TrustAnchors {
@@ -106,13 +169,28 @@ impl TrustAnchors {
         Ok(Self {
             verifier,
             allow_missing_eku,
+            verdicts: Arc::default(),
         })
     }
 
     /// Validates the chain to one of the anchors at `now` (Unix seconds),
     /// including validity dates, name constraints and the clientAuth
-    /// extended key usage (RFC 5280 §4.2.1.12), which must be present.
+    /// extended key usage (RFC 5280 §4.2.1.12), which must be present. A
+    /// chain validated before is taken as valid until its earliest
+    /// `notAfter` ([`Verdicts`]).
     pub fn verify(&self, cert: &ClientCertificate, now: u64) -> Result<(), String> {
+        let key = Verdicts::key(cert);
+        if self.verdicts.valid(&key, now) {
+            return Ok(());
+        }
+        let until = self.validate(cert, now)?;
+        self.verdicts.remember(key, until, now);
+        Ok(())
+    }
+
+    /// [`Self::verify`] in full; the earliest `notAfter` of the chain
+    /// (0 if unknown).
+    fn validate(&self, cert: &ClientCertificate, now: u64) -> Result<u64, String> {
         self.verifier
             .verify_client_cert(
                 cert.leaf(),
@@ -123,11 +201,83 @@ impl TrustAnchors {
         let (_, leaf) = x509_parser::parse_x509_certificate(cert.leaf())
             .map_err(|_| "the leaf cannot be parsed".to_string())?;
         match leaf.extended_key_usage() {
-            Ok(Some(eku)) if eku.value.client_auth || eku.value.any => Ok(()),
-            Ok(Some(_)) => Err("the leaf's extended key usage lacks clientAuth".into()),
-            Ok(None) if self.allow_missing_eku => Ok(()),
-            Ok(None) => Err("the leaf has no extended key usage (clientAuth required)".into()),
-            Err(_) => Err("the leaf's extended key usage cannot be parsed".into()),
+            Ok(Some(eku)) if eku.value.client_auth || eku.value.any => {}
+            Ok(Some(_)) => return Err("the leaf's extended key usage lacks clientAuth".into()),
+            Ok(None) if self.allow_missing_eku => {}
+            Ok(None) => {
+                return Err("the leaf has no extended key usage (clientAuth required)".into());
+            }
+            Err(_) => return Err("the leaf's extended key usage cannot be parsed".into()),
         }
+        // An intermediate this parser cannot read (the validation above
+        // could) gives 0: the verdict is not remembered.
+        Ok(cert
+            .intermediates()
+            .iter()
+            .fold(not_after(&leaf), |until, c| {
+                x509_parser::parse_x509_certificate(c).map_or(0, |(_, c)| until.min(not_after(&c)))
+            }))
+    }
+}
+
+/// `notAfter`, Unix seconds (0 if before 1970: never valid now).
+fn not_after(cert: &x509_parser::certificate::X509Certificate<'_>) -> u64 {
+    u64::try_from(cert.validity().not_after.timestamp()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A CA and a clientAuth leaf it issued, valid from 2020 until
+    /// `not_after_year`.
+    fn ca_and_leaf(not_after_year: i32) -> (TrustAnchors, ClientCertificate) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(vec![]).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut leaf = rcgen::CertificateParams::new(vec![]).unwrap();
+        leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        leaf.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        leaf.not_after = rcgen::date_time_ymd(not_after_year, 1, 1);
+        let leaf = leaf.signed_by(&key, &issuer).unwrap();
+        let anchors = TrustAnchors::new(vec![ca_cert.der().clone()], false).unwrap();
+        let cert = ClientCertificate::from_chain(vec![leaf.der().clone()]).unwrap();
+        (anchors, cert)
+    }
+
+    /// 2030-01-01T00:00:00Z.
+    const Y2030: u64 = 1_893_456_000;
+
+    #[test]
+    fn a_verdict_is_remembered_until_the_chain_expires() {
+        let (anchors, cert) = ca_and_leaf(2030);
+        let now = Y2030 - 86_400;
+        assert!(anchors.verify(&cert, now).is_ok());
+        assert!(anchors.verdicts.valid(&Verdicts::key(&cert), now));
+        // Past notAfter the remembered verdict no longer holds: validated
+        // again, and refused.
+        assert!(anchors.verify(&cert, Y2030 + 1).is_err());
+        // Other anchors (a reload builds new ones) know nothing of it.
+        let (other, _) = ca_and_leaf(2030);
+        assert!(other.verify(&cert, now).is_err());
+        assert!(!other.verdicts.valid(&Verdicts::key(&cert), now));
+    }
+
+    #[test]
+    fn refusals_are_not_remembered_and_the_map_is_bounded() {
+        let (anchors, cert) = ca_and_leaf(2030);
+        // Not yet valid: refused, and not kept.
+        assert!(anchors.verify(&cert, 1_500_000_000).is_err());
+        assert!(anchors.verdicts.lock().is_empty());
+        for i in 0..VERDICTS + 10 {
+            anchors.verdicts.remember(format!("k{i}"), Y2030, 0);
+        }
+        assert_eq!(anchors.verdicts.lock().len(), VERDICTS);
+        // Expired verdicts are the first to go.
+        anchors.verdicts.remember("late".into(), Y2030 + 10, Y2030);
+        assert_eq!(anchors.verdicts.lock().len(), 1);
     }
 }

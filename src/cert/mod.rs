@@ -9,6 +9,7 @@ pub use certbound_verify::binding::{BindingError, thumbprint};
 /// resource servers through `certbound-verify`.
 pub use certbound_verify::header;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -68,6 +69,48 @@ pub fn check_binding(
     )
 }
 
+/// Certificates decoded from the proxy header, by the header's exact
+/// value: a client sending the same certificate again (every request, on
+/// most deployments) is not decoded, parsed and hashed again. Only values
+/// that decoded, from trusted proxies, of at most [`HEADER_CACHE_VALUE`]
+/// bytes, are kept; at most [`HEADER_CACHE`] of them. Built anew with the
+/// settings.
+#[derive(Debug, Default)]
+pub struct HeaderCerts(std::sync::Mutex<HashMap<Box<str>, Arc<ClientCertificate>>>);
+
+/// How many decoded header values [`HeaderCerts`] keeps.
+pub const HEADER_CACHE: usize = 1024;
+/// The longest header value [`HeaderCerts`] keeps.
+pub const HEADER_CACHE_VALUE: usize = 16 * 1024;
+
+impl HeaderCerts {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Arc<ClientCertificate>>> {
+        // A panic mid-insert leaves the map consistent; keep using it.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The certificate in header value `value`, decoded once.
+    fn decode(&self, value: &str) -> Result<Arc<ClientCertificate>, header::HeaderError> {
+        if let Some(cert) = self.lock().get(value) {
+            return Ok(cert.clone());
+        }
+        let der = header::decode(value)?;
+        let cert = ClientCertificate::from_chain(vec![CertificateDer::from(der)])
+            .map(Arc::new)
+            .ok_or(header::HeaderError::Empty)?;
+        if value.len() <= HEADER_CACHE_VALUE {
+            let mut map = self.lock();
+            if map.len() >= HEADER_CACHE
+                && let Some(victim) = map.keys().next().cloned()
+            {
+                map.remove(&victim);
+            }
+            map.insert(value.into(), cert.clone());
+        }
+        Ok(cert)
+    }
+}
+
 /// The certificate for this request: the TLS peer certificate when there is
 /// one; otherwise the proxy header `header` (when configured), believed only
 /// under the [`TrustedProxies`] rule. A header from a trusted proxy that
@@ -76,6 +119,7 @@ pub fn presented(
     req: &poem::Request,
     header: Option<&poem::http::HeaderName>,
     proxies: &TrustedProxies,
+    decoded: &HeaderCerts,
 ) -> Result<Option<Arc<ClientCertificate>>, OAuthError> {
     if let Some(PeerCertificate(cert)) = req.extensions().get::<PeerCertificate>() {
         return Ok(Some(cert.clone()));
@@ -99,11 +143,11 @@ pub fn presented(
     let value = value
         .to_str()
         .map_err(|_| OAuthError::InvalidClient("client certificate header is not ASCII".into()))?;
-    let der = header::decode(value).map_err(|e| {
+    let cert = decoded.decode(value).map_err(|e| {
         tracing::debug!(error = %e, "unparsable client certificate header");
         OAuthError::InvalidClient("client certificate header cannot be parsed".into())
     })?;
-    Ok(ClientCertificate::from_chain(vec![CertificateDer::from(der)]).map(Arc::new))
+    Ok(Some(cert))
 }
 
 /// Reads a PEM bundle of certificates.
@@ -129,5 +173,26 @@ mod tests {
             thumbprint(b"abc"),
             "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0"
         );
+    }
+
+    #[test]
+    fn header_values_are_decoded_once_and_kept_within_bounds() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let value = header::encode::url_encoded_pem(cert.der());
+        let cache = HeaderCerts::default();
+        let first = cache.decode(&value).unwrap();
+        assert_eq!(first.thumbprint, thumbprint(cert.der()));
+        assert!(Arc::ptr_eq(&first, &cache.decode(&value).unwrap()));
+        assert!(cache.decode("not a certificate").is_err());
+        assert_eq!(cache.lock().len(), 1, "failures are not kept");
+        for i in 0..HEADER_CACHE + 5 {
+            // Distinct values of one certificate: PEM with spaces added.
+            let _ = cache.decode(&format!("{value}{}", "%20".repeat(i)));
+        }
+        assert_eq!(cache.lock().len(), HEADER_CACHE);
     }
 }

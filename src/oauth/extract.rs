@@ -1,147 +1,21 @@
-//! Request extraction for the OAuth endpoints: form bodies (RFC 6749 §3.1,
-//! §3.2: `application/x-www-form-urlencoded`, no repeated parameter, empty
-//! values treated as omitted, bounded size) and the `Authorization` header
-//! (RFC 6749 §2.3.1 Basic; RFC 6750 Bearer). Every failure is an
-//! [`OAuthError`], so clients always get RFC 6749 §5.2 JSON.
+//! Request extraction for the OAuth endpoints: the `Authorization` header
+//! (RFC 6749 §2.3.1 Basic; RFC 6750 Bearer) and the client certificate;
+//! form bodies are [`super::form`]'s. Every failure is an [`OAuthError`],
+//! so clients always get RFC 6749 §5.2 JSON.
 
 use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use bytes::Bytes;
-use futures_util::StreamExt;
 use poem::http::header;
 use poem::{Request, RequestBody};
-use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaSecurityScheme, Registry};
-use poem_openapi::types::{ParseFromJSON, Type};
+use poem_openapi::registry::{MetaSecurityScheme, Registry};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
 use crate::cert::ClientCertificate;
 use crate::clients::Credentials;
 use crate::error::OAuthError;
 use crate::settings::Settings;
-
-/// A form body parsed into `T` (a poem-openapi `Object`).
-#[derive(Debug)]
-pub struct OAuthForm<T>(pub T);
-
-/// A form's required parameters, named in the error when one is missing
-/// (the framework's own parse message never reaches a client).
-pub trait FormFields {
-    /// Parameters that must be present and non-empty.
-    const REQUIRED: &'static [&'static str];
-}
-
-const FORM: &str = "application/x-www-form-urlencoded";
-
-pub(crate) fn is_form(content_type: &str) -> bool {
-    content_type
-        .split(';')
-        .next()
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case(FORM))
-}
-
-impl<'a, T: ParseFromJSON + Type + FormFields> ApiExtractor<'a> for OAuthForm<T> {
-    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
-    type ParamType = ();
-    type ParamRawType = ();
-
-    fn register(registry: &mut Registry) {
-        T::register(registry);
-    }
-
-    fn request_meta() -> Option<MetaRequest> {
-        Some(MetaRequest {
-            description: None,
-            content: vec![MetaMediaType {
-                content_type: FORM,
-                schema: T::schema_ref(),
-            }],
-            required: true,
-        })
-    }
-
-    async fn from_request(
-        request: &'a Request,
-        body: &mut RequestBody,
-        _param_opts: ExtractParamOptions<Self::ParamType>,
-    ) -> poem::Result<Self> {
-        let parsed = async {
-            let settings = request_settings(request)?;
-            if !request.content_type().is_some_and(is_form) {
-                return Err(OAuthError::UnsupportedMediaType);
-            }
-            let body = body
-                .take()
-                .map_err(|_| OAuthError::InvalidRequest("request body already read".into()))?;
-            let bytes = read_limited(request, body, &settings.config.server).await?;
-            let object = parse_form(&bytes)?;
-            if let Some(missing) = T::REQUIRED.iter().find(|k| !object.contains_key(**k)) {
-                return Err(OAuthError::InvalidRequest(
-                    format!("parameter {missing} is missing").into(),
-                ));
-            }
-            T::parse_from_json(Some(serde_json::Value::Object(object)))
-                .map_err(|_| OAuthError::InvalidRequest("a parameter is malformed".into()))
-        };
-        Ok(Self(parsed.await?))
-    }
-}
-
-/// Reads the body, refusing more than `server.max_body_bytes` (by
-/// `Content-Length` before reading, and while reading chunked bodies) and a
-/// body that takes longer than `server.body_read_timeout` to arrive.
-pub(crate) async fn read_limited(
-    req: &Request,
-    body: poem::Body,
-    server: &crate::config::ServerConfig,
-) -> Result<Bytes, OAuthError> {
-    let timeout = std::time::Duration::from_secs(server.body_read_timeout);
-    tokio::time::timeout(timeout, read_body(req, body, server.max_body_bytes))
-        .await
-        .map_err(|_| OAuthError::InvalidRequest("the request body did not arrive in time".into()))?
-}
-
-async fn read_body(req: &Request, body: poem::Body, limit: usize) -> Result<Bytes, OAuthError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(OAuthError::PayloadTooLarge);
-    }
-    let mut stream = std::pin::pin!(body.into_bytes_stream());
-    let mut buf = Vec::with_capacity(declared.map_or(1024, |n| n as usize));
-    while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|_| OAuthError::InvalidRequest("request body cannot be read".into()))?;
-        if buf.len() + chunk.len() > limit {
-            return Err(OAuthError::PayloadTooLarge);
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(Bytes::from(buf))
-}
-
-/// RFC 6749 §3.1: a parameter sent twice is `invalid_request`; one sent
-/// without a value is treated as omitted.
-pub fn parse_form(bytes: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, OAuthError> {
-    let mut map = serde_json::Map::new();
-    for (key, value) in form_urlencoded::parse(bytes) {
-        if map.contains_key(key.as_ref()) {
-            return Err(OAuthError::InvalidRequest(
-                format!("parameter {key:?} is repeated").into(),
-            ));
-        }
-        map.insert(
-            key.into_owned(),
-            serde_json::Value::String(value.into_owned()),
-        );
-    }
-    map.retain(|_, v| v.as_str().is_some_and(|s| !s.is_empty()));
-    Ok(map)
-}
 
 /// Credentials in the `Authorization` header.
 #[derive(Clone, PartialEq, Eq)]
@@ -318,8 +192,12 @@ impl<'a> ApiExtractor<'a> for ClientAuth {
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
         let settings = request_settings(request)?;
-        let certificate =
-            crate::cert::presented(request, settings.cert_header.as_ref(), &settings.proxies);
+        let certificate = crate::cert::presented(
+            request,
+            settings.cert_header.as_ref(),
+            &settings.proxies,
+            &settings.header_certs,
+        );
         // No certificate, and a header: the header was not believed.
         let header_ignored = matches!(certificate, Ok(None))
             && settings
@@ -400,29 +278,12 @@ fn basic_decode(s: &str) -> Option<String> {
         .map(|v| v.into_owned())
 }
 
-pub use super::raw_json::RawJson;
+pub use super::form::{FormFields, OAuthForm};
+pub use super::raw_json::{RawJson, Serialized};
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn repeated_parameters_are_refused() {
-        assert!(matches!(
-            parse_form(b"grant_type=a&grant_type=b"),
-            Err(OAuthError::InvalidRequest(_))
-        ));
-        let map = parse_form(b"a=1&b=&c=%20x").unwrap();
-        assert_eq!(map.len(), 2, "empty values are omitted");
-        assert_eq!(map["c"], " x");
-    }
-
-    #[test]
-    fn content_types() {
-        assert!(is_form("application/x-www-form-urlencoded"));
-        assert!(is_form("Application/X-WWW-Form-Urlencoded; charset=UTF-8"));
-        assert!(!is_form("application/json"));
-    }
 
     #[test]
     fn authorization_header() {

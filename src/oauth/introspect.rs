@@ -16,7 +16,7 @@ use crate::tenant::Tenants;
 use crate::token::{AccessClaims, Confirmation, Inactive, RefreshClaims};
 
 /// Introspection request (RFC 7662 §2.1).
-#[derive(Debug, Object)]
+#[derive(Debug, Object, serde::Deserialize)]
 pub struct IntrospectRequest {
     /// The token to inspect.
     pub token: String,
@@ -25,6 +25,7 @@ pub struct IntrospectRequest {
     /// The caller's credentials when it does not use the `Authorization`
     /// header.
     #[oai(flatten)]
+    #[serde(flatten)]
     pub client: ClientParams,
 }
 
@@ -33,45 +34,58 @@ impl super::extract::FormFields for IntrospectRequest {
 }
 
 /// Introspection response (RFC 7662 §2.2, RFC 8705 §3.2 `cnf`).
-#[derive(Debug, Default, Object, serde::Deserialize, PartialEq)]
+#[derive(Debug, Default, Object, serde::Deserialize, serde::Serialize, PartialEq)]
 #[oai(skip_serializing_if_is_none)]
 pub struct Introspection {
     /// Whether the token is valid now.
     pub active: bool,
     /// Granted scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     /// Client the token was issued to.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
     /// Subject: the username for user tokens, else the client id.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
     /// The user the token acts for (absent for client-credentials tokens
     /// unless the client has an owner).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     /// `Bearer` for access tokens, `Refresh` for refresh tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub token_type: Option<String>,
     /// Expiry, Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub exp: Option<u64>,
     /// Issued at, Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub iat: Option<u64>,
     /// Not before, Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub nbf: Option<u64>,
     /// Issuer.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
     /// Audience.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub aud: Option<serde_json::Value>,
     /// Token id.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
     /// Certificate binding (RFC 8705 §3.2).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cnf: Option<IntrospectedCnf>,
     /// Who the token is for, as WSO2 names it: `APPLICATION_USER` for a
     /// user's token, `APPLICATION` for a client-credentials token.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub aut: Option<String>,
 }
 
 /// `cnf` of an introspection answer: RFC 8705's `x5t#S256`, and with
 /// `introspection.wso2_cnf_alias` the same value as `x5t#SHA256`, the name
 /// WSO2's sample answer uses (a migration aid).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Object, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Object, serde::Deserialize, serde::Serialize)]
 #[oai(skip_serializing_if_is_none)]
 pub struct IntrospectedCnf {
     /// base64url SHA-256 thumbprint of the client certificate.
@@ -81,6 +95,7 @@ pub struct IntrospectedCnf {
     /// The same thumbprint under WSO2's name (`introspection.wso2_cnf_alias`).
     #[oai(rename = "x5t#SHA256")]
     #[serde(rename = "x5t#SHA256")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub x5t_sha256: Option<String>,
 }
 

@@ -9,7 +9,7 @@ use poem_openapi::ApiResponse;
 use poem_openapi::registry::{
     MetaHeader, MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry,
 };
-use poem_openapi::types::{ToJSON, Type};
+use poem_openapi::types::Type;
 use serde::Serialize;
 
 use super::introspect::Introspection;
@@ -85,7 +85,7 @@ pub fn sign(
         aud: audience,
         iat: now,
         // The exact object the JSON answer carries.
-        token_introspection: answer.to_json().unwrap_or_default(),
+        token_introspection: serde_json::to_value(answer).unwrap_or_default(),
     };
     crate::token::sign(&settings.keys, TYP, &claims, now)
 }
@@ -106,7 +106,10 @@ pub enum IntrospectionResponse {
 impl IntoResponse for IntrospectionResponse {
     fn into_response(self) -> Response {
         let (content_type, body) = match self {
-            Self::Json(answer) => ("application/json", answer.to_json_string().into_bytes()),
+            Self::Json(answer) => (
+                "application/json",
+                serde_json::to_vec(&answer).unwrap_or_default(),
+            ),
             Self::Jwt(jwt) => (MEDIA_TYPE, jwt.into_bytes()),
         };
         Response::builder()

@@ -5,6 +5,7 @@
 pub mod authorize;
 pub mod discovery;
 pub mod extract;
+pub mod form;
 pub mod introspect;
 pub mod introspection_jwt;
 pub mod paths;
@@ -17,11 +18,10 @@ pub mod userinfo;
 use std::sync::Arc;
 
 use poem::web::Data;
-use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
 use self::discovery::{JwkSet, ServerMetadata};
-use self::extract::{ClientAuth, OAuthForm, RawJson};
+use self::extract::{ClientAuth, OAuthForm, RawJson, Serialized};
 use self::introspect::IntrospectRequest;
 use self::introspection_jwt::IntrospectionResponse;
 use self::revoke::RevokeRequest;
@@ -48,7 +48,7 @@ pub enum TokenResponse {
     /// The issued token.
     #[oai(status = 200)]
     Ok(
-        Json<TokenBody>,
+        Serialized<TokenBody>,
         #[oai(header = "Cache-Control")] String,
         #[oai(header = "Pragma")] String,
     ),
@@ -78,7 +78,7 @@ pub enum UserInfoResponse {
     /// The user's claims.
     #[oai(status = 200)]
     Ok(
-        Json<crate::oidc::UserInfo>,
+        Serialized<crate::oidc::UserInfo>,
         #[oai(header = "Cache-Control")] String,
     ),
 }
@@ -113,7 +113,7 @@ impl Api {
     ) -> Result<TokenResponse, OAuthError> {
         let body = token::issue(&settings, &state.revocations, &auth, &form.0, unix_now()).await?;
         Ok(TokenResponse::Ok(
-            Json(body),
+            Serialized(body),
             "no-store".into(),
             "no-cache".into(),
         ))
@@ -209,7 +209,7 @@ impl Api {
         auth: ClientAuth,
     ) -> Result<UserInfoResponse, OAuthError> {
         let body = userinfo::userinfo(&settings, &state, &auth, unix_now())?;
-        Ok(UserInfoResponse::Ok(Json(body), "no-store".into()))
+        Ok(UserInfoResponse::Ok(Serialized(body), "no-store".into()))
     }
 
     /// UserInfo endpoint, POST form (OpenID Connect Core §5.3.1).
@@ -226,7 +226,7 @@ impl Api {
         auth: ClientAuth,
     ) -> Result<UserInfoResponse, OAuthError> {
         let body = userinfo::userinfo(&settings, &state, &auth, unix_now())?;
-        Ok(UserInfoResponse::Ok(Json(body), "no-store".into()))
+        Ok(UserInfoResponse::Ok(Serialized(body), "no-store".into()))
     }
 
     /// JSON Web Key Set (RFC 7517): every public signing key, `kid` = RFC
@@ -310,7 +310,7 @@ pub fn allowed_methods(path: &str) -> Option<&'static str> {
 }
 
 /// Client credentials in a form body (RFC 6749 §2.3.1, RFC 8705 §2).
-#[derive(Debug, Default, Object)]
+#[derive(Debug, Default, Object, serde::Deserialize)]
 pub struct ClientParams {
     /// The client id; required for certificate and `client_secret_post`
     /// authentication.

@@ -1,5 +1,8 @@
-//! Documents serialised once (discovery, JWKS) and answered as they are,
-//! documented in the OpenAPI description with their schema.
+//! JSON answers written without the framework's JSON value tree:
+//! documents serialised once (discovery, JWKS) and answered as they are
+//! ([`RawJson`]), and the OAuth answers, serialised straight from their
+//! struct with serde into one buffer ([`Serialized`]). Both are documented
+//! in the OpenAPI description with their schema.
 
 use std::marker::PhantomData;
 
@@ -35,6 +38,35 @@ impl<T: Send> IntoResponse for RawJson<T> {
         Response::builder()
             .content_type("application/json")
             .body(self.0)
+    }
+}
+
+/// `T` serialised with serde when answered (the OAuth hot paths: one
+/// allocation for the body, no intermediate `serde_json::Value`).
+pub struct Serialized<T>(pub T);
+
+impl<T: Type> poem_openapi::payload::Payload for Serialized<T> {
+    const CONTENT_TYPE: &'static str = "application/json";
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: serde::Serialize + Send> IntoResponse for Serialized<T> {
+    fn into_response(self) -> Response {
+        match serde_json::to_vec(&self.0) {
+            Ok(body) => Response::builder()
+                .content_type("application/json")
+                .body(body),
+            // Not reachable for these structs (string keys only); never a
+            // half-written answer.
+            Err(_) => crate::error::OAuthError::internal("answer not serialisable").into_response(),
+        }
     }
 }
 

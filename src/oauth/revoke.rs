@@ -14,7 +14,7 @@ use crate::settings::Settings;
 use crate::token::Inactive;
 
 /// Revocation request (RFC 7009 §2.1).
-#[derive(Debug, Object)]
+#[derive(Debug, Object, serde::Deserialize)]
 pub struct RevokeRequest {
     /// The token to revoke.
     pub token: String,
@@ -23,6 +23,7 @@ pub struct RevokeRequest {
     pub token_type_hint: Option<String>,
     /// Client credentials sent in the form.
     #[oai(flatten)]
+    #[serde(flatten)]
     pub client: ClientParams,
 }
 

@@ -21,12 +21,13 @@ use crate::settings::Settings;
 use crate::token::{AccessGrant, RefreshGrant, TokenService};
 
 /// Token request (RFC 6749 §4.1.3, §4.4.2, §6).
-#[derive(Debug, Object)]
+#[derive(Debug, Object, serde::Deserialize)]
 pub struct TokenRequest {
     /// `client_credentials`, `authorization_code` or `refresh_token`.
     pub grant_type: String,
     /// Client credentials sent in the form.
     #[oai(flatten)]
+    #[serde(flatten)]
     pub client: ClientParams,
     /// Space-separated scopes. `client_credentials`: omitted means every
     /// scope the client may have. `refresh_token`: omitted means the same
@@ -48,7 +49,7 @@ impl super::extract::FormFields for TokenRequest {
 }
 
 /// Token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
-#[derive(Debug, Object, serde::Deserialize)]
+#[derive(Debug, Object, serde::Deserialize, serde::Serialize)]
 pub struct TokenBody {
     /// An RFC 9068 JWT, bound to the client certificate by `cnf.x5t#S256`.
     pub access_token: String,
@@ -58,13 +59,16 @@ pub struct TokenBody {
     pub expires_in: u64,
     /// Granted scope.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     /// A refresh token (JWT of `typ` `rt+jwt`), when the client may use the
     /// `refresh_token` grant. Single use: each use returns a new one.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
     /// An OpenID Connect ID token, when `openid` was granted.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
 }
 

@@ -138,7 +138,7 @@ fn on_request(
     now: u64,
 ) -> Result<Response, AuthorizeError> {
     let query = req.uri().query().unwrap_or("");
-    let params = crate::oauth::extract::parse_form(query.as_bytes())?;
+    let params = crate::oauth::form::parse_form(query.as_bytes())?;
     let (client, redirect_uri, given) = request::trusted_redirect(&settings.clients, &params)?;
     let valid = request::validate(
         &params,
@@ -213,14 +213,11 @@ async fn on_form(
     body: Body,
     now: u64,
 ) -> Result<Response, AuthorizeError> {
-    if !req
-        .content_type()
-        .is_some_and(crate::oauth::extract::is_form)
-    {
+    if !req.content_type().is_some_and(crate::oauth::form::is_form) {
         return Err(OAuthError::UnsupportedMediaType.into());
     }
-    let bytes = crate::oauth::extract::read_limited(req, body, &settings.config.server).await?;
-    let form = crate::oauth::extract::parse_form(&bytes)?;
+    let bytes = crate::oauth::form::read_limited(req, body, &settings.config.server).await?;
+    let form = crate::oauth::form::parse_form(&bytes)?;
     let shown = |why: &'static str| AuthorizeError::Shown(OAuthError::InvalidRequest(why.into()));
     let pending: Pending = text(&form, "request")
         .and_then(|r| settings.sealer.open(Purpose::Form, r))

@@ -416,7 +416,15 @@ impl Shared {
                 "Redis was unreachable a moment ago",
             )));
         }
-        match within(self.connector.timeout * 2, self.connector.multiplexed()).await {
+        // Boxed: connecting is a large future, and every request future
+        // that may write to Redis (token, revoke, login) would otherwise
+        // carry it inline and be copied with it.
+        match Box::pin(within(
+            self.connector.timeout * 2,
+            self.connector.multiplexed(),
+        ))
+        .await
+        {
             Ok(c) => {
                 let c = Arc::new(c);
                 self.connection.store(Some(c.clone()));
