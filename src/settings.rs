@@ -38,8 +38,6 @@ pub struct Settings {
     pub proxies: TrustedProxies,
     /// The header a trusted proxy puts the client certificate in.
     pub cert_header: Option<HeaderName>,
-    /// Certificates already decoded from that header.
-    pub header_certs: Arc<crate::cert::HeaderCerts>,
     /// Discovery documents and JWKS, serialised once.
     pub documents: Documents,
     /// Seals codes, login sessions and forms.
@@ -317,7 +315,6 @@ impl Settings {
             tokens,
             proxies,
             cert_header,
-            header_certs: Arc::default(),
             documents: Documents::default(),
             sealer: Arc::new(sealer),
             tls,
@@ -387,7 +384,6 @@ impl Settings {
             tokens: self.tokens.clone(),
             proxies: self.proxies.clone(),
             cert_header: self.cert_header.clone(),
-            header_certs: self.header_certs.clone(),
             documents: Documents::default(),
             sealer: Arc::new(sealer),
             tls: self.tls.clone(),

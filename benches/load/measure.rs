@@ -10,13 +10,19 @@ use serde_json::{Value, json};
 
 use super::*;
 
-/// Measured floor primitives, µs each.
+/// Measured floor primitives, µs each: the cryptography a request cannot
+/// avoid. A scenario's floor is this plus the cheapest request over its
+/// transport at its concurrency, measured in the same run.
 pub(crate) struct Floor {
     pub(crate) sign: f64,
     pub(crate) verify: f64,
     pub(crate) thumbprint: f64,
-    pub(crate) parse: f64,
-    pub(crate) header_decode: f64,
+    /// SHA-256 of an access token: a warm introspection's cache key.
+    pub(crate) token_hash: f64,
+    /// CPU (not wall time) of appending one record and `fdatasync`, as
+    /// the revocation list writes one; the server shares one among the
+    /// records of a group commit, so this is more than its share.
+    pub(crate) fsync_cpu: f64,
 }
 
 /// Adds a scenario's row to `results` from an oha-shaped JSON report;
@@ -66,9 +72,9 @@ pub(crate) fn record(
         "p99_ms": ms("p99"),
         "p99_9_ms": ms("p99.9"),
         "server_cpu_us_per_request": cpu_us,
-        "floor_us": s.floor.0,
+        "crypto_us": s.floor.0,
         "floor": s.floor.1,
-        "ratio_to_floor": cpu_us / s.floor.0,
+        "cheapest": s.cheapest.map(|(prefix, c)| json!({"prefix": prefix, "connections": c})),
         "peak_rss_kb": proc_status(server.id(), "VmHWM"),
     }));
     eprintln!(
@@ -113,7 +119,7 @@ pub(crate) fn time_us(mut f: impl FnMut()) -> f64 {
     start.elapsed().as_secs_f64() * 1e6 / n as f64
 }
 
-pub(crate) fn measure_floor(keys_dir: &Path, der: &[u8], header_value: &str) -> Floor {
+pub(crate) fn measure_floor(keys_dir: &Path, der: &[u8], token: &str, scratch: &Path) -> Floor {
     let keys = KeySet::load(keys_dir, None).unwrap();
     let key = keys.current();
     let message = vec![b'x'; 400];
@@ -133,43 +139,80 @@ pub(crate) fn measure_floor(keys_dir: &Path, der: &[u8], header_value: &str) -> 
             .verify_sig(std::hint::black_box(&message), signature.as_ref())
             .unwrap();
     });
-    let unparsed = sig::UnparsedPublicKey::new(
-        &sig::ECDSA_P256_SHA256_FIXED,
-        verifier.public_key().as_ref().to_vec(),
-    );
-    let verify_unparsed = time_us(|| {
-        unparsed
-            .verify(std::hint::black_box(&message), signature.as_ref())
-            .unwrap();
-    });
-    eprintln!(
-        "  floor: verify with a parsed key {verify:.1} µs, re-parsing the key each time {verify_unparsed:.1} µs"
-    );
     let thumbprint = time_us(|| {
         std::hint::black_box(certbound::cert::thumbprint(std::hint::black_box(der)));
     });
-    let parse = time_us(|| {
-        std::hint::black_box(
-            x509_parser::parse_x509_certificate(std::hint::black_box(der)).unwrap(),
-        );
-    });
-    // Percent-decoding plus base64: the decode alone, without the X.509
-    // parse that certbound's header decoder also does (counted in `parse`).
-    let header_decode = time_us(|| {
-        let pem = percent_encoding::percent_decode_str(std::hint::black_box(header_value))
-            .decode_utf8()
-            .unwrap();
-        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-        std::hint::black_box(
-            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, body).unwrap(),
-        );
+    let token_hash = time_us(|| {
+        use sha2::Digest;
+        std::hint::black_box(sha2::Sha256::digest(std::hint::black_box(token.as_bytes())));
     });
     Floor {
         sign,
         verify,
         thumbprint,
-        parse,
-        header_decode,
+        token_hash,
+        fsync_cpu: fsync_cpu_us(scratch),
+    }
+}
+
+/// This thread's CPU time, ns (`/proc/thread-self/schedstat`).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// CPU µs of one append of a revocation-sized line plus `fdatasync`,
+/// over 200 of them in a file under `dir`.
+fn fsync_cpu_us(dir: &Path) -> f64 {
+    use std::io::Write;
+    let path = dir.join("fsync-floor.log");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let line = [b'x'; 80];
+    let n = 200;
+    let before = thread_cpu_ns();
+    for _ in 0..n {
+        file.write_all(&line).unwrap();
+        file.sync_data().unwrap();
+    }
+    let spent = thread_cpu_ns() - before;
+    let _ = std::fs::remove_file(path);
+    spent as f64 / 1e3 / n as f64
+}
+
+/// Fills each row's floor (its cheapest request's CPU, from the same run,
+/// plus its cryptography) and its ratio to it.
+pub(crate) fn apply_floors(results: &mut [Value]) {
+    let cpu_of = |rows: &[Value], prefix: &str, c: u64| {
+        rows.iter()
+            .find(|r| {
+                r["scenario"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with(prefix))
+                    && r["connections"] == c
+            })
+            .and_then(|r| r["server_cpu_us_per_request"].as_f64())
+    };
+    let floors: Vec<f64> = results
+        .iter()
+        .map(|r| {
+            let crypto = r["crypto_us"].as_f64().unwrap_or(0.0);
+            let base = match &r["cheapest"] {
+                Value::Null => r["server_cpu_us_per_request"].as_f64(),
+                c => cpu_of(
+                    results,
+                    c["prefix"].as_str().unwrap_or(""),
+                    c["connections"].as_u64().unwrap_or(0),
+                ),
+            };
+            base.unwrap_or(f64::NAN) + crypto
+        })
+        .collect();
+    for (r, floor) in results.iter_mut().zip(floors) {
+        let cpu = r["server_cpu_us_per_request"].as_f64().unwrap_or(f64::NAN);
+        r["floor_us"] = json!(floor);
+        r["ratio_to_floor"] = json!(cpu / floor);
     }
 }
 

@@ -84,14 +84,19 @@ pub struct TrustAnchors {
     verdicts: Arc<Verdicts>,
 }
 
-/// Chains these anchors validated, each until the earliest `notAfter` in
-/// it: a client presenting the same chain again is not verified again
-/// before then. Keyed by the leaf's thumbprint (and a hash of the
-/// intermediates sent with it); only successes are kept, at most
-/// [`VERDICTS`] of them. Anchors are built anew with the settings, so a
-/// reload (new anchors, new rules) starts with none.
+/// Chains these anchors validated, each for the span every certificate in
+/// it is valid (latest `notBefore` to earliest `notAfter`): a client
+/// presenting the same chain again within it is not validated again.
+/// Keyed by the leaf's thumbprint (and a hash of the intermediates sent
+/// with it); only successes are kept, at most [`VERDICTS`] of them.
+/// Anchors are built anew with the settings, so a reload (new anchors,
+/// new rules) starts with none. No revocation (CRL, OCSP) is consulted,
+/// with or without this.
 #[derive(Default)]
-struct Verdicts(Mutex<HashMap<String, u64>>);
+struct Verdicts(Mutex<HashMap<String, Span>>);
+
+/// Unix seconds `[from, until)`.
+type Span = (u64, u64);
 
 /// How many validated chains [`TrustAnchors`] remembers.
 pub const VERDICTS: usize = 4096;
@@ -113,22 +118,24 @@ impl Verdicts {
         )
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Span>> {
         // A panic mid-insert leaves the map consistent; keep using it.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn valid(&self, key: &str, now: u64) -> bool {
-        self.lock().get(key).is_some_and(|until| *until > now)
+        self.lock()
+            .get(key)
+            .is_some_and(|(from, until)| (*from..*until).contains(&now))
     }
 
-    fn remember(&self, key: String, until: u64, now: u64) {
-        if until <= now {
+    fn remember(&self, key: String, span: Span, now: u64) {
+        if !(span.0..span.1).contains(&now) {
             return;
         }
         let mut map = self.lock();
         if map.len() >= VERDICTS {
-            map.retain(|_, u| *u > now);
+            map.retain(|_, (_, until)| *until > now);
             // Still full: drop an arbitrary one.
             if map.len() >= VERDICTS
                 && let Some(victim) = map.keys().next().cloned()
@@ -136,7 +143,7 @@ impl Verdicts {
                 map.remove(&victim);
             }
         }
-        map.insert(key, until);
+        map.insert(key, span);
     }
 }
 
@@ -175,22 +182,22 @@ impl TrustAnchors {
 
     /// Validates the chain to one of the anchors at `now` (Unix seconds),
     /// including validity dates, name constraints and the clientAuth
-    /// extended key usage (RFC 5280 §4.2.1.12), which must be present. A
-    /// chain validated before is taken as valid until its earliest
-    /// `notAfter` ([`Verdicts`]).
+    /// extended key usage (RFC 5280 §4.2.1.12), which must be present
+    /// unless `allow_missing_eku`. A chain validated before is taken as
+    /// valid while all of it is ([`Verdicts`]).
     pub fn verify(&self, cert: &ClientCertificate, now: u64) -> Result<(), String> {
         let key = Verdicts::key(cert);
         if self.verdicts.valid(&key, now) {
             return Ok(());
         }
-        let until = self.validate(cert, now)?;
-        self.verdicts.remember(key, until, now);
+        let span = self.validate(cert, now)?;
+        self.verdicts.remember(key, span, now);
         Ok(())
     }
 
-    /// [`Self::verify`] in full; the earliest `notAfter` of the chain
-    /// (0 if unknown).
-    fn validate(&self, cert: &ClientCertificate, now: u64) -> Result<u64, String> {
+    /// [`Self::verify`] in full; the span all of the chain is valid
+    /// (empty if unknown).
+    fn validate(&self, cert: &ClientCertificate, now: u64) -> Result<Span, String> {
         self.verifier
             .verify_client_cert(
                 cert.leaf(),
@@ -210,19 +217,26 @@ impl TrustAnchors {
             Err(_) => return Err("the leaf's extended key usage cannot be parsed".into()),
         }
         // An intermediate this parser cannot read (the validation above
-        // could) gives 0: the verdict is not remembered.
+        // could) empties the span: the verdict is not remembered.
         Ok(cert
             .intermediates()
             .iter()
-            .fold(not_after(&leaf), |until, c| {
-                x509_parser::parse_x509_certificate(c).map_or(0, |(_, c)| until.min(not_after(&c)))
+            .fold(span(&leaf), |(from, until), c| {
+                x509_parser::parse_x509_certificate(c).map_or((0, 0), |(_, c)| {
+                    let (f, u) = span(&c);
+                    (from.max(f), until.min(u))
+                })
             }))
     }
 }
 
-/// `notAfter`, Unix seconds (0 if before 1970: never valid now).
-fn not_after(cert: &x509_parser::certificate::X509Certificate<'_>) -> u64 {
-    u64::try_from(cert.validity().not_after.timestamp()).unwrap_or(0)
+/// A certificate's validity, Unix seconds (before 1970 counts as 0).
+fn span(cert: &x509_parser::certificate::X509Certificate<'_>) -> Span {
+    let secs = |t: x509_parser::time::ASN1Time| u64::try_from(t.timestamp()).unwrap_or(0);
+    (
+        secs(cert.validity().not_before),
+        secs(cert.validity().not_after),
+    )
 }
 
 #[cfg(test)]
@@ -260,6 +274,8 @@ mod tests {
         // Past notAfter the remembered verdict no longer holds: validated
         // again, and refused.
         assert!(anchors.verify(&cert, Y2030 + 1).is_err());
+        // Before notBefore (a clock set back): validated again, refused.
+        assert!(anchors.verify(&cert, 1_500_000_000).is_err());
         // Other anchors (a reload builds new ones) know nothing of it.
         let (other, _) = ca_and_leaf(2030);
         assert!(other.verify(&cert, now).is_err());
@@ -273,11 +289,13 @@ mod tests {
         assert!(anchors.verify(&cert, 1_500_000_000).is_err());
         assert!(anchors.verdicts.lock().is_empty());
         for i in 0..VERDICTS + 10 {
-            anchors.verdicts.remember(format!("k{i}"), Y2030, 0);
+            anchors.verdicts.remember(format!("k{i}"), (0, Y2030), 0);
         }
         assert_eq!(anchors.verdicts.lock().len(), VERDICTS);
         // Expired verdicts are the first to go.
-        anchors.verdicts.remember("late".into(), Y2030 + 10, Y2030);
+        anchors
+            .verdicts
+            .remember("late".into(), (0, Y2030 + 10), Y2030);
         assert_eq!(anchors.verdicts.lock().len(), 1);
     }
 }

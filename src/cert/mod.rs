@@ -71,17 +71,23 @@ pub fn check_binding(
 
 /// Certificates decoded from the proxy header, by the header's exact
 /// value: a client sending the same certificate again (every request, on
-/// most deployments) is not decoded, parsed and hashed again. Only values
-/// that decoded, from trusted proxies, of at most [`HEADER_CACHE_VALUE`]
-/// bytes, are kept; at most [`HEADER_CACHE`] of them. Built anew with the
-/// settings.
+/// most deployments) is not decoded, parsed and hashed again. Decoding
+/// depends on the value alone, so one memo serves every tenant and
+/// outlives reloads. Only values that decoded, from trusted proxies, of
+/// at most [`HEADER_CACHE_VALUE`] bytes (an RSA-4096 certificate is about
+/// 3 KiB encoded), are kept; at most [`HEADER_CACHE`] of them, so at most
+/// about 7 MiB.
 #[derive(Debug, Default)]
 pub struct HeaderCerts(std::sync::Mutex<HashMap<Box<str>, Arc<ClientCertificate>>>);
 
 /// How many decoded header values [`HeaderCerts`] keeps.
 pub const HEADER_CACHE: usize = 1024;
 /// The longest header value [`HeaderCerts`] keeps.
-pub const HEADER_CACHE_VALUE: usize = 16 * 1024;
+pub const HEADER_CACHE_VALUE: usize = 4 * 1024;
+
+/// The process's [`HeaderCerts`].
+static HEADER_CERTS: std::sync::LazyLock<HeaderCerts> =
+    std::sync::LazyLock::new(HeaderCerts::default);
 
 impl HeaderCerts {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Arc<ClientCertificate>>> {
@@ -119,7 +125,6 @@ pub fn presented(
     req: &poem::Request,
     header: Option<&poem::http::HeaderName>,
     proxies: &TrustedProxies,
-    decoded: &HeaderCerts,
 ) -> Result<Option<Arc<ClientCertificate>>, OAuthError> {
     if let Some(PeerCertificate(cert)) = req.extensions().get::<PeerCertificate>() {
         return Ok(Some(cert.clone()));
@@ -143,7 +148,7 @@ pub fn presented(
     let value = value
         .to_str()
         .map_err(|_| OAuthError::InvalidClient("client certificate header is not ASCII".into()))?;
-    let cert = decoded.decode(value).map_err(|e| {
+    let cert = HEADER_CERTS.decode(value).map_err(|e| {
         tracing::debug!(error = %e, "unparsable client certificate header");
         OAuthError::InvalidClient("client certificate header cannot be parsed".into())
     })?;

@@ -192,12 +192,8 @@ impl<'a> ApiExtractor<'a> for ClientAuth {
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
         let settings = request_settings(request)?;
-        let certificate = crate::cert::presented(
-            request,
-            settings.cert_header.as_ref(),
-            &settings.proxies,
-            &settings.header_certs,
-        );
+        let certificate =
+            crate::cert::presented(request, settings.cert_header.as_ref(), &settings.proxies);
         // No certificate, and a header: the header was not believed.
         let header_ignored = matches!(certificate, Ok(None))
             && settings

@@ -17,7 +17,8 @@ use serde::de::DeserializeOwned;
 use super::extract::request_settings;
 use crate::error::OAuthError;
 
-/// A form body parsed into `T` (a poem-openapi `Object`).
+/// A form body parsed into `T` (documented by its poem-openapi `Object`
+/// schema, decoded with serde: [`form_into`]).
 #[derive(Debug)]
 pub struct OAuthForm<T>(pub T);
 

@@ -106,10 +106,11 @@ pub enum IntrospectionResponse {
 impl IntoResponse for IntrospectionResponse {
     fn into_response(self) -> Response {
         let (content_type, body) = match self {
-            Self::Json(answer) => (
-                "application/json",
-                serde_json::to_vec(&answer).unwrap_or_default(),
-            ),
+            Self::Json(answer) => match serde_json::to_vec(&answer) {
+                Ok(body) => ("application/json", body),
+                // Not reachable (string keys only); never a half answer.
+                Err(_) => return OAuthError::internal("answer not serialisable").into_response(),
+            },
             Self::Jwt(jwt) => (MEDIA_TYPE, jwt.into_bytes()),
         };
         Response::builder()

@@ -42,11 +42,14 @@ impl<T: Send> IntoResponse for RawJson<T> {
 }
 
 /// `T` serialised with serde when answered (the OAuth hot paths: one
-/// allocation for the body, no intermediate `serde_json::Value`).
+/// buffer for the body, no intermediate `serde_json::Value`).
 pub struct Serialized<T>(pub T);
 
+/// The media type of [`Serialized`] answers.
+pub const JSON_UTF8: &str = "application/json; charset=utf-8";
+
 impl<T: Type> poem_openapi::payload::Payload for Serialized<T> {
-    const CONTENT_TYPE: &'static str = "application/json";
+    const CONTENT_TYPE: &'static str = JSON_UTF8;
 
     fn schema_ref() -> MetaSchemaRef {
         T::schema_ref()
@@ -60,9 +63,7 @@ impl<T: Type> poem_openapi::payload::Payload for Serialized<T> {
 impl<T: serde::Serialize + Send> IntoResponse for Serialized<T> {
     fn into_response(self) -> Response {
         match serde_json::to_vec(&self.0) {
-            Ok(body) => Response::builder()
-                .content_type("application/json")
-                .body(body),
+            Ok(body) => Response::builder().content_type(JSON_UTF8).body(body),
             // Not reachable for these structs (string keys only); never a
             // half-written answer.
             Err(_) => crate::error::OAuthError::internal("answer not serialisable").into_response(),
