@@ -44,6 +44,10 @@ bench *ARGS:
     cargo bench --bench replicas -- {{ARGS}}
     cargo bench --bench observability -- {{ARGS}}
 
+# Instructions per request under callgrind (needs valgrind), against the committed figures in BENCHMARKS.md; a full run rewrites them, --quick (CI) fails when one grows more than 10 %
+bench-instructions *ARGS:
+    cargo bench --bench instructions -- {{ARGS}}
+
 # What metrics and the access log cost: token and introspection at c=32 with both off, metrics on, both on
 bench-observability *ARGS:
     cargo bench --bench observability -- {{ARGS}}

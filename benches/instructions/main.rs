@@ -121,7 +121,7 @@ fn main() -> ExitCode {
         .stdout(std::fs::File::create(run.join("server.log")).unwrap())
         .stderr(std::fs::File::create(run.join("valgrind.log")).unwrap())
         .spawn()
-        .expect("valgrind (Debian's valgrind package) is needed");
+        .expect("valgrind is needed: Debian's valgrind package (`cargo xtask test` installs it)");
     let mut child = child;
     let http: SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
     let https: SocketAddr = format!("127.0.0.1:{https}").parse().unwrap();

@@ -1,6 +1,6 @@
 //! `cargo xtask`: certbound's test runner. It installs what the tests need
-//! when it is missing (Debian's chromium, chromium-driver, nginx, redis-server and systemd (for
-//! `systemd-analyze verify`), schemathesis
+//! when it is missing (Debian's chromium, chromium-driver, nginx, redis-server, systemd (for
+//! `systemd-analyze verify`) and valgrind (for CI's instruction counts), schemathesis
 //! in a virtualenv, cargo-fuzz), then runs them; nothing is skipped: a
 //! missing tool that cannot be installed is a failure.
 //!
@@ -213,6 +213,8 @@ fn deps() -> Result {
         ("/usr/bin/redis-server", "redis-server"),
         ("/usr/bin/systemd-analyze", "systemd"),
         ("/usr/bin/curl", "curl"),
+        // For the instruction-count check CI runs after the tests.
+        ("/usr/bin/callgrind_control", "valgrind"),
     ];
     let missing: Vec<&str> = wanted
         .iter()
@@ -221,7 +223,7 @@ fn deps() -> Result {
         .collect();
     if missing.is_empty() {
         println!(
-            "chromium, chromium-driver, nginx, redis-server, systemd-analyze and curl: present"
+            "chromium, chromium-driver, nginx, redis-server, systemd-analyze, curl and valgrind: present"
         );
     } else {
         apt_install(&missing)?;
