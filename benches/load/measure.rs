@@ -19,10 +19,23 @@ pub(crate) struct Floor {
     pub(crate) thumbprint: f64,
     /// SHA-256 of an access token: a warm introspection's cache key.
     pub(crate) token_hash: f64,
-    /// CPU (not wall time) of appending one record and `fdatasync`, as
-    /// the revocation list writes one; the server shares one among the
-    /// records of a group commit, so this is more than its share.
-    pub(crate) fsync_cpu: f64,
+}
+
+/// The CPU ticks of the server's revocation writer thread (the append
+/// and `fdatasync` path), from `/proc/<pid>/task`.
+pub(crate) fn writer_cpu_ticks(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
+        .filter(|stat| stat.contains("(certbound-revoc"))
+        .map(|stat| {
+            let rest = &stat[stat.rfind(')').unwrap() + 2..];
+            let fields: Vec<&str> = rest.split(' ').collect();
+            fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0)
+        })
+        .sum()
 }
 
 /// Adds a scenario's row to `results` from an oha-shaped JSON report;
@@ -31,7 +44,7 @@ pub(crate) fn record(
     results: &mut Vec<Value>,
     s: &Scenario,
     report: &Value,
-    cpu_ticks: u64,
+    (cpu_ticks, writer_ticks): (u64, u64),
     server: &Child,
     n_tokens: usize,
 ) -> bool {
@@ -75,6 +88,7 @@ pub(crate) fn record(
         "crypto_us": s.floor.0,
         "floor": s.floor.1,
         "cheapest": s.cheapest.map(|(prefix, c)| json!({"prefix": prefix, "connections": c})),
+        "writer_cpu_us": s.writer.then(|| writer_ticks as f64 * 1e6 / clk_tck() / ok.max(1) as f64),
         "peak_rss_kb": proc_status(server.id(), "VmHWM"),
     }));
     eprintln!(
@@ -119,7 +133,7 @@ pub(crate) fn time_us(mut f: impl FnMut()) -> f64 {
     start.elapsed().as_secs_f64() * 1e6 / n as f64
 }
 
-pub(crate) fn measure_floor(keys_dir: &Path, der: &[u8], token: &str, scratch: &Path) -> Floor {
+pub(crate) fn measure_floor(keys_dir: &Path, der: &[u8], token: &str) -> Floor {
     let keys = KeySet::load(keys_dir, None).unwrap();
     let key = keys.current();
     let message = vec![b'x'; 400];
@@ -151,38 +165,13 @@ pub(crate) fn measure_floor(keys_dir: &Path, der: &[u8], token: &str, scratch: &
         verify,
         thumbprint,
         token_hash,
-        fsync_cpu: fsync_cpu_us(scratch),
     }
-}
-
-/// This thread's CPU time, ns (`/proc/thread-self/schedstat`).
-fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-/// CPU µs of one append of a revocation-sized line plus `fdatasync`,
-/// over 200 of them in a file under `dir`.
-fn fsync_cpu_us(dir: &Path) -> f64 {
-    use std::io::Write;
-    let path = dir.join("fsync-floor.log");
-    let mut file = std::fs::File::create(&path).unwrap();
-    let line = [b'x'; 80];
-    let n = 200;
-    let before = thread_cpu_ns();
-    for _ in 0..n {
-        file.write_all(&line).unwrap();
-        file.sync_data().unwrap();
-    }
-    let spent = thread_cpu_ns() - before;
-    let _ = std::fs::remove_file(path);
-    spent as f64 / 1e3 / n as f64
 }
 
 /// Fills each row's floor (its cheapest request's CPU, from the same run,
-/// plus its cryptography) and its ratio to it.
+/// plus its cryptography, plus for revocations and refreshes the
+/// revocation writer's CPU per request in the same scenario) and its
+/// ratio to it.
 pub(crate) fn apply_floors(results: &mut [Value]) {
     let cpu_of = |rows: &[Value], prefix: &str, c: u64| {
         rows.iter()
@@ -206,7 +195,8 @@ pub(crate) fn apply_floors(results: &mut [Value]) {
                     c["connections"].as_u64().unwrap_or(0),
                 ),
             };
-            base.unwrap_or(f64::NAN) + crypto
+            let writer = r["writer_cpu_us"].as_f64().unwrap_or(0.0);
+            base.unwrap_or(f64::NAN) + crypto + writer
         })
         .collect();
     for (r, floor) in results.iter_mut().zip(floors) {
