@@ -265,7 +265,7 @@ impl AppState {
         settings: &Settings,
         token: &str,
         now: u64,
-    ) -> Result<Arc<token::AccessClaims>, token::Inactive> {
+    ) -> Result<Arc<token_cache::Verified>, token::Inactive> {
         let claims = self
             .verified
             .get_or_verify(token, now, settings.key_epoch, |t| {

@@ -61,6 +61,9 @@ pub struct Settings {
     /// Changes whenever a signing key leaves the key set: verified tokens
     /// cached under another epoch are verified again.
     pub key_epoch: u64,
+    /// Unique to this value (every build and reload makes a new one):
+    /// what a cached introspection answer was made under.
+    pub generation: u64,
 }
 
 impl std::fmt::Debug for Settings {
@@ -322,6 +325,7 @@ impl Settings {
             base_path,
             tenants: Default::default(),
             key_epoch: 0,
+            generation: 0,
         })?;
         Ok((settings, unsaved))
     }
@@ -329,6 +333,8 @@ impl Settings {
     /// Derives what depends on several parts: the discovery documents and
     /// JWKS, and the sealed-value cap.
     fn assemble(mut self) -> Result<Self, Problems> {
+        static GENERATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        self.generation = GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.documents = Documents::build(&self.config, &self.clients, &self.users, &self.keys)
             .map_err(|e| Problems(vec![e]))?;
         let cap = crate::oauth::authorize::max_sealed_json(&self.clients);
@@ -393,6 +399,7 @@ impl Settings {
             base_path: self.base_path.clone(),
             tenants,
             key_epoch: self.key_epoch,
+            generation: 0,
         })
         .map(Some)
     }

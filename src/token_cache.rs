@@ -6,10 +6,20 @@
 //! are stored (garbage cannot fill it). A hit re-checks `exp` and `nbf`
 //! against `now`, so an entry never outlives its token. The cache sits
 //! before, never instead of, any revocation check.
+//!
+//! Next to the claims an entry keeps the token's introspection answer,
+//! serialised, once the token is introspected a second time (a token
+//! introspected once, as most are, keeps none): a repeated introspection
+//! then answers those bytes, after the same expiry and revocation checks,
+//! without building or serialising anything.
 
 use std::collections::HashMap;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use arc_swap::ArcSwapOption;
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::token::{AccessClaims, Inactive};
@@ -17,7 +27,60 @@ use crate::token::{AccessClaims, Inactive};
 const SHARDS: usize = 16;
 
 /// A verified token and the key epoch it was verified under.
-type Entry = (Arc<AccessClaims>, u64);
+type Entry = (Arc<Verified>, u64);
+
+/// What a serialised answer depends on besides the claims: the
+/// [`crate::settings::Settings::generation`] of the caller's and the
+/// token's tenant.
+pub type AnswerKey = (u64, u64);
+
+/// A verified access token: its claims (through `Deref`), and its
+/// introspection answer once it has been asked for twice.
+#[derive(Debug)]
+pub struct Verified {
+    claims: AccessClaims,
+    asked: AtomicBool,
+    answer: ArcSwapOption<(AnswerKey, Bytes)>,
+}
+
+impl Deref for Verified {
+    type Target = AccessClaims;
+
+    fn deref(&self) -> &AccessClaims {
+        &self.claims
+    }
+}
+
+impl Verified {
+    /// Claims that verified.
+    pub fn new(claims: AccessClaims) -> Self {
+        Self {
+            claims,
+            asked: AtomicBool::new(false),
+            answer: ArcSwapOption::empty(),
+        }
+    }
+
+    /// The introspection answer made under `key`: the one kept, or
+    /// `make`'s (kept from the second time on; made again when the
+    /// settings changed).
+    pub fn answer<E>(
+        &self,
+        key: AnswerKey,
+        make: impl FnOnce(&AccessClaims) -> Result<Bytes, E>,
+    ) -> Result<Bytes, E> {
+        if let Some(kept) = &*self.answer.load()
+            && kept.0 == key
+        {
+            return Ok(kept.1.clone());
+        }
+        let bytes = make(&self.claims)?;
+        if self.asked.swap(true, Ordering::Relaxed) {
+            self.answer.store(Some(Arc::new((key, bytes.clone()))));
+        }
+        Ok(bytes)
+    }
+}
 
 /// Verified-token cache; capacity 0 disables it.
 #[derive(Debug)]
@@ -47,9 +110,9 @@ impl TokenCache {
         now: u64,
         epoch: u64,
         verify: impl FnOnce(&str) -> Result<AccessClaims, Inactive>,
-    ) -> Result<Arc<AccessClaims>, Inactive> {
+    ) -> Result<Arc<Verified>, Inactive> {
         if self.per_shard == 0 {
-            return verify(token).map(Arc::new);
+            return verify(token).map(|c| Arc::new(Verified::new(c)));
         }
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let shard = &self.shards[usize::from(key[0]) % SHARDS];
@@ -65,7 +128,7 @@ impl TokenCache {
             }
             return Ok(claims);
         }
-        let claims = Arc::new(verify(token)?);
+        let claims = Arc::new(Verified::new(verify(token)?));
         let mut map = lock(shard);
         // Full: drop an arbitrary entry (O(1); expired ones also go on access).
         if map.len() >= self.per_shard
@@ -197,5 +260,25 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(calls, 2);
+    }
+
+    #[test]
+    fn an_answer_is_kept_from_the_second_ask_and_per_settings() {
+        let v = Verified::new(claims(100));
+        let made = std::cell::Cell::new(0);
+        let ask = |key: AnswerKey| {
+            v.answer::<()>(key, |c| {
+                made.set(made.get() + 1);
+                Ok(Bytes::from(c.jti.clone()))
+            })
+            .unwrap()
+        };
+        for _ in 0..4 {
+            assert_eq!(ask((1, 1)), "j");
+        }
+        // Made twice (the first ask keeps nothing), then kept; other
+        // settings make it again.
+        assert_eq!(ask((2, 1)), "j");
+        assert_eq!(made.get(), 3);
     }
 }

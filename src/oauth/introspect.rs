@@ -2,6 +2,9 @@
 //! and decode the token (access or refresh), check the revocation list; no
 //! token store.
 
+use std::sync::Arc;
+
+use bytes::Bytes;
 use poem_openapi::Object;
 
 use super::ClientParams;
@@ -14,6 +17,7 @@ use crate::settings::Settings;
 use crate::subject;
 use crate::tenant::Tenants;
 use crate::token::{AccessClaims, Confirmation, Inactive, RefreshClaims};
+use crate::token_cache::Verified;
 
 /// Introspection request (RFC 7662 §2.1).
 #[derive(Debug, Object, serde::Deserialize)]
@@ -200,18 +204,22 @@ pub async fn introspect(
             authorize_caller(settings, state, auth, &form.client, now).await?,
         ),
     };
-    let answer = inspect(settings, tenants, state, &form.token, now)?;
     match (jwt, caller) {
-        (false, _) => Ok(IntrospectionResponse::Json(answer)),
         (true, Caller::Client(audience)) => {
+            let answer = inspect(settings, tenants, state, &form.token, now)?;
             let signed = super::introspection_jwt::sign(settings, &audience, &answer, now)?;
             Ok(IntrospectionResponse::Jwt(signed))
         }
-        (true, Caller::User(_)) if json_too => Ok(IntrospectionResponse::Json(answer)),
-        (true, Caller::User(_)) => Err(OAuthError::NotAcceptable(
-            "a JWT answer is signed for the calling client; a user caller gets the JSON answer"
-                .into(),
-        )),
+        (true, Caller::User(_)) if !json_too => {
+            // Inspected all the same: a server-side problem is still 503.
+            inspect(settings, tenants, state, &form.token, now)?;
+            Err(OAuthError::NotAcceptable(
+                "a JWT answer is signed for the calling client; a user caller gets the JSON answer"
+                    .into(),
+            ))
+        }
+        _ => inspect_json(settings, tenants, state, &form.token, now)
+            .map(IntrospectionResponse::Json),
     }
 }
 
@@ -227,29 +235,72 @@ pub fn inspect(
     token: &str,
     now: u64,
 ) -> Result<Introspection, OAuthError> {
-    let config = &settings.config.introspection;
+    Ok(match find(settings, tenants, state, token, now)? {
+        Found::Access(verified, issuer) => access_answer(&verified, settings, issuer),
+        Found::Answer(answer) => answer,
+    })
+}
+
+/// [`inspect`]'s answer as JSON. An access token's is kept with its
+/// verified claims ([`Verified::answer`]) and answered as kept when the
+/// same token is introspected again under the same settings; its expiry
+/// and revocation are checked on every call all the same.
+pub fn inspect_json(
+    settings: &Settings,
+    tenants: &Tenants,
+    state: &AppState,
+    token: &str,
+    now: u64,
+) -> Result<Bytes, OAuthError> {
+    match find(settings, tenants, state, token, now)? {
+        Found::Access(verified, issuer) => verified
+            .answer((settings.generation, issuer.generation), |claims| {
+                to_json(&access_answer(claims, settings, issuer))
+            }),
+        Found::Answer(answer) => to_json(&answer),
+    }
+}
+
+fn to_json(answer: &Introspection) -> Result<Bytes, OAuthError> {
+    serde_json::to_vec(answer)
+        .map(Bytes::from)
+        .map_err(|_| OAuthError::internal("answer not serialisable"))
+}
+
+/// What [`find`] found: an active access token (and the tenant that
+/// verified it), or the whole answer.
+// Made and matched once per request, never stored: boxing the answer
+// would add an allocation for nothing.
+#[allow(clippy::large_enum_variant)]
+enum Found<'s> {
+    Access(Arc<Verified>, &'s Settings),
+    Answer(Introspection),
+}
+
+fn find<'s>(
+    settings: &'s Settings,
+    tenants: &'s Tenants,
+    state: &AppState,
+    token: &str,
+    now: u64,
+) -> Result<Found<'s>, OAuthError> {
     // Only the tenant the token names verifies it: its keys, issuer and
     // audience (the peek only chooses; verification decides).
-    let issuer = match config.allow_cross_tenant {
+    let issuer = match settings.config.introspection.allow_cross_tenant {
         true => tenants.claimed_by(token).map_or(settings, |t| &**t),
         false => settings,
     };
-    let cross = issuer.tokens.issuer != settings.tokens.issuer;
-    match active(issuer, state, token, now) {
-        Ok(mut introspection) => {
-            if config.wso2_cnf_alias
-                && let Some(cnf) = &mut introspection.cnf
-            {
-                cnf.x5t_sha256 = Some(cnf.x5t_s256.clone());
-            }
-            name_user(
-                &mut introspection,
-                issuer,
-                config.subject_identifier_format,
-                cross,
-            );
+    let found = match state.active_access_token(issuer, token, now) {
+        Ok(verified) => Ok(Found::Access(verified, issuer)),
+        Err(Inactive::WrongType) => state
+            .active_refresh_token(issuer, token, now)
+            .map(|claims| Found::Answer(finish(claims.into(), settings, issuer))),
+        Err(other) => Err(other),
+    };
+    match found {
+        Ok(found) => {
             crate::metrics::introspection("active");
-            Ok(introspection)
+            Ok(found)
         }
         Err(reason) => {
             if let Err(unavailable) = state.fail_closed(&reason) {
@@ -258,24 +309,28 @@ pub fn inspect(
             }
             crate::metrics::introspection(reason.label());
             tracing::debug!(%reason, "introspected token is inactive");
-            Ok(Introspection::default())
+            Ok(Found::Answer(Introspection::default()))
         }
     }
 }
 
-/// The access or refresh token's answer, if it is active at `issuer`.
-fn active(
-    issuer: &Settings,
-    state: &AppState,
-    token: &str,
-    now: u64,
-) -> Result<Introspection, Inactive> {
-    match state.active_access_token(issuer, token, now) {
-        Err(Inactive::WrongType) => state
-            .active_refresh_token(issuer, token, now)
-            .map(Introspection::from),
-        other => other.map(|claims| Introspection::from(&*claims)),
+/// The answer for an active access token.
+fn access_answer(claims: &AccessClaims, settings: &Settings, issuer: &Settings) -> Introspection {
+    finish(Introspection::from(claims), settings, issuer)
+}
+
+/// An active token's answer as the caller's tenant (`settings`) writes it:
+/// WSO2's `cnf` alias, the user named for the token's tenant (`issuer`).
+fn finish(mut answer: Introspection, settings: &Settings, issuer: &Settings) -> Introspection {
+    let config = &settings.config.introspection;
+    if config.wso2_cnf_alias
+        && let Some(cnf) = &mut answer.cnf
+    {
+        cnf.x5t_sha256 = Some(cnf.x5t_s256.clone());
     }
+    let cross = issuer.tokens.issuer != settings.tokens.issuer;
+    name_user(&mut answer, issuer, config.subject_identifier_format, cross);
+    answer
 }
 
 /// `username` as WSO2 writes it ([`subject`]), for the token's tenant and

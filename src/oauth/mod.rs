@@ -328,7 +328,7 @@ pub fn bearer_claims(
     token: &str,
     auth: &ClientAuth,
     now: u64,
-) -> Result<Arc<crate::token::AccessClaims>, OAuthError> {
+) -> Result<Arc<crate::token_cache::Verified>, OAuthError> {
     let claims = state
         .active_access_token(settings, token, now)
         .map_err(|reason| {

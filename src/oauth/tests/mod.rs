@@ -178,6 +178,25 @@ impl Fixture {
             .active
     }
 
+    /// The JSON answer's `active` (the form a repeated token's answer is
+    /// kept in).
+    fn active_json(&self, token: &str, now: u64) -> bool {
+        let bytes =
+            introspect::inspect_json(&self.settings, &self.tenants(), &self.state, token, now)
+                .unwrap();
+        let answer: introspect::Introspection = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            answer,
+            self.answer(token, now),
+            "the kept answer is the answer"
+        );
+        answer.active
+    }
+
+    fn answer(&self, token: &str, now: u64) -> introspect::Introspection {
+        introspect::inspect(&self.settings, &self.tenants(), &self.state, token, now).unwrap()
+    }
+
     fn code(&self, client_id: &str, expires: u64) -> String {
         let claims = CodeClaims {
             id: crate::seal::random_id().unwrap(),
