@@ -378,8 +378,11 @@ pub fn openapi() -> OpenApiService<(oauth::Api, health::Api), ()> {
 /// them to its end.
 pub fn app(state: Arc<AppState>) -> impl Endpoint {
     let api = openapi();
-    let docs = api.swagger_ui();
-    let spec = api.spec_endpoint();
+    // Built on their first request: Swagger UI's page embeds 1.6 MB of
+    // script, which a server nobody asks for its documentation should
+    // neither build at startup nor hold.
+    let docs = OnFirstRequest::new(|| openapi().swagger_ui().map_to_response().boxed());
+    let spec = OnFirstRequest::new(|| openapi().spec_endpoint().map_to_response().boxed());
     let current = state.clone();
     let mut route = Route::new().at(
         oauth::paths::AUTHORIZE,
@@ -409,4 +412,30 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
             }
             async move { Ok(req) }
         })
+}
+
+/// An endpoint made when it is first called, then kept.
+struct OnFirstRequest<F> {
+    make: F,
+    made: std::sync::OnceLock<poem::endpoint::BoxEndpoint<'static>>,
+}
+
+impl<F> OnFirstRequest<F> {
+    fn new(make: F) -> Self {
+        Self {
+            make,
+            made: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+impl<F> Endpoint for OnFirstRequest<F>
+where
+    F: Fn() -> poem::endpoint::BoxEndpoint<'static> + Send + Sync,
+{
+    type Output = poem::Response;
+
+    async fn call(&self, req: poem::Request) -> poem::Result<poem::Response> {
+        self.made.get_or_init(&self.make).call(req).await
+    }
 }
