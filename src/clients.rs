@@ -308,7 +308,7 @@ impl Clients {
                     }
                     None => return Err(Refusal::UntrustedChain),
                 }
-                if subject.matches(c.leaf()) {
+                if c.identity().is_some_and(|id| subject.matches(id)) {
                     Ok(())
                 } else {
                     Err(Refusal::SubjectMismatch)

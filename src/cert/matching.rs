@@ -35,34 +35,73 @@ pub enum Subject {
     SanEmail(String),
 }
 
+/// What a leaf certificate names: its subject DN and the subject
+/// alternative names a [`Subject`] can be (parsed once per certificate:
+/// [`ClientCertificate::identity`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    dn: Dn,
+    /// `None`: the extension is there but cannot be parsed (no SAN
+    /// subject matches).
+    sans: Option<Vec<San>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum San {
+    Dns(String),
+    Uri(String),
+    Email(String),
+    Ip(Vec<u8>),
+}
+
+impl Identity {
+    /// The leaf's names; `None` if it cannot be parsed.
+    pub fn parse(leaf: &[u8]) -> Option<Self> {
+        let (_, cert) = x509_parser::parse_x509_certificate(leaf).ok()?;
+        let sans = match cert.subject_alternative_name() {
+            Ok(None) => Some(Vec::new()),
+            Ok(Some(san)) => Some(
+                san.value
+                    .general_names
+                    .iter()
+                    .filter_map(|name| match name {
+                        GeneralName::DNSName(n) => Some(San::Dns((*n).to_string())),
+                        GeneralName::URI(u) => Some(San::Uri((*u).to_string())),
+                        GeneralName::RFC822Name(e) => Some(San::Email((*e).to_string())),
+                        GeneralName::IPAddress(ip) => Some(San::Ip(ip.to_vec())),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            Err(_) => None,
+        };
+        Some(Self {
+            dn: Dn::from_x509(cert.subject()),
+            sans,
+        })
+    }
+}
+
 impl Subject {
-    /// Whether the leaf certificate carries this subject.
-    pub fn matches(&self, leaf: &[u8]) -> bool {
-        let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf) else {
-            return false;
-        };
+    /// Whether a leaf naming `id` carries this subject.
+    pub fn matches(&self, id: &Identity) -> bool {
         if let Subject::Dn(dn) = self {
-            return dn.matches(&Dn::from_x509(cert.subject()));
+            return dn.matches(&id.dn);
         }
-        let Ok(Some(san)) = cert.subject_alternative_name() else {
+        let Some(sans) = &id.sans else {
             return false;
         };
-        san.value
-            .general_names
-            .iter()
-            .any(|name| match (self, name) {
-                (Subject::SanDns(want), GeneralName::DNSName(got)) => {
-                    want.eq_ignore_ascii_case(got)
-                }
-                (Subject::SanUri(want), GeneralName::URI(got)) => want == got,
-                (Subject::SanEmail(want), GeneralName::RFC822Name(got)) => email_eq(want, got),
-                (Subject::SanIp(want), GeneralName::IPAddress(got)) => match (want, got.len()) {
-                    (IpAddr::V4(v4), 4) => v4.octets() == **got,
-                    (IpAddr::V6(v6), 16) => v6.octets() == **got,
-                    _ => false,
-                },
+        sans.iter().any(|name| match (self, name) {
+            (Subject::SanDns(want), San::Dns(got)) => want.eq_ignore_ascii_case(got),
+            (Subject::SanUri(want), San::Uri(got)) => want == got,
+            (Subject::SanEmail(want), San::Email(got)) => email_eq(want, got),
+            (Subject::SanIp(want), San::Ip(got)) => match (want, got.len()) {
+                (IpAddr::V4(v4), 4) => v4.octets() == got[..],
+                (IpAddr::V6(v6), 16) => v6.octets() == got[..],
                 _ => false,
-            })
+            },
+            _ => false,
+        })
     }
 }
 

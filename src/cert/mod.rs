@@ -28,13 +28,28 @@ pub struct ClientCertificate {
     chain: Vec<CertificateDer<'static>>,
     /// base64url(SHA-256(leaf DER)), RFC 8705 §3.1.
     pub thumbprint: String,
+    /// The leaf's subject and SANs, parsed when first asked for (once per
+    /// connection, or per proxy header value).
+    identity: std::sync::OnceLock<Option<matching::Identity>>,
 }
 
 impl ClientCertificate {
     /// Wraps a chain (leaf first). Returns `None` for an empty chain.
     pub fn from_chain(chain: Vec<CertificateDer<'static>>) -> Option<Self> {
         let thumbprint = thumbprint(chain.first()?);
-        Some(Self { chain, thumbprint })
+        Some(Self {
+            chain,
+            thumbprint,
+            identity: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// What the leaf names (`tls_client_auth` matching); `None` if it
+    /// cannot be parsed.
+    pub fn identity(&self) -> Option<&matching::Identity> {
+        self.identity
+            .get_or_init(|| matching::Identity::parse(self.leaf()))
+            .as_ref()
     }
 
     /// The leaf certificate, DER.
