@@ -157,12 +157,14 @@ pub(crate) fn benchmarks_md(table: &str, previous: &str) -> String {
     format!(
         "# Benchmarks\n\nWritten by `just bench` (full run); `target/bench/results.json` has the raw numbers.\n\
          Server CPU per request is the server process's utime+stime over the scenario divided by the\n\
-         requests it served; the floor is the cryptography that request cannot avoid, timed in the same run.\n\n\
+         requests it served. A scenario's floor is what it cannot avoid: the cheapest request over the same\n\
+         transport at the same concurrency (j./k., `GET /oauth2/jwks`) plus the cryptography it needs, both\n\
+         measured in the same run.\n\n\
          Reading the numbers: oha shares the 2 cores with the server, and loopback TCP charges the\n\
          sender for delivering to the receiver. `perf` shows the kernel's share of server CPU at about\n\
          40% at c=1 (the `writev` that wakes oha, and the context switch in `epoll_wait`, paid once per\n\
-         request when requests arrive one at a time) and about 25% at c=32, where it is amortised. The\n\
-         c=1 ratios measure that wakeup cost more than certbound. Numbers vary ±20% between runs on\n\
-         this virtual machine, the floor included.\n\n{table}{kept}"
+         request when requests arrive one at a time) and about 25% at c=32, where it is amortised; the\n\
+         cheapest request pays it too, so it is in every floor. Numbers vary ±20% between runs on\n\
+         this virtual machine, the floor included; `just bench-instructions` (below) does not move.\n\n{table}{kept}"
     )
 }
