@@ -50,7 +50,7 @@ pub(crate) fn markdown(s: &Value) -> String {
     .unwrap();
     writeln!(
         t,
-        "Start to first served request: {:.1} ms · idle RSS {:.1} MB · peak RSS {:.1} MB (before d2's password checks; with them {:.1} MB: one argon2 worker's 19 MiB, allocated once and kept).",
+        "Start to first served request (median of 5 starts, empty list): {:.1} ms · idle RSS {:.1} MB · peak RSS {:.1} MB (before d2's password checks; with them {:.1} MB: one argon2 worker's 19 MiB, allocated once and kept).",
         s["startup_ms"].as_f64().unwrap_or(0.0),
         s["idle_rss_kb"].as_f64().unwrap_or(0.0) / 1024.0,
         s["peak_rss_kb"].as_f64().unwrap_or(0.0) / 1024.0,
