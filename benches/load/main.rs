@@ -137,7 +137,10 @@ introspection = true
                     .args(["serve", "--config"])
                     .arg(&config_path)
                     .env("CERTBOUND_LOG", "info")
-                    .env("CERTBOUND_SERVER__HTTPS", format!("127.0.0.1:{}", free_port()))
+                    .env(
+                        "CERTBOUND_SERVER__HTTPS",
+                        format!("127.0.0.1:{}", free_port()),
+                    )
                     .env("CERTBOUND_SERVER__HTTP", format!("127.0.0.1:{port}"))
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
