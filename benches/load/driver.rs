@@ -353,6 +353,32 @@ pub(crate) fn config_head(issuer: &str, keys: &Path) -> String {
     )
 }
 
+/// The time from spawning the server with `config` (on ports of its own,
+/// with an empty revocation list) to its first served request.
+#[allow(dead_code)]
+pub(crate) fn time_start(binary: &Path, config: &Path, run: &Path) -> Duration {
+    let _ = std::fs::remove_dir_all(run.join("data"));
+    let port = free_port();
+    let started = Instant::now();
+    let mut trial = Killed(
+        Command::new(binary)
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("CERTBOUND_LOG", "info")
+            .env(
+                "CERTBOUND_SERVER__HTTPS",
+                format!("127.0.0.1:{}", free_port()),
+            )
+            .env("CERTBOUND_SERVER__HTTP", format!("127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    wait_ready(&addr, started, &mut trial.0)
+}
+
 /// A child process that is killed (and reaped) when dropped.
 #[allow(dead_code)]
 pub(crate) struct Killed(pub(crate) Child);

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use certbound::cert::header::encode;
 use serde_json::{Value, json};
 
+mod config;
 mod driver;
 mod measure;
 mod report;
@@ -66,90 +67,16 @@ fn main() -> ExitCode {
     // Keys, certificates and config of the benchmark's own.
     let (binary, keys_dir) = prepare(&root, &run);
     let (https, http) = (free_port(), free_port());
-    let config = format!(
-        r#"
-issuer = "https://127.0.0.1:{https}"
-[server]
-https = "127.0.0.1:{https}"
-http = "127.0.0.1:{http}"
-tls_certificate = "{k}/server.crt"
-tls_private_key = "{k}/server.key"
-[keys]
-dir = "{k}"
-[revocation]
-file = "{r}/data/revocations.log"
-[mtls]
-client_certificate_header = "x-client-cert"
-trusted_proxies = ["127.0.0.1/32"]
-trust_anchors = "{k}/ca.crt"
-[[clients]]
-client_id = "pinned"
-token_endpoint_auth_method = "self_signed_tls_client_auth"
-certificates = ["{k}/client.crt"]
-scope = "read write"
-grant_types = ["client_credentials", "refresh_token"]
-[[clients]]
-client_id = "pki"
-token_endpoint_auth_method = "tls_client_auth"
-tls_client_auth_subject_dn = "CN=demo-client,O=certbound dev"
-scope = "read write"
-[[clients]]
-client_id = "rs"
-token_endpoint_auth_method = "client_secret_basic"
-client_secret_sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
-introspection = true
-[[users]]
-username = "bench"
-password_hash = "{hash}"
-permissions = ["introspect"]
-[[tenants]]
-domain = "acme.com"
-[[tenants.clients]]
-client_id = "pinned"
-token_endpoint_auth_method = "self_signed_tls_client_auth"
-certificates = ["{k}/client.crt"]
-scope = "read write"
-[[tenants.clients]]
-client_id = "rs"
-token_endpoint_auth_method = "client_secret_basic"
-client_secret_sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
-introspection = true
-"#,
-        hash = certbound::users::hash_password("bench").unwrap(),
-        k = keys_dir.display(),
-        r = run.display()
-    );
+    let config = config::bench(&keys_dir, &run, https, http);
     let config_path = run.join("certbound.toml");
     std::fs::write(&config_path, config).unwrap();
 
     // Start and time the first served request.
     // Start to first served request, with an empty list: the median of
-    // five starts (four trial servers, each on ports of its own, then the
-    // benchmark's), since one start moves with the page cache and the
-    // machine.
+    // five starts (four trial servers, then the benchmark's), since one
+    // start moves with the page cache and the machine.
     let mut startups: Vec<Duration> = (0..4)
-        .map(|_| {
-            let _ = std::fs::remove_dir_all(run.join("data"));
-            let port = free_port();
-            let started = Instant::now();
-            let mut trial = Killed(
-                Command::new(&binary)
-                    .args(["serve", "--config"])
-                    .arg(&config_path)
-                    .env("CERTBOUND_LOG", "info")
-                    .env(
-                        "CERTBOUND_SERVER__HTTPS",
-                        format!("127.0.0.1:{}", free_port()),
-                    )
-                    .env("CERTBOUND_SERVER__HTTP", format!("127.0.0.1:{port}"))
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap(),
-            );
-            let addr = format!("127.0.0.1:{port}").parse().unwrap();
-            wait_ready(&addr, started, &mut trial.0)
-        })
+        .map(|_| time_start(&binary, &config_path, &run))
         .collect();
     let _ = std::fs::remove_dir_all(run.join("data"));
     let started = Instant::now();

@@ -168,20 +168,23 @@ pub(crate) fn measure_floor(keys_dir: &Path, der: &[u8], token: &str) -> Floor {
     }
 }
 
+/// The row of the scenario named `prefix…` at `c` connections.
+pub(crate) fn row_of<'a>(rows: &'a [Value], prefix: &str, c: u64) -> Option<&'a Value> {
+    rows.iter().find(|r| {
+        r["scenario"]
+            .as_str()
+            .is_some_and(|n| n.starts_with(prefix))
+            && r["connections"] == c
+    })
+}
+
 /// Fills each row's floor (its cheapest request's CPU, from the same run,
 /// plus its cryptography, plus for revocations and refreshes the
 /// revocation writer's CPU per request in the same scenario) and its
 /// ratio to it.
 pub(crate) fn apply_floors(results: &mut [Value]) {
     let cpu_of = |rows: &[Value], prefix: &str, c: u64| {
-        rows.iter()
-            .find(|r| {
-                r["scenario"]
-                    .as_str()
-                    .is_some_and(|n| n.starts_with(prefix))
-                    && r["connections"] == c
-            })
-            .and_then(|r| r["server_cpu_us_per_request"].as_f64())
+        row_of(rows, prefix, c).and_then(|r| r["server_cpu_us_per_request"].as_f64())
     };
     let floors: Vec<f64> = results
         .iter()

@@ -64,13 +64,7 @@ pub(crate) fn markdown(s: &Value) -> String {
 pub(crate) fn targets(s: &Value) -> String {
     let rows = s["scenarios"].as_array().cloned().unwrap_or_default();
     let find = |prefix: &str, c: u64| {
-        rows.iter()
-            .find(|r| {
-                r["scenario"]
-                    .as_str()
-                    .is_some_and(|n| n.starts_with(prefix))
-                    && r["connections"] == c
-            })
+        super::measure::row_of(&rows, prefix, c)
             .cloned()
             .unwrap_or(Value::Null)
     };

@@ -213,8 +213,7 @@ fn deps() -> Result {
         ("/usr/bin/redis-server", "redis-server"),
         ("/usr/bin/systemd-analyze", "systemd"),
         ("/usr/bin/curl", "curl"),
-        // For the instruction-count check CI runs after the tests.
-        ("/usr/bin/callgrind_control", "valgrind"),
+        ("/usr/bin/callgrind_control", "valgrind"), // CI's instruction counts
     ];
     let missing: Vec<&str> = wanted
         .iter()
