@@ -10,6 +10,7 @@
 
 pub mod addr;
 pub mod admin;
+pub mod bounded;
 pub mod cert;
 pub mod clients;
 pub mod commands;

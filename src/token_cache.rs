@@ -22,6 +22,7 @@ use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
+use crate::bounded::{self, lock};
 use crate::token::{AccessClaims, Inactive};
 
 const SHARDS: usize = 16;
@@ -129,14 +130,13 @@ impl TokenCache {
             return Ok(claims);
         }
         let claims = Arc::new(Verified::new(verify(token)?));
-        let mut map = lock(shard);
-        // Full: drop an arbitrary entry (O(1); expired ones also go on access).
-        if map.len() >= self.per_shard
-            && let Some(victim) = map.keys().next().copied()
-        {
-            map.remove(&victim);
-        }
-        map.insert(key, (claims.clone(), epoch));
+        // Full: an arbitrary entry goes (expired ones also go on access).
+        bounded::insert(
+            &mut lock(shard),
+            self.per_shard,
+            key,
+            (claims.clone(), epoch),
+        );
         Ok(claims)
     }
 
@@ -146,12 +146,6 @@ impl TokenCache {
             lock(shard).clear();
         }
     }
-}
-
-/// A poisoned shard only means another request panicked mid-insert; the
-/// map itself is still consistent, so keep using it.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

@@ -229,23 +229,13 @@ file = "{k}/../data/revocations.log"
 client_certificate_header = "x-client-cert"
 trusted_proxies = ["127.0.0.1/32"]
 trust_anchors = "{k}/ca.crt"
-[[clients]]
-client_id = "pinned"
-token_endpoint_auth_method = "self_signed_tls_client_auth"
-certificates = ["{k}/client.crt"]
-scope = "read write"
-grant_types = ["client_credentials", "refresh_token"]
-[[clients]]
-client_id = "pki"
-token_endpoint_auth_method = "tls_client_auth"
-tls_client_auth_subject_dn = "CN=demo-client,O=certbound dev"
-scope = "read write"
-{RS_CLIENT}
+{pinned}{PKI_CLIENT}{RS_CLIENT}
 [[users]]
 username = "bench"
 password_hash = "{hash}"
 "#,
         head = config_head(ISSUER, keys),
+        pinned = pinned_client(keys),
         hash = certbound::users::hash_password("bench").unwrap(),
     )
 }

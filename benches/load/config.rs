@@ -22,23 +22,7 @@ file = "{r}/data/revocations.log"
 client_certificate_header = "x-client-cert"
 trusted_proxies = ["127.0.0.1/32"]
 trust_anchors = "{k}/ca.crt"
-[[clients]]
-client_id = "pinned"
-token_endpoint_auth_method = "self_signed_tls_client_auth"
-certificates = ["{k}/client.crt"]
-scope = "read write"
-grant_types = ["client_credentials", "refresh_token"]
-[[clients]]
-client_id = "pki"
-token_endpoint_auth_method = "tls_client_auth"
-tls_client_auth_subject_dn = "CN=demo-client,O=certbound dev"
-scope = "read write"
-[[clients]]
-client_id = "rs"
-token_endpoint_auth_method = "client_secret_basic"
-client_secret_sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
-introspection = true
-[[users]]
+{pinned}{PKI_CLIENT}{RS_CLIENT}[[users]]
 username = "bench"
 password_hash = "{hash}"
 permissions = ["introspect"]
@@ -56,6 +40,9 @@ client_secret_sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97b
 introspection = true
 "#,
         hash = certbound::users::hash_password("bench").unwrap(),
+        pinned = super::driver::pinned_client(keys_dir),
+        PKI_CLIENT = super::driver::PKI_CLIENT,
+        RS_CLIENT = super::driver::RS_CLIENT,
         k = keys_dir.display(),
         r = run.display()
     )

@@ -342,6 +342,26 @@ client_secret_sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97b
 introspection = true
 "#;
 
+/// The self-signed client `pinned` of the benchmark configurations
+/// (`keys/client.crt`), which may also rotate refresh tokens.
+#[allow(dead_code)]
+pub(crate) fn pinned_client(keys: &Path) -> String {
+    format!(
+        "[[clients]]\nclient_id = \"pinned\"\ntoken_endpoint_auth_method = \"self_signed_tls_client_auth\"\ncertificates = [\"{}/client.crt\"]\nscope = \"read write\"\ngrant_types = [\"client_credentials\", \"refresh_token\"]\n",
+        keys.display()
+    )
+}
+
+/// The CA-issued client `pki` (`tls_client_auth`, the dev client's DN).
+#[allow(dead_code)]
+pub(crate) const PKI_CLIENT: &str = r#"
+[[clients]]
+client_id = "pki"
+token_endpoint_auth_method = "tls_client_auth"
+tls_client_auth_subject_dn = "CN=demo-client,O=certbound dev"
+scope = "read write"
+"#;
+
 /// The head of a benchmark configuration: `issuer`, the server's TLS
 /// files and the keys, all in `keys` (the listeners come from the
 /// environment).

@@ -197,18 +197,13 @@ fn main() -> ExitCode {
         r#"{head}
 [mtls]
 trust_anchors = "{k}/ca.crt"
-[[clients]]
-client_id = "pinned"
-token_endpoint_auth_method = "self_signed_tls_client_auth"
-certificates = ["{k}/client.crt"]
-scope = "read write"
-grant_types = ["client_credentials", "refresh_token"]
-{RS_CLIENT}
+{pinned}{RS_CLIENT}
 [[users]]
 username = "bench"
 password_hash = "{hash}"
 "#,
         head = config_head(ISSUER, &keys_dir),
+        pinned = pinned_client(&keys_dir),
         hash = certbound::users::hash_password("bench").unwrap(),
     );
     std::fs::write(run.join("certbound.toml"), config).unwrap();

@@ -158,8 +158,7 @@ impl Verdicts {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Span>> {
-        // A panic mid-insert leaves the map consistent; keep using it.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        crate::bounded::lock(&self.0)
     }
 
     fn valid(&self, key: &str, now: u64) -> bool {
@@ -175,14 +174,8 @@ impl Verdicts {
         let mut map = self.lock();
         if map.len() >= VERDICTS {
             map.retain(|_, (_, until)| *until > now);
-            // Still full: drop an arbitrary one.
-            if map.len() >= VERDICTS
-                && let Some(victim) = map.keys().next().cloned()
-            {
-                map.remove(&victim);
-            }
         }
-        map.insert(key, span);
+        crate::bounded::insert(&mut map, VERDICTS, key, span);
     }
 }
 

@@ -106,8 +106,7 @@ static HEADER_CERTS: std::sync::LazyLock<HeaderCerts> =
 
 impl HeaderCerts {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Arc<ClientCertificate>>> {
-        // A panic mid-insert leaves the map consistent; keep using it.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        crate::bounded::lock(&self.0)
     }
 
     /// The certificate in header value `value`, decoded once.
@@ -120,13 +119,7 @@ impl HeaderCerts {
             .map(Arc::new)
             .ok_or(header::HeaderError::Empty)?;
         if value.len() <= HEADER_CACHE_VALUE {
-            let mut map = self.lock();
-            if map.len() >= HEADER_CACHE
-                && let Some(victim) = map.keys().next().cloned()
-            {
-                map.remove(&victim);
-            }
-            map.insert(value.into(), cert.clone());
+            crate::bounded::insert(&mut self.lock(), HEADER_CACHE, value.into(), cert.clone());
         }
         Ok(cert)
     }
